@@ -1,0 +1,1 @@
+"""Marquee catalog_api package."""

@@ -1,0 +1,1 @@
+"""Marquee experiments package."""

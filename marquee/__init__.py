@@ -1,0 +1,1 @@
+"""Marquee marquee package."""

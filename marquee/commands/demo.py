@@ -1,0 +1,10 @@
+"""`marquee demo` commands."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `demo` command(s) to the root CLI (filled in by its issue)."""
+    del app

@@ -1,0 +1,1 @@
+"""Marquee serving package."""

@@ -1,0 +1,1 @@
+"""The recommendation pipeline: candidates, features, ranking, filters, fallback."""

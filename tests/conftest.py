@@ -1,0 +1,73 @@
+"""Fixtures shared by the whole suite: workspaces, settings, real services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def services_required() -> bool:
+    """CI sets MARQUEE_REQUIRE_SERVICES=1: a missing service then fails instead of skipping."""
+    return os.environ.get("MARQUEE_REQUIRE_SERVICES") == "1"
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (or fail under MARQUEE_REQUIRE_SERVICES=1) when a real service is absent."""
+    if port_open(host, port):
+        return
+    message = f"{name} is not running on {host}:{port}"
+    if services_required():
+        pytest.fail(f"{message} and MARQUEE_REQUIRE_SERVICES=1", pytrace=False)
+    pytest.skip(f"{message}; start it to run this test")
+
+
+def require_shared_data(relative: str) -> Path:
+    """Path to a file or folder of ../shared/data, or skip (fail in CI) when absent."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        if services_required():
+            pytest.fail(f"shared data {path} is missing", pytrace=False)
+        pytest.skip(f"shared data {path} is missing")
+    return path
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """Settings for a fresh temporary workspace; nothing touches ./.marquee."""
+    s = Settings(home=tmp_path / "ws")
+    s.workspace.ensure()
+    yield s
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """A real Redis at 127.0.0.1:6379, or skip."""
+    require_service("Redis", "127.0.0.1", 6379)
+    return "redis://127.0.0.1:6379"
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A real PostgreSQL at 127.0.0.1:5432 (database ``test``), or skip."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    return "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -1,0 +1,1 @@
+"""Marquee training package."""

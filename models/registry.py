@@ -10,7 +10,9 @@ import importlib
 from models.base import CandidateGenerator, Ranker
 
 #: name → "module:Class". Each model issue adds its line here.
-_MODEL_PATHS: dict[str, str] = {}
+_MODEL_PATHS: dict[str, str] = {
+    "neural-ranker": "models.ranker:NeuralRanker",
+}
 
 
 def register_model_path(name: str, target: str) -> None:

@@ -1,0 +1,269 @@
+"""The neural ranker: a small PyTorch MLP that re-scores the candidate union.
+
+It is the second stage of the two-stage recommender. Each row it scores is one
+(profile, candidate title) pair described by a fixed list of numeric columns —
+Feast features of the profile and the title plus, per candidate source, the
+source's score, reciprocal rank and a hit flag (see ``features.ranking_frame``).
+
+Training is on lists built from labelled rows: every positive row of a query
+(a profile at one point in time) is put in a list with ``n_negatives`` negatives
+sampled from the same query, and the loss is either pairwise BPR
+(``-log σ(s⁺ - s⁻)``) or listwise softmax cross-entropy over the list. Both are
+cheap on CPU and only need scores to be comparable within a query, which is all
+serving needs.
+
+Saved without pickling code: ``ranker.json`` (hyper-parameters, feature names,
+normalisation statistics) and ``weights.npz`` (the state dict as arrays).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from models.base import Ranker
+from models.ranker_lists import build_lists
+
+logger = logging.getLogger(__name__)
+
+CONFIG_FILE = "ranker.json"
+WEIGHTS_FILE = "weights.npz"
+FORMAT = 1
+
+Loss = Literal["bpr", "softmax"]
+
+
+class NeuralRanker(Ranker):
+    """MLP ranker over standardised numeric features.
+
+    Args:
+        hidden: sizes of the hidden layers.
+        loss: ``"bpr"`` (pairwise) or ``"softmax"`` (listwise).
+        n_negatives: negatives sampled per positive, from the same query.
+        epochs: passes over the lists.
+        batch_size: lists per optimiser step.
+        lr: Adam learning rate.
+        weight_decay: L2 penalty of Adam.
+        dropout: dropout after each hidden layer (training only).
+        seed: seeds negative sampling, initialisation and batch order.
+    """
+
+    name: ClassVar[str] = "neural-ranker"
+
+    def __init__(
+        self,
+        hidden: Sequence[int] = (64, 32),
+        loss: Loss = "softmax",
+        n_negatives: int = 8,
+        epochs: int = 3,
+        batch_size: int = 512,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        dropout: float = 0.0,
+        seed: int = 42,
+    ) -> None:
+        if loss not in ("bpr", "softmax"):
+            raise ValueError(f"loss must be 'bpr' or 'softmax', got {loss!r}")
+        if n_negatives < 1:
+            raise ValueError(f"n_negatives must be at least 1, got {n_negatives}")
+        if epochs < 1 or batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {epochs} and {batch_size}")
+        self.hidden = tuple(int(h) for h in hidden)
+        self.loss: Loss = loss
+        self.n_negatives = int(n_negatives)
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.dropout = float(dropout)
+        self.seed = int(seed)
+        self.feature_names: list[str] = []
+        self.mean: npt.NDArray[np.float32] = np.zeros(0, np.float32)
+        self.std: npt.NDArray[np.float32] = np.ones(0, np.float32)
+        self.history: list[float] = []
+        self._net: Any = None
+
+    # ------------------------------------------------------------------ config
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters, as logged to MLflow and written to ``ranker.json``."""
+        return {
+            "hidden": list(self.hidden),
+            "loss": self.loss,
+            "n_negatives": self.n_negatives,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "lr": self.lr,
+            "weight_decay": self.weight_decay,
+            "dropout": self.dropout,
+            "seed": self.seed,
+        }
+
+    def _build(self, n_features: int) -> Any:
+        import torch
+        from torch import nn
+
+        torch.manual_seed(self.seed)
+        layers: list[nn.Module] = []
+        width = n_features
+        for size in self.hidden:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            if self.dropout > 0:
+                layers.append(nn.Dropout(self.dropout))
+            width = size
+        layers.append(nn.Linear(width, 1))
+        return nn.Sequential(*layers)
+
+    # ------------------------------------------------------------------- train
+    def fit(  # type: ignore[override]
+        self,
+        features: npt.NDArray[np.float32],
+        groups: npt.NDArray[np.int64],
+        labels: npt.NDArray[np.float32],
+        feature_names: Sequence[str],
+        *,
+        on_epoch: Callable[[int, float], None] | None = None,
+    ) -> NeuralRanker:
+        """Learn to put each query's positives above its negatives.
+
+        Args:
+            features: shape (n, d) float32, one row per (query, candidate).
+            groups: shape (n,) int64, the query of each row (rows of a query need not be adjacent).
+            labels: shape (n,) float32, > 0 for a positive (watched next), 0 for a negative.
+            feature_names: the d column names, in order; saved so serving builds the same columns.
+            on_epoch: called with (epoch, mean loss) after each epoch (progress bars, MLflow).
+
+        Raises:
+            ValueError: mismatched shapes, non-finite values, or no query with both a
+                positive and a negative.
+        """
+        import torch
+
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2:
+            raise ValueError(f"features must be a 2-D array (n, d), got shape {x.shape}")
+        if len(feature_names) != x.shape[1]:
+            raise ValueError(f"{len(feature_names)} feature names for {x.shape[1]} feature columns")
+        if not (len(groups) == len(labels) == len(x)):
+            raise ValueError("features, groups and labels must have the same number of rows")
+        if not np.isfinite(x).all():
+            raise ValueError("features contain NaN or infinite values; fill missing features before fitting")
+        rng = np.random.default_rng(self.seed)
+        lists = build_lists(np.asarray(groups), np.asarray(labels) > 0, self.n_negatives, rng)
+        if len(lists) == 0:
+            raise ValueError("no query has both a positive and a negative candidate; nothing to learn from")
+
+        self.feature_names = list(feature_names)
+        self.mean = x.mean(axis=0).astype(np.float32)
+        std = x.std(axis=0).astype(np.float32)
+        self.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        xn = torch.from_numpy((x - self.mean) / self.std)
+
+        torch.manual_seed(self.seed)
+        net = self._build(x.shape[1])
+        optimiser = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        index = torch.from_numpy(lists)  # (m, 1 + n_negatives): column 0 is the positive
+        generator = torch.Generator().manual_seed(self.seed)
+        self.history = []
+        net.train()
+        for epoch in range(self.epochs):
+            order = torch.randperm(len(index), generator=generator)
+            total, batches = 0.0, 0
+            for start in range(0, len(order), self.batch_size):
+                batch = index[order[start : start + self.batch_size]]
+                scores = net(xn[batch.reshape(-1)]).reshape(batch.shape)
+                loss = self._loss(scores)
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach())
+                batches += 1
+            mean_loss = total / max(batches, 1)
+            self.history.append(mean_loss)
+            logger.info("ranker epoch %d/%d loss %.4f", epoch + 1, self.epochs, mean_loss)
+            if on_epoch is not None:
+                on_epoch(epoch, mean_loss)
+        net.eval()
+        self._net = net
+        return self
+
+    def _loss(self, scores: Any) -> Any:
+        import torch
+        from torch.nn import functional
+
+        if self.loss == "bpr":
+            return -functional.logsigmoid(scores[:, :1] - scores[:, 1:]).mean()
+        target = torch.zeros(scores.shape[0], dtype=torch.long)
+        return functional.cross_entropy(scores, target)
+
+    # ------------------------------------------------------------------- score
+    def score(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """Scores for candidate rows: ``features`` shape (n, d) float32 → shape (n,) float32.
+
+        Raises:
+            RuntimeError: the ranker was neither fitted nor loaded.
+            ValueError: the number of columns differs from ``feature_names``.
+        """
+        import torch
+
+        if self._net is None:
+            raise RuntimeError("the ranker is not fitted; call fit() or NeuralRanker.load() first")
+        x = np.asarray(features, dtype=np.float32)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"expected features of shape (n, {len(self.feature_names)}) in the order {self.feature_names}, "
+                f"got {x.shape}"
+            )
+        if len(x) == 0:
+            return np.zeros(0, np.float32)
+        x = np.nan_to_num((x - self.mean) / self.std, nan=0.0, posinf=0.0, neginf=0.0)
+        with torch.inference_mode():
+            out = self._net(torch.from_numpy(x.astype(np.float32))).reshape(-1)
+        return out.numpy().astype(np.float32)
+
+    # -------------------------------------------------------------- save/load
+    def save(self, path: Path) -> None:
+        """Write ``ranker.json`` and ``weights.npz`` under folder ``path`` (no pickled code)."""
+        if self._net is None:
+            raise RuntimeError("cannot save an unfitted ranker")
+        path.mkdir(parents=True, exist_ok=True)
+        config = {
+            "format": FORMAT,
+            "model": self.name,
+            "params": self.params(),
+            "feature_names": self.feature_names,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "history": self.history,
+        }
+        (path / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        state = {k: v.detach().cpu().numpy() for k, v in self._net.state_dict().items()}
+        np.savez(path / WEIGHTS_FILE, **state)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls, path: Path) -> NeuralRanker:
+        """Read a ranker written by ``save``."""
+        import torch
+
+        config_path = path / CONFIG_FILE
+        if not config_path.exists():
+            raise FileNotFoundError(f"no {CONFIG_FILE} under {path}; is this a saved NeuralRanker?")
+        config = json.loads(config_path.read_text())
+        if config.get("format") != FORMAT:
+            raise ValueError(f"{config_path}: ranker format {config.get('format')!r}, expected {FORMAT}")
+        ranker = cls(**config["params"])
+        ranker.feature_names = list(config["feature_names"])
+        ranker.mean = np.asarray(config["mean"], np.float32)
+        ranker.std = np.asarray(config["std"], np.float32)
+        ranker.history = list(config.get("history", []))
+        net = ranker._build(len(ranker.feature_names))
+        with np.load(path / WEIGHTS_FILE, allow_pickle=False) as weights:
+            net.load_state_dict({k: torch.from_numpy(weights[k]) for k in weights.files})
+        net.eval()
+        ranker._net = net
+        return ranker

@@ -1,0 +1,467 @@
+/*
+ * Marquee web page: sign in, pick a profile, browse home rows, search as you
+ * type, open a title and start playback (which fetches its HLS manifest).
+ *
+ * Plain browser JavaScript on the fetch API: no framework and no build step,
+ * so the page is served as-is by the API and works wherever the API does.
+ * It talks only to the public /v1 routes, like any other client app.
+ */
+"use strict";
+
+(() => {
+  const API = "/v1";
+  const TOKEN_KEY = "marquee.token";
+  const PROFILE_KEY = "marquee.profile";
+  const SEARCH_DEBOUNCE_MS = 250;
+
+  const $ = (id) => document.getElementById(id);
+  const state = {
+    token: sessionStorage.getItem(TOKEN_KEY),
+    profile: JSON.parse(sessionStorage.getItem(PROFILE_KEY) || "null"),
+    signup: false,
+    previousView: "home-view",
+    searchSeq: 0,
+    searchTimer: null,
+  };
+
+  // ---------------------------------------------------------------- HTTP
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  /** Turn an error body (FastAPI's {detail} in its string or list form) into one readable line. */
+  function errorMessage(body, status) {
+    if (!body) return `request failed (HTTP ${status})`;
+    const detail = body.detail ?? body.message ?? body.error;
+    if (typeof detail === "string") return detail;
+    if (Array.isArray(detail)) {
+      return detail
+        .map((d) => {
+          const where = Array.isArray(d.loc) ? d.loc.filter((p) => p !== "body").join(".") : "";
+          return where ? `${where}: ${d.msg}` : d.msg;
+        })
+        .join("; ");
+    }
+    if (detail && typeof detail === "object" && detail.message) return detail.message;
+    return `request failed (HTTP ${status})`;
+  }
+
+  async function api(path, { method = "GET", json, form, accept } = {}) {
+    const headers = {};
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
+    if (accept) headers.Accept = accept;
+    let body;
+    if (json !== undefined) {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(json);
+    } else if (form !== undefined) {
+      body = new URLSearchParams(form);
+    }
+    const response = await fetch(API + path, { method, headers, body });
+    const type = response.headers.get("content-type") || "";
+    const payload = type.includes("json") ? await response.json().catch(() => null) : await response.text();
+    if (!response.ok) {
+      if (response.status === 401 && state.token) {
+        signOut("Your session has ended; please sign in again.");
+      }
+      throw new ApiError(response.status, errorMessage(typeof payload === "object" ? payload : null, response.status));
+    }
+    return payload;
+  }
+
+  // ------------------------------------------------------- shape helpers
+
+  /** A list from a bare array or from the usual envelope keys. */
+  function listOf(payload, ...keys) {
+    if (Array.isArray(payload)) return payload;
+    for (const key of [...keys, "items", "results", "data"]) {
+      if (payload && Array.isArray(payload[key])) return payload[key];
+    }
+    return [];
+  }
+
+  const titleId = (t) => t.title_id ?? t.id;
+  const titleName = (t) => t.title ?? t.name ?? titleId(t);
+  const profileId = (p) => p.profile_id ?? p.id;
+
+  /** A stable colour per title so cards are easy to tell apart without artwork. */
+  function hue(text) {
+    let h = 0;
+    for (const ch of String(text)) h = (h * 31 + ch.codePointAt(0)) % 360;
+    return h;
+  }
+
+  function posterStyle(el, key) {
+    const h = hue(key);
+    el.style.background = `linear-gradient(135deg, hsl(${h} 55% 38%), hsl(${(h + 40) % 360} 60% 22%))`;
+  }
+
+  function fmtDuration(seconds) {
+    const s = Math.max(0, Math.round(Number(seconds) || 0));
+    const h = Math.floor(s / 3600);
+    const m = Math.floor((s % 3600) / 60);
+    const sec = s % 60;
+    const mm = String(m).padStart(h ? 2 : 1, "0");
+    return h ? `${h}:${mm}:${String(sec).padStart(2, "0")}` : `${mm}:${String(sec).padStart(2, "0")}`;
+  }
+
+  // --------------------------------------------------------------- views
+
+  const VIEWS = ["auth-view", "profiles-view", "home-view", "search-view", "title-view"];
+
+  function show(view) {
+    for (const id of VIEWS) $(id).hidden = id !== view;
+    const inside = view !== "auth-view" && view !== "profiles-view";
+    $("search-wrap").hidden = !inside;
+    $("who").hidden = !state.token;
+    $("current-profile").textContent = inside && state.profile ? state.profile.name || "" : "";
+    $("switch-profile").hidden = !inside;
+    document.body.dataset.view = view;
+  }
+
+  function notice(message) {
+    const el = $("notice");
+    el.textContent = message || "";
+    el.hidden = !message;
+  }
+
+  // ---------------------------------------------------------------- auth
+
+  function setAuthMode(signup) {
+    state.signup = signup;
+    $("auth-heading").textContent = signup ? "Create your account" : "Sign in";
+    $("auth-submit").textContent = signup ? "Sign up" : "Sign in";
+    $("auth-switch-text").textContent = signup ? "Already have an account?" : "New here?";
+    $("auth-toggle").textContent = signup ? "Sign in" : "Create an account";
+    $("auth-country-row").hidden = !signup;
+    $("auth-password").autocomplete = signup ? "new-password" : "current-password";
+    $("auth-error").textContent = "";
+  }
+
+  async function onAuthSubmit(event) {
+    event.preventDefault();
+    const email = $("auth-email").value.trim();
+    const password = $("auth-password").value;
+    const error = $("auth-error");
+    error.textContent = "";
+    if (!email || !email.includes("@")) {
+      error.textContent = "Enter your email address, e.g. name@example.com.";
+      return;
+    }
+    if (password.length < 8) {
+      error.textContent = "The password needs at least 8 characters.";
+      return;
+    }
+    $("auth-submit").disabled = true;
+    try {
+      if (state.signup) {
+        const country = ($("auth-country").value || "US").trim().toUpperCase();
+        const created = await api("/auth/signup", { method: "POST", json: { email, password, country } });
+        if (created && created.access_token) state.token = created.access_token;
+      }
+      if (!state.token) {
+        const token = await api("/auth/token", { method: "POST", form: { username: email, password } });
+        state.token = token.access_token;
+      }
+      sessionStorage.setItem(TOKEN_KEY, state.token);
+      $("auth-password").value = "";
+      await showProfiles();
+    } catch (err) {
+      state.token = null;
+      error.textContent = err.message;
+    } finally {
+      $("auth-submit").disabled = false;
+    }
+  }
+
+  function signOut(message) {
+    state.token = null;
+    state.profile = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(PROFILE_KEY);
+    setAuthMode(false);
+    show("auth-view");
+    notice(message || "");
+  }
+
+  // ------------------------------------------------------------ profiles
+
+  async function showProfiles() {
+    notice("");
+    show("profiles-view");
+    const list = $("profile-list");
+    list.replaceChildren();
+    let profiles = [];
+    try {
+      profiles = listOf(await api("/profiles"), "profiles");
+    } catch (err) {
+      $("profile-error").textContent = err.message;
+      return;
+    }
+    for (const profile of profiles) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.className = "profile-tile";
+      button.dataset.testid = "profile-tile";
+      button.dataset.profileId = profileId(profile);
+      const avatar = document.createElement("span");
+      avatar.className = "avatar";
+      avatar.textContent = (profile.name || "?").slice(0, 1).toUpperCase();
+      avatar.style.background = `hsl(${hue(profile.name || profileId(profile))} 55% 45%)`;
+      const name = document.createElement("span");
+      name.textContent = profile.name || profileId(profile);
+      button.append(avatar, name);
+      button.addEventListener("click", () => selectProfile(profile));
+      li.append(button);
+      list.append(li);
+    }
+    $("profile-name").focus();
+  }
+
+  async function onProfileSubmit(event) {
+    event.preventDefault();
+    const name = $("profile-name").value.trim();
+    const error = $("profile-error");
+    error.textContent = "";
+    if (!name) {
+      error.textContent = "Give the profile a name.";
+      return;
+    }
+    const isKids = $("profile-kids").checked;
+    $("profile-create").disabled = true;
+    try {
+      const body = { name, is_kids: isKids };
+      const created = await api("/profiles", { method: "POST", json: body });
+      $("profile-name").value = "";
+      await selectProfile(created);
+    } catch (err) {
+      error.textContent = err.message;
+    } finally {
+      $("profile-create").disabled = false;
+    }
+  }
+
+  async function selectProfile(profile) {
+    state.profile = profile;
+    sessionStorage.setItem(PROFILE_KEY, JSON.stringify(profile));
+    await showHome();
+  }
+
+  // ---------------------------------------------------------------- home
+
+  function titleCard(item) {
+    const card = document.createElement("button");
+    card.className = "title-card";
+    card.dataset.testid = "title-card";
+    card.dataset.titleId = titleId(item);
+    const poster = document.createElement("div");
+    poster.className = "poster";
+    posterStyle(poster, titleId(item));
+    poster.textContent = item.type === "show" || item.type === "series" ? "SERIES" : "";
+    const name = document.createElement("div");
+    name.className = "name";
+    name.textContent = titleName(item);
+    const sub = document.createElement("div");
+    sub.className = "sub";
+    const genres = Array.isArray(item.genres) ? item.genres.slice(0, 2).join(" · ") : "";
+    sub.textContent = [item.release_year, genres].filter(Boolean).join(" · ");
+    card.append(poster, name, sub);
+    const position = item.position_s ?? item.resume_position_s;
+    const duration = item.duration_s;
+    if (position && duration) {
+      const bar = document.createElement("div");
+      bar.className = "progress";
+      const fill = document.createElement("span");
+      fill.style.width = `${Math.min(100, (100 * position) / duration).toFixed(1)}%`;
+      bar.append(fill);
+      card.append(bar);
+    }
+    card.addEventListener("click", () => openTitle(titleId(item)));
+    return card;
+  }
+
+  async function showHome() {
+    notice("");
+    show("home-view");
+    const rows = $("rows");
+    rows.replaceChildren();
+    $("home-source").textContent = "Loading…";
+    let home;
+    try {
+      home = await api(`/profiles/${encodeURIComponent(profileId(state.profile))}/home`);
+    } catch (err) {
+      $("home-source").textContent = "";
+      if (err.status === 404) {
+        // The remembered profile no longer exists (e.g. a fresh database): pick again.
+        await showProfiles();
+      } else {
+        notice(`Could not load the home page: ${err.message}`);
+      }
+      return;
+    }
+    const rowList = listOf(home, "rows");
+    for (const row of rowList) {
+      const items = listOf(row, "items", "titles");
+      if (!items.length) continue;
+      const section = document.createElement("section");
+      section.className = "row";
+      section.dataset.testid = "row";
+      section.dataset.rowKey = row.key ?? row.row_key ?? "";
+      const h = document.createElement("h2");
+      h.textContent = row.title ?? row.label ?? row.name ?? row.key;
+      const strip = document.createElement("div");
+      strip.className = "row-items";
+      for (const item of items) strip.append(titleCard(item));
+      section.append(h, strip);
+      rows.append(section);
+    }
+    const source = home && (home.source ?? home.model_version);
+    $("home-source").textContent = rowList.length
+      ? source
+        ? `Recommendations: ${source}`
+        : ""
+      : "Nothing to show yet: the catalog is empty.";
+  }
+
+  // -------------------------------------------------------------- search
+
+  function onSearchInput() {
+    clearTimeout(state.searchTimer);
+    state.searchTimer = setTimeout(runSearch, SEARCH_DEBOUNCE_MS);
+  }
+
+  async function runSearch() {
+    const query = $("search-input").value.trim();
+    if (!query) {
+      if (!$("search-view").hidden) await showHome();
+      return;
+    }
+    const seq = ++state.searchSeq;
+    const params = new URLSearchParams({ q: query });
+    if (state.profile) params.set("profile_id", profileId(state.profile));
+    let payload;
+    try {
+      payload = await api(`/search?${params}`);
+    } catch (err) {
+      if (seq === state.searchSeq) notice(`Search failed: ${err.message}`);
+      return;
+    }
+    // Answers can arrive out of order; only the latest query may paint.
+    if (seq !== state.searchSeq) return;
+    notice("");
+    show("search-view");
+    $("search-query").textContent = query;
+    const results = listOf(payload, "results", "items", "titles");
+    const grid = $("search-results");
+    grid.replaceChildren(...results.map((r) => titleCard(r.title && typeof r.title === "object" ? r.title : r)));
+    $("search-empty").hidden = results.length > 0;
+  }
+
+  // --------------------------------------------------------------- title
+
+  async function openTitle(id) {
+    const current = VIEWS.find((v) => !$(v).hidden);
+    if (current && current !== "title-view") state.previousView = current;
+    notice("");
+    $("player").hidden = true;
+    $("manifest-text").textContent = "";
+    $("play-error").textContent = "";
+    let title;
+    try {
+      const params = state.profile ? `?profile_id=${encodeURIComponent(profileId(state.profile))}` : "";
+      title = await api(`/titles/${encodeURIComponent(id)}${params}`);
+    } catch (err) {
+      notice(`Could not open the title: ${err.message}`);
+      return;
+    }
+    show("title-view");
+    const view = $("title-view");
+    view.dataset.titleId = titleId(title) ?? id;
+    $("title-name").textContent = titleName(title);
+    posterStyle($("title-poster"), titleId(title) ?? id);
+    const genres = Array.isArray(title.genres) ? title.genres.join(", ") : "";
+    const duration = title.duration_s ? `${Math.round(title.duration_s / 60)} min` : "";
+    $("title-meta").textContent = [title.release_year, title.maturity_rating, duration, genres]
+      .filter(Boolean)
+      .join(" · ");
+    $("title-synopsis").textContent = title.synopsis || "";
+    const cast = Array.isArray(title.cast) && title.cast.length ? `Cast: ${title.cast.slice(0, 5).join(", ")}` : "";
+    const director =
+      Array.isArray(title.director) && title.director.length ? `Director: ${title.director.join(", ")}` : "";
+    $("title-people").textContent = [cast, director].filter(Boolean).join("  ·  ");
+  }
+
+  async function onPlay() {
+    const id = $("title-view").dataset.titleId;
+    if (!id || !state.profile) return;
+    $("play-error").textContent = "";
+    $("play-button").disabled = true;
+    try {
+      const params = new URLSearchParams({ profile_id: profileId(state.profile), format: "hls" });
+      const payload = await api(`/playback/${encodeURIComponent(id)}/manifest?${params}`, {
+        accept: "application/json, application/vnd.apple.mpegurl, text/plain",
+      });
+      renderManifest(payload);
+    } catch (err) {
+      $("play-error").textContent = err.message;
+    } finally {
+      $("play-button").disabled = false;
+    }
+  }
+
+  /** Show the manifest (JSON envelope or raw playlist text) and where playback resumes. */
+  function renderManifest(payload) {
+    let text = "";
+    let url = "";
+    let resume = 0;
+    if (typeof payload === "string") {
+      text = payload;
+    } else if (payload) {
+      text = payload.manifest ?? payload.content ?? payload.body ?? "";
+      url = payload.manifest_url ?? payload.url ?? "";
+      resume = payload.resume_position_s ?? payload.resume_s ?? payload.position_s ?? 0;
+    }
+    $("manifest-text").textContent = text;
+    $("manifest-url").textContent = url ? `Manifest URL: ${url}` : "";
+    $("resume-position").textContent = resume
+      ? `Resuming at ${fmtDuration(resume)}`
+      : "Starting from the beginning";
+    $("resume-position").dataset.seconds = String(resume);
+    $("player").hidden = false;
+  }
+
+  // --------------------------------------------------------------- start
+
+  function back() {
+    if (state.previousView === "search-view" && $("search-input").value.trim()) show("search-view");
+    else showHome();
+  }
+
+  function start() {
+    $("auth-form").addEventListener("submit", onAuthSubmit);
+    $("auth-toggle").addEventListener("click", () => setAuthMode(!state.signup));
+    $("profile-form").addEventListener("submit", onProfileSubmit);
+    $("search-input").addEventListener("input", onSearchInput);
+    $("title-back").addEventListener("click", back);
+    $("play-button").addEventListener("click", onPlay);
+    $("switch-profile").addEventListener("click", showProfiles);
+    $("logout").addEventListener("click", () => signOut(""));
+    $("brand").addEventListener("click", (e) => {
+      e.preventDefault();
+      if (state.token && state.profile) {
+        $("search-input").value = "";
+        showHome();
+      }
+    });
+    setAuthMode(false);
+    if (!state.token) show("auth-view");
+    else if (!state.profile) showProfiles();
+    else showHome();
+  }
+
+  start();
+})();

@@ -90,9 +90,13 @@
 
   /** A stable colour per title so cards are easy to tell apart without artwork. */
   function hue(text) {
-    let h = 0;
-    for (const ch of String(text)) h = (h * 31 + ch.codePointAt(0)) % 360;
-    return h;
+    let h = 2166136261;
+    for (const ch of String(text)) h = Math.imul(h ^ ch.codePointAt(0), 16777619);
+    // FNV-1a alone varies little in the low bits for ids that differ in one character: mix them.
+    h ^= h >>> 15;
+    h = Math.imul(h, 0x2c1b3c6d);
+    h ^= h >>> 12;
+    return (h >>> 0) % 360;
   }
 
   function posterStyle(el, key) {
@@ -261,7 +265,7 @@
     const poster = document.createElement("div");
     poster.className = "poster";
     posterStyle(poster, titleId(item));
-    poster.textContent = item.type === "show" || item.type === "series" ? "SERIES" : "";
+    poster.textContent = item.type === "movie" ? "FILM" : String(item.type || "").toUpperCase();
     const name = document.createElement("div");
     name.className = "name";
     name.textContent = titleName(item);
@@ -319,12 +323,18 @@
       section.append(h, strip);
       rows.append(section);
     }
-    const source = home && (home.source ?? home.model_version);
-    $("home-source").textContent = rowList.length
-      ? source
-        ? `Recommendations: ${source}`
-        : ""
-      : "Nothing to show yet: the catalog is empty.";
+    $("home-source").dataset.source = (home && home.source) || "";
+    $("home-source").textContent = rowList.length ? sourceLine(home) : "Nothing to show yet: the catalog is empty.";
+  }
+
+  /** Say whether the rows are personalised, or popular picks because the model server could not answer. */
+  function sourceLine(home) {
+    if (!home || !home.source) return "";
+    if (home.source === "fallback") {
+      const why = home.fallback_reason ? ` (${home.fallback_reason})` : "";
+      return `Popular picks: personalised recommendations are unavailable right now${why}.`;
+    }
+    return `Picked for ${state.profile && state.profile.name ? state.profile.name : "you"}.`;
   }
 
   // -------------------------------------------------------------- search

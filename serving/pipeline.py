@@ -1,1 +1,305 @@
-"""The recommendation pipeline: candidates, features, ranking, filters, fallback."""
+"""The recommendation pipeline: candidates, features, ranking, filters, fallback.
+
+Framework-free on purpose: the BentoML service is a thin shell around
+``RecommendationPipeline``, and tests and benchmarks drive the pipeline directly.
+
+One request goes through these steps:
+
+1. candidates: the union of the bundle's generators, each asked with the
+   profile's latest history (so new watches count without refitting);
+2. features: the ranker's input rows (``serving.ranking``), when the bundle has a ranker;
+3. ranking: the ranker's score, else the best candidate score (scores min-max
+   normalised per generator, so generators on different scales can be merged);
+4. business filters: maturity level, regional licensing, completed titles, the
+   caller's exclude list;
+5. fallback: popularity under the same filters, when the profile is unknown, the
+   models fail, or too few candidates survive the filters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from core.domain import MaturityLevel
+from core.errors import InvalidInputError, NotFoundError
+from models.base import CandidateGenerator, Recommendation
+from models.bundle import ModelBundle
+from serving.catalog import TitleCatalog, ViewerData
+from serving.contract import MAX_K
+from serving.ranking import ranking_matrix
+
+logger = logging.getLogger(__name__)
+
+#: The bundle role used as fallback (and left out of the candidate union when no ranker merges it).
+POPULARITY_ROLE = "popularity"
+#: Profile level assumed when neither the profile nor the request gives one.
+DEFAULT_LEVEL = int(MaturityLevel.ADULTS)
+#: "All items" for generators: the contract returns the whole catalog when n exceeds it.
+ALL_ITEMS = 10_000_000
+
+Source = Literal["model", "fallback"]
+FallbackReason = Literal["unknown_profile", "model_error", "filtered_out", "no_personal_model"]
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Titles best first with their scores, and where they came from."""
+
+    items: list[tuple[str, float]]
+    source: Source
+    reason: FallbackReason | None = None
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who is asking: the profile's filters and history, resolved once per request."""
+
+    profile_id: str
+    max_level: int
+    country: str | None
+    history: list[str]
+    completed: frozenset[str]
+
+
+class RecommendationPipeline:
+    """Serve one model bundle: recommend, rank and similar-titles under business filters.
+
+    Immutable after construction, so many threads can share one instance and a
+    hot reload only swaps the reference to a new pipeline.
+    """
+
+    def __init__(
+        self,
+        bundle: ModelBundle,
+        catalog: TitleCatalog,
+        viewers: ViewerData,
+        *,
+        version: str,
+        n_candidates: int = 100,
+        profile_features: Callable[[str], dict[str, float]] | None = None,
+    ) -> None:
+        """Prepare the pipeline.
+
+        Args:
+            bundle: the registered model version's candidate generators, ranker and metadata.
+            catalog: title metadata for maturity and licensing filters.
+            viewers: profiles, latest histories and completed titles.
+            version: the model version reported in every answer.
+            n_candidates: how many titles each generator proposes before filtering.
+            profile_features: online profile features for the ranker (name → value), if any.
+        """
+        if not bundle.candidates:
+            raise InvalidInputError("the model bundle has no candidate generators; retrain and register it again")
+        self.bundle = bundle
+        self.catalog = catalog
+        self.viewers = viewers
+        self.version = version
+        self.n_candidates = n_candidates
+        self._profile_features = profile_features
+        personal = {role: g for role, g in bundle.candidates.items() if role != POPULARITY_ROLE}
+        # Without a ranker to weigh it, popularity would crowd every personal list: keep it for fallback.
+        self.generators: dict[str, CandidateGenerator] = (
+            dict(bundle.candidates) if bundle.ranker is not None else personal
+        )
+        self.has_personal_model = bool(personal)
+        metadata = bundle.metadata
+        self.feature_columns: list[str] = list(metadata.get("ranker_columns") or metadata.get("feature_columns") or [])
+        self.popular: list[tuple[str, float]] = self._popular_titles()
+        self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
+
+    # ----------------------------------------------------------------- public API
+
+    def recommend(
+        self,
+        profile_id: str,
+        k: int = 10,
+        *,
+        exclude: Sequence[str] = (),
+        maturity_level: int | None = None,
+        country: str | None = None,
+    ) -> Scored:
+        """The ``k`` best titles for ``profile_id`` that pass every business filter."""
+        _check_k(k)
+        viewer = self.viewer(profile_id, maturity_level=maturity_level, country=country)
+        blocked = set(exclude) | viewer.completed
+        if not self.has_personal_model:
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "no_personal_model")
+        if not viewer.history:
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
+        try:
+            ranked = self._ranked_candidates(viewer, list(exclude))
+        except Exception:
+            logger.exception("candidate generation failed for profile %s; serving popularity", profile_id)
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "model_error")
+        items = self._take(ranked, viewer, k, blocked)
+        if not items:
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "filtered_out")
+        if len(items) < k:
+            chosen = blocked | {t for t, _ in items}
+            floor = items[-1][1]
+            items += [(t, min(s, floor)) for t, s in self._fallback(viewer, k - len(items), chosen)]
+        return Scored(items, "model")
+
+    def rank(self, profile_id: str, title_ids: Sequence[str]) -> Scored:
+        """Order the given titles for ``profile_id``, best first.
+
+        Titles the viewer may not see (maturity, licensing) are left out. Titles the
+        models cannot score keep their popularity order after the scored ones.
+        """
+        viewer = self.viewer(profile_id)
+        wanted = [t for t in dict.fromkeys(title_ids) if self.catalog.allowed(t, viewer.max_level, viewer.country)]
+        pop_rank = self._popularity_rank()
+        if not viewer.history or not self.has_personal_model:
+            order = sorted(wanted, key=lambda t: pop_rank.get(t, len(pop_rank)))
+            n = max(len(order), 1)
+            return Scored([(t, float(n - i) / n) for i, t in enumerate(order)], "fallback", "unknown_profile")
+        try:
+            per_role = self._generate(viewer, ALL_ITEMS, [], filter_seen=False)
+            scores = self._merge(per_role, only=set(wanted))
+        except Exception:
+            logger.exception("ranking failed for profile %s; ordering by popularity", profile_id)
+            order = sorted(wanted, key=lambda t: pop_rank.get(t, len(pop_rank)))
+            n = max(len(order), 1)
+            return Scored([(t, float(n - i) / n) for i, t in enumerate(order)], "fallback", "model_error")
+        scored = sorted(((t, scores[t]) for t in wanted if t in scores), key=lambda x: -x[1])
+        unscored = sorted((t for t in wanted if t not in scores), key=lambda t: pop_rank.get(t, len(pop_rank)))
+        floor = scored[-1][1] if scored else 0.0
+        return Scored(scored + [(t, floor - 1.0 - i) for i, t in enumerate(unscored)], "model")
+
+    def similar(self, title_id: str, k: int = 10) -> Scored:
+        """Titles most like ``title_id``; ``NotFoundError`` when no model and no catalog knows it."""
+        _check_k(k)
+        if self.catalog.known and title_id not in self.catalog:
+            raise NotFoundError(f"unknown title_id {title_id!r}: it is not in the catalog")
+        for role, generator in self.generators.items():
+            try:
+                rec = generator.similar_items(title_id, n=k)
+            except (KeyError, ValueError, IndexError, LookupError):
+                logger.debug("generator %s does not know title %s", role, title_id)
+                continue
+            return Scored(_pairs(rec), "model")
+        raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
+
+    def score_rows(self, features: np.ndarray) -> np.ndarray:
+        """Ranker scores for feature rows, shape (n, d) float32 → (n,) float32 (batchable API)."""
+        if self.bundle.ranker is None:
+            raise NotFoundError(f"model version {self.version} has no ranker; use /recommend or /rank")
+        if features.ndim != 2 or features.shape[1] != len(self.feature_columns):
+            raise InvalidInputError(
+                f"features must have shape (n, {len(self.feature_columns)}) in the order {self.feature_columns}, "
+                f"got {features.shape}"
+            )
+        return self.bundle.ranker.score(features.astype(np.float32, copy=False))
+
+    def viewer(self, profile_id: str, *, maturity_level: int | None = None, country: str | None = None) -> Viewer:
+        """Resolve the profile's filters; request overrides win over the stored profile."""
+        info = self.viewers.profiles.get(profile_id)
+        level = maturity_level if maturity_level is not None else (info.maturity_level if info else DEFAULT_LEVEL)
+        return Viewer(
+            profile_id=profile_id,
+            max_level=level,
+            country=country or (info.country if info else None),
+            history=self.viewers.history.get(profile_id, []),
+            completed=self.viewers.completed.get(profile_id, frozenset()),
+        )
+
+    # ----------------------------------------------------------------- steps
+
+    def _generate(
+        self, viewer: Viewer, n: int, exclude: list[str], *, filter_seen: bool = True
+    ) -> dict[str, Recommendation]:
+        return {
+            role: generator.recommend(
+                viewer.profile_id, n, history=viewer.history, filter_seen=filter_seen, exclude=exclude
+            )
+            for role, generator in self.generators.items()
+        }
+
+    def _ranked_candidates(self, viewer: Viewer, exclude: list[str]) -> list[tuple[str, float]]:
+        per_role = self._generate(viewer, self.n_candidates, exclude)
+        if self.bundle.ranker is None:
+            merged = self._merge(per_role)
+            return sorted(merged.items(), key=lambda x: -x[1])
+        lists = {role: (rec.item_ids.tolist(), rec.scores.tolist()) for role, rec in per_role.items()}
+        title_ids = list(dict.fromkeys(t for ids, _ in lists.values() for t in ids))
+        if not title_ids:
+            return []
+        profile = self._profile_features(viewer.profile_id) if self._profile_features else {}
+        matrix = ranking_matrix(self.feature_columns, title_ids, lists, profile, {})
+        scores = self.bundle.ranker.score(matrix)
+        return sorted(zip(title_ids, scores.tolist(), strict=True), key=lambda x: -x[1])
+
+    def _merge(self, per_role: dict[str, Recommendation], only: set[str] | None = None) -> dict[str, float]:
+        """Best candidate score per title; several generators are min-max normalised first."""
+        if len(per_role) == 1:
+            (rec,) = per_role.values()
+            return {
+                t: s for t, s in zip(rec.item_ids.tolist(), rec.scores.tolist(), strict=True) if not only or t in only
+            }
+        merged: dict[str, float] = {}
+        for rec in per_role.values():
+            if len(rec.scores) == 0:
+                continue
+            lo, hi = float(rec.scores.min()), float(rec.scores.max())
+            span = hi - lo or 1.0
+            for t, s in zip(rec.item_ids.tolist(), rec.scores.tolist(), strict=True):
+                if only and t not in only:
+                    continue
+                value = (s - lo) / span
+                if value > merged.get(t, -1.0):
+                    merged[t] = value
+        return merged
+
+    def _take(
+        self, ranked: Iterable[tuple[str, float]], viewer: Viewer, k: int, blocked: set[str] | frozenset[str]
+    ) -> list[tuple[str, float]]:
+        """The first ``k`` titles that pass the filters, in order."""
+        out: list[tuple[str, float]] = []
+        allowed = self.catalog.allowed
+        for title_id, score in ranked:
+            if title_id in blocked or not allowed(title_id, viewer.max_level, viewer.country):
+                continue
+            out.append((title_id, score))
+            if len(out) == k:
+                break
+        return out
+
+    def _fallback(self, viewer: Viewer, k: int, blocked: set[str] | frozenset[str]) -> list[tuple[str, float]]:
+        """Popularity under the same filters; the profile's own history is skipped too."""
+        seen = blocked | set(viewer.history) if viewer.history else blocked
+        return self._take(self.popular, viewer, k, seen)
+
+    def _popular_titles(self) -> list[tuple[str, float]]:
+        """Titles by popularity: the bundle's popularity model, else watch counts in the lake."""
+        model = self.bundle.candidates.get(POPULARITY_ROLE)
+        if model is not None:
+            try:
+                rec = model.recommend("", ALL_ITEMS, history=[], filter_seen=False)
+                if len(rec.item_ids):
+                    return _pairs(rec)
+            except Exception:
+                logger.exception("the bundle's popularity model failed; counting watches in the lake instead")
+        counts = Counter(t for titles in self.viewers.history.values() for t in titles)
+        ranked = [(t, float(c)) for t, c in counts.most_common()]
+        # Titles nobody watched still make a (low) fallback, so a kids profile never gets an empty row.
+        watched = set(counts)
+        ranked += [(t, 0.0) for t in self.catalog.title_ids if t not in watched]
+        return ranked
+
+    def _popularity_rank(self) -> dict[str, int]:
+        return self._pop_rank
+
+
+def _pairs(rec: Recommendation) -> list[tuple[str, float]]:
+    return list(zip(rec.item_ids.tolist(), rec.scores.tolist(), strict=True))
+
+
+def _check_k(k: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")

@@ -1,1 +1,187 @@
-"""The BentoML service (see the serving issue)."""
+"""The BentoML model server: ``bentoml serve serving.service:MarqueeRecommender``.
+
+A thin shell around ``serving.pipeline.RecommendationPipeline``: parse with the
+shared pydantic contract, pick champion or challenger, call the pipeline, count
+what happened. Models come from the MLflow registry by alias and follow the
+aliases without a restart (``serving.loader``).
+
+Traffic settings are read from the environment when this module is imported,
+because BentoML takes them from the class decorator:
+
+* ``MARQUEE_SERVING_TIMEOUT_S`` (default 0.5): per-request timeout; a page must
+  never wait longer for recommendations, the API falls back instead.
+* ``MARQUEE_SERVING_MAX_CONCURRENCY`` (default 64): requests in flight before
+  BentoML answers 503 right away, so overload sheds load instead of queueing.
+* ``MARQUEE_SERVING_WORKERS`` (default 1): worker processes.
+
+The APIs are ``async``: the pipeline needs about a millisecond of CPU, so a
+thread-pool hop per request would cost more than it saves.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from http import HTTPStatus
+from typing import Any
+
+import bentoml
+import numpy as np
+from bentoml.exceptions import BentoMLException
+from starlette.responses import JSONResponse
+
+from core.errors import MarqueeError
+from serving.contract import (
+    BatchRecommendRequest,
+    BatchRecommendResponse,
+    RankRequest,
+    RankResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredTitle,
+    SimilarRequest,
+    SimilarResponse,
+)
+from serving.loader import ModelLoader
+from serving.pipeline import Scored
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_S = float(os.environ.get("MARQUEE_SERVING_TIMEOUT_S", "0.5"))
+MAX_CONCURRENCY = int(os.environ.get("MARQUEE_SERVING_MAX_CONCURRENCY", "64"))
+WORKERS = int(os.environ.get("MARQUEE_SERVING_WORKERS", "1"))
+
+RECOMMENDATIONS = bentoml.metrics.Counter(
+    name="marquee_recommendations",
+    documentation="Answers by endpoint, variant and source (model or fallback).",
+    labelnames=["endpoint", "variant", "source"],
+)
+FALLBACKS = bentoml.metrics.Counter(
+    name="marquee_fallbacks",
+    documentation="Fallback answers by reason (unknown_profile, model_error, filtered_out, no_personal_model).",
+    labelnames=["endpoint", "reason"],
+)
+MODEL_SWAPS = bentoml.metrics.Counter(
+    name="marquee_model_swaps",
+    documentation="Hot reloads: an alias moved and the new version was loaded.",
+    labelnames=["alias"],
+)
+PIPELINE_SECONDS = bentoml.metrics.Histogram(
+    name="marquee_pipeline_seconds",
+    documentation="Time spent in the recommendation pipeline (candidates, features, ranking, filters).",
+    labelnames=["endpoint"],
+    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5),
+)
+
+
+class ServingError(BentoMLException):
+    """A Marquee error on its way out as an HTTP status with a clear message."""
+
+    def __init__(self, exc: MarqueeError) -> None:
+        super().__init__(str(exc), error_code=HTTPStatus(exc.http_status))
+
+
+def error_response(exc: MarqueeError) -> JSONResponse:
+    """``{"error": message}`` with the status code of the error class (404, 422, 503...)."""
+    return JSONResponse({"error": str(exc)}, status_code=exc.http_status)
+
+
+def _items(scored: Scored) -> list[ScoredTitle]:
+    return [ScoredTitle(title_id=t, score=s) for t, s in scored.items]
+
+
+@bentoml.service(
+    name="marquee-recommender",
+    traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
+    workers=WORKERS,
+)
+class MarqueeRecommender:
+    """Recommend, rank and similar-titles from the registered champion and challenger."""
+
+    def __init__(self) -> None:
+        """Build settings from the environment and start loading models in the background."""
+        from core.settings import Settings
+
+        settings = Settings()
+        poll_s = float(os.environ.get("MARQUEE_SERVING_POLL_S", "5"))
+        n_candidates = int(os.environ.get("MARQUEE_SERVING_CANDIDATES", "100"))
+        self.loader = ModelLoader(settings, poll_s=poll_s, n_candidates=n_candidates)
+        self.loader.on_swap = lambda alias, version: MODEL_SWAPS.labels(alias=alias).inc()
+        self.loader.start(background=True)
+
+    def __is_ready__(self) -> bool:
+        """``/readyz`` answers 503 until the champion is loaded."""
+        return self.loader.ready
+
+    @bentoml.on_shutdown
+    def _shutdown(self) -> None:
+        self.loader.stop()
+
+    def _recommend_one(self, request: RecommendRequest) -> RecommendResponse:
+        model = self.loader.get(request.variant)
+        started = time.perf_counter()
+        scored = model.pipeline.recommend(
+            request.profile_id,
+            request.k,
+            exclude=request.exclude,
+            maturity_level=request.maturity_level,
+            country=request.country,
+        )
+        PIPELINE_SECONDS.labels(endpoint="recommend").observe(time.perf_counter() - started)
+        RECOMMENDATIONS.labels(endpoint="recommend", variant=request.variant, source=scored.source).inc()
+        if scored.reason:
+            FALLBACKS.labels(endpoint="recommend", reason=scored.reason).inc()
+        return RecommendResponse(items=_items(scored), model_version=model.version, source=scored.source)
+
+    @bentoml.api(input_spec=RecommendRequest, output_spec=RecommendResponse)
+    async def recommend(self, **request: Any) -> RecommendResponse:
+        """The ``k`` best titles for a profile after maturity, licensing, completed and exclude filters."""
+        try:
+            return self._recommend_one(RecommendRequest.model_construct(**request))
+        except MarqueeError as exc:
+            return error_response(exc)  # type: ignore[return-value]
+
+    @bentoml.api(input_spec=BatchRecommendRequest, output_spec=BatchRecommendResponse)
+    async def recommend_batch(self, requests: list[RecommendRequest]) -> BatchRecommendResponse:
+        """``/recommend`` for several profiles in one call, answers in request order."""
+        try:
+            return BatchRecommendResponse(responses=[self._recommend_one(r) for r in requests])
+        except MarqueeError as exc:
+            return error_response(exc)  # type: ignore[return-value]
+
+    @bentoml.api(input_spec=RankRequest, output_spec=RankResponse)
+    async def rank(self, profile_id: str, title_ids: list[str], variant: str = "champion") -> RankResponse:
+        """The given titles ordered for the profile (titles it may not see are left out)."""
+        try:
+            model = self.loader.get(variant)
+            scored = model.pipeline.rank(profile_id, title_ids)
+        except MarqueeError as exc:
+            return error_response(exc)  # type: ignore[return-value]
+        RECOMMENDATIONS.labels(endpoint="rank", variant=variant, source=scored.source).inc()
+        if scored.reason:
+            FALLBACKS.labels(endpoint="rank", reason=scored.reason).inc()
+        return RankResponse(items=_items(scored), model_version=model.version, source=scored.source)
+
+    @bentoml.api(input_spec=SimilarRequest, output_spec=SimilarResponse)
+    async def similar(self, title_id: str, k: int = 10) -> SimilarResponse:
+        """Titles similar to one title; an unknown title is a 404 with the reason."""
+        try:
+            model = self.loader.get("champion")
+            scored = model.pipeline.similar(title_id, k)
+        except MarqueeError as exc:
+            return error_response(exc)  # type: ignore[return-value]
+        return SimilarResponse(items=_items(scored), model_version=model.version)
+
+    @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=5)
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """The champion ranker's scores for feature rows, (n, d) → (n,), with adaptive batching.
+
+        Concurrent calls are merged into one ranker call by BentoML's adaptive batcher
+        (up to 256 rows, waiting at most 5 ms), which is where batching pays: the
+        ranker's per-call overhead is larger than its per-row cost.
+        """
+        try:
+            return self.loader.get("champion").pipeline.score_rows(features)
+        except MarqueeError as exc:
+            raise ServingError(exc) from exc

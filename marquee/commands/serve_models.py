@@ -1,10 +1,73 @@
-"""`marquee serve models`."""
+"""`marquee serve models`: run the BentoML model server (``bentoml serve``)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import typer
+
+from core.errors import InvalidInputError
+
+#: The service class BentoML imports, relative to the repository root.
+SERVICE = "serving.service:MarqueeRecommender"
+
+
+def bentoml_command(port: int, host: str) -> list[str]:
+    """The ``bentoml serve`` command line, using the ``bentoml`` next to this interpreter."""
+    exe = Path(sys.executable).with_name("bentoml")
+    bentoml = str(exe) if exe.exists() else (shutil.which("bentoml") or "bentoml")
+    return [bentoml, "serve", SERVICE, "--port", str(port), "--host", host]
 
 
 def register(group: typer.Typer) -> None:
-    """Add `models` to the `serve` group (filled in by its issue)."""
-    del group
+    """Add `models` to the `serve` group."""
+
+    @group.command("models")
+    def serve_models(
+        port: int = typer.Option(3000, help="TCP port of the model server."),
+        host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
+        workers: int = typer.Option(1, help="Worker processes (1 per 2 cores is a good start)."),
+        timeout: float = typer.Option(0.5, help="Per-request timeout in seconds."),
+        max_concurrency: int = typer.Option(64, help="Requests in flight before the server answers 503."),
+        poll: float = typer.Option(5.0, help="Seconds between checks for a moved champion/challenger alias."),
+    ) -> None:
+        """Serve recommendations from the registered champion and challenger (hot reload on alias moves)."""
+        from marquee.commands._common import load_settings
+
+        if not 1 <= port <= 65535:
+            raise InvalidInputError(f"--port must be between 1 and 65535, got {port}")
+        if workers < 1:
+            raise InvalidInputError(f"--workers must be at least 1, got {workers}")
+        settings = load_settings()
+        env = dict(os.environ)
+        env.update(
+            {
+                "MARQUEE_HOME": str(settings.workspace.home),
+                "MARQUEE_SERVING_WORKERS": str(workers),
+                "MARQUEE_SERVING_TIMEOUT_S": str(timeout),
+                "MARQUEE_SERVING_MAX_CONCURRENCY": str(max_concurrency),
+                "MARQUEE_SERVING_POLL_S": str(poll),
+                "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
+                "BENTOML_DO_NOT_TRACK": "True",
+            }
+        )
+        root = Path(__file__).resolve().parents[2]
+        command = bentoml_command(port, host)
+        typer.echo(f"model server on http://{host}:{port} (workspace {settings.workspace.home}); Ctrl-C stops it")
+        process = subprocess.Popen(command, cwd=root, env=env)
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGINT)
+            try:
+                code = process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                code = process.wait()
+        if code not in (0, -signal.SIGINT, 130):
+            raise typer.Exit(code)

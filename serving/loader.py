@@ -1,0 +1,206 @@
+"""Load registered model versions from MLflow by alias, and follow the aliases as they move.
+
+Hot reload: a background thread polls the registry; when an alias points at a
+new version, it downloads and builds the new pipeline off the request path, then
+swaps one reference. Requests read the reference once at their start, so the
+ones in flight finish on the old pipeline and no request ever fails or waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.errors import NotFoundError, ServiceUnavailableError
+from core.lake import Lake
+from core.settings import Settings
+from models.bundle import ModelBundle
+from serving.catalog import TitleCatalog, ViewerData, load_catalog
+from serving.pipeline import RecommendationPipeline
+
+logger = logging.getLogger(__name__)
+
+ALIASES = ("champion", "challenger")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One alias resolved: which version it named and the pipeline that serves it."""
+
+    alias: str
+    version: str
+    pipeline: RecommendationPipeline
+
+
+class RegistryClient:
+    """The two registry calls serving needs, bound to one tracking URI."""
+
+    def __init__(self, tracking_uri: str, model_name: str) -> None:
+        from mlflow import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.model_name = model_name
+        self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def version_of(self, alias: str) -> str | None:
+        """The version ``alias`` points at, or ``None`` when the alias (or the model) does not exist."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return str(self._client.get_model_version_by_alias(self.model_name, alias).version)
+        except MlflowException as exc:
+            if "RESOURCE_DOES_NOT_EXIST" in str(exc.error_code) or "not found" in str(exc).lower():
+                return None
+            raise
+
+    def download(self, version: str) -> Path:
+        """A local folder with the version's artifacts (pinned by number, so a moving alias cannot race us)."""
+        import mlflow.artifacts
+
+        uri = f"models:/{self.model_name}/{version}"
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri))
+
+
+class ModelLoader:
+    """Champion and challenger pipelines, kept in step with the registry aliases.
+
+    Args:
+        settings: where the registry and the lake are.
+        poll_s: seconds between registry polls; 0 disables the background thread.
+        n_candidates: candidates each generator proposes per request.
+    """
+
+    def __init__(self, settings: Settings, *, poll_s: float = 5.0, n_candidates: int = 100) -> None:
+        self.settings = settings
+        self.poll_s = poll_s
+        self.n_candidates = n_candidates
+        self.registry = RegistryClient(settings.mlflow_uri, settings.registered_model)
+        self.lake = Lake(settings.workspace.lake_dir)
+        self._models: dict[str, LoadedModel] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.on_swap: Callable[[str, str], None] | None = None
+
+    # ----------------------------------------------------------------- reading
+
+    @property
+    def ready(self) -> bool:
+        """True once the champion is loaded."""
+        return "champion" in self._models
+
+    def get(self, variant: str = "champion") -> LoadedModel:
+        """The model serving ``variant``; a missing challenger is served by the champion."""
+        models = self._models  # one read: the swap replaces the dict, never mutates it
+        model = models.get(variant) or models.get("champion")
+        if model is None:
+            raise ServiceUnavailableError(
+                f"no model loaded yet: alias 'champion' of {self.settings.registered_model!r} is not set or "
+                "not loaded; run `marquee train` and try again"
+            )
+        return model
+
+    def versions(self) -> dict[str, str]:
+        """alias → loaded version."""
+        return {alias: m.version for alias, m in self._models.items()}
+
+    # ----------------------------------------------------------------- loading
+
+    def refresh(self) -> bool:
+        """Check every alias once and load the versions that moved; True when anything changed."""
+        changed = False
+        catalog: tuple[TitleCatalog, ViewerData] | None = None
+        for alias in ALIASES:
+            try:
+                version = self.registry.version_of(alias)
+            except Exception as exc:
+                self.last_error = f"registry unreachable: {exc}"
+                logger.warning("cannot read alias %s from the registry: %s", alias, exc)
+                continue
+            current = self._models.get(alias)
+            if version is None:
+                if current is not None and alias != "champion":
+                    self._swap(alias, None)
+                    changed = True
+                continue
+            if current is not None and current.version == version:
+                continue
+            try:
+                if catalog is None:
+                    catalog = load_catalog(self.lake)
+                model = self._build(alias, version, catalog)
+            except Exception as exc:
+                # Keep serving the old version: a broken new version must not take the service down.
+                self.last_error = f"loading {alias} version {version} failed: {exc}"
+                logger.exception("loading %s version %s failed; keeping the old one", alias, version)
+                continue
+            self._swap(alias, model)
+            changed = True
+        return changed
+
+    def _build(self, alias: str, version: str, catalog: tuple[TitleCatalog, ViewerData]) -> LoadedModel:
+        started = time.perf_counter()
+        folder = self.registry.download(version)
+        try:
+            bundle = ModelBundle.load(folder)
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"model version {version} has no bundle.json in its artifacts ({exc})") from exc
+        pipeline = RecommendationPipeline(
+            bundle, catalog[0], catalog[1], version=version, n_candidates=self.n_candidates
+        )
+        logger.info("loaded %s = version %s in %.2fs", alias, version, time.perf_counter() - started)
+        return LoadedModel(alias, version, pipeline)
+
+    def _swap(self, alias: str, model: LoadedModel | None) -> None:
+        with self._lock:
+            models = dict(self._models)
+            if model is None:
+                models.pop(alias, None)
+            else:
+                models[alias] = model
+            self._models = models
+        if self.on_swap is not None:
+            self.on_swap(alias, model.version if model else "")
+
+    # ----------------------------------------------------------------- polling
+
+    def start(self, *, background: bool = False) -> None:
+        """Load what the aliases name now, then follow them in a daemon thread.
+
+        With ``background=True`` even the first load happens in the thread, so the
+        server answers ``/readyz`` (503, not ready) while a large model loads.
+        """
+        if not background:
+            self.refresh()
+        if (self.poll_s > 0 or background) and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._poll, args=(background,), name="marquee-model-poller", daemon=True
+            )
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop polling (used at service shutdown and by tests)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _poll(self, load_first: bool) -> None:
+        if load_first:
+            self._refresh_logged()
+        if self.poll_s <= 0:
+            return
+        while not self._stop.wait(self.poll_s):
+            self._refresh_logged()
+
+    def _refresh_logged(self) -> None:
+        """One poll; never lets an exception end the polling thread."""
+        try:
+            self.refresh()
+        except Exception:
+            logger.exception("model poll failed; will retry in %.1fs", self.poll_s)

@@ -66,6 +66,8 @@ class Settings(BaseSettings):
         mlflow_tracking_uri: MLflow tracking URI; default a SQLite file in the workspace.
         database_url: the API's OLTP database; default a SQLite file in the workspace.
         serving_url: where the API finds the BentoML model server.
+        experiments_dir: folder of experiment definitions (YAML); default the
+            definitions shipped in the ``experiments`` package.
     """
 
     model_config = SettingsConfigDict(env_prefix="MARQUEE_", extra="ignore")
@@ -82,6 +84,7 @@ class Settings(BaseSettings):
     jwt_audience: str = "marquee-clients"
     cdn_signing_key: str = Field(default="dev-only-cdn-key-change-me-please-0123456789", min_length=32)
     environment: str = "development"
+    experiments_dir: Path | None = None
 
     @field_validator("feast_online")
     @classmethod

@@ -1,10 +1,170 @@
-"""`marquee data` commands."""
+"""`marquee data`: fill the lake from the synthetic generator or a public dataset, and describe it."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
 import typer
+
+from marquee.commands._common import load_settings
+
+if TYPE_CHECKING:
+    from core.lake import Lake, TableSummary
+    from features.ingest.frames import IngestReport
+
+data_app = typer.Typer(help="Datasets into the lake: generate, load, describe.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `data` command(s) to the root CLI (filled in by its issue)."""
-    del app
+    """Add the `data` command group to the root CLI."""
+    app.add_typer(data_app, name="data")
+
+
+@data_app.command("generate")
+def generate_command(
+    scale: Annotated[float, typer.Option(help="Size knob: 1.0 = 5k titles, 20k profiles, 1M events.")] = 1.0,
+    titles: Annotated[int | None, typer.Option(help="Catalog size (overrides --scale).")] = None,
+    profiles: Annotated[int | None, typer.Option(help="Profiles (overrides --scale).")] = None,
+    events: Annotated[int | None, typer.Option(help="Watch events (overrides --scale).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: MARQUEE_SEED, 42).")] = None,
+) -> None:
+    """Generate a synthetic streaming service and replace the lake's dataset tables with it."""
+    from features.ingest.synthetic import SyntheticConfig, generate_frames
+
+    settings = load_settings()
+    config = SyntheticConfig(
+        seed=settings.seed if seed is None else seed,
+        scale=scale,
+        n_titles=titles,
+        n_profiles=profiles,
+        n_events=events,
+        show_progress=True,
+    )
+    typer.echo(
+        f"generating {config.titles:,} titles, {config.profiles:,} profiles, "
+        f"{config.events:,} events (seed {config.seed})",
+        err=True,
+    )
+    report = _ingest(settings.workspace.lake_dir, lambda: generate_frames(config), None)
+    _print_report(report)
+
+
+@data_app.command("load")
+def load_command(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="movielens | movietweetings | netflix | synthetic")],
+    path: Annotated[
+        Path | None, typer.Argument(help="The dataset's folder or file (not needed for synthetic).")
+    ] = None,
+    history: Annotated[
+        bool, typer.Option("--history/--no-history", help="netflix: generate synthetic watch history over the catalog.")
+    ] = False,
+    scale: Annotated[float, typer.Option(help="Size of generated history (synthetic, netflix --history).")] = 1.0,
+    seed: Annotated[int | None, typer.Option(help="Seed of generated data (default: MARQUEE_SEED, 42).")] = None,
+) -> None:
+    """Load a dataset into the lake, replacing titles, episodes, accounts, profiles and watch events."""
+    from core.errors import InvalidInputError
+    from features.ingest import FORMATS, read_dataset
+    from features.ingest.synthetic import SyntheticConfig
+
+    settings = load_settings()
+    name = fmt.strip().lower()
+    if name not in FORMATS:
+        raise InvalidInputError(f"unknown dataset format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    config = SyntheticConfig(seed=settings.seed if seed is None else seed, scale=scale, show_progress=True)
+    if name == "synthetic":
+        from features.ingest.synthetic import generate_frames
+
+        report = _ingest(settings.workspace.lake_dir, lambda: generate_frames(config), None)
+    elif name == "netflix" and history:
+        from features.ingest.netflix import read_netflix_titles
+
+        report = _ingest(settings.workspace.lake_dir, lambda: read_netflix_titles(_need(path, name), config), path)
+    else:
+        report = _ingest(settings.workspace.lake_dir, lambda: read_dataset(name, _need(path, name)), path)
+    _print_report(report)
+
+
+@data_app.command("describe")
+def describe_command(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Print each lake table's row count and time range, and who and what the watch events cover."""
+    from core.lake import Lake
+
+    lake = Lake(load_settings().workspace.lake_dir)
+    summaries = lake.describe()
+    if as_json:
+        typer.echo(json.dumps([_summary_dict(s) for s in summaries], indent=2))
+        return
+    if not summaries:
+        typer.echo(
+            f"the lake at {lake.root} is empty; fill it with `marquee data generate` or `marquee data load FORMAT PATH`"
+        )
+        return
+    typer.echo(describe_text(lake, summaries))
+
+
+def describe_text(lake: Lake, summaries: list[TableSummary]) -> str:
+    """The human-readable table ``marquee data describe`` prints (also used by ``marquee demo``)."""
+    lines = [f"{'table':<14}{'rows':>12}  {'from':<20} {'to':<20}"]
+    for s in summaries:
+        first = s.min_time.strftime("%Y-%m-%d %H:%M") if s.min_time is not None else ""
+        last = s.max_time.strftime("%Y-%m-%d %H:%M") if s.max_time is not None else ""
+        lines.append(f"{s.name:<14}{s.rows:>12,}  {first:<20} {last:<20}")
+    by_name = {s.name: s for s in summaries}
+    events = by_name.get("watch_events")
+    if events is not None and events.rows:
+        distinct = events.distinct or {}
+        titles = by_name.get("titles")
+        lines.append(
+            f"interactions: {events.rows:,} · users (profiles with events): {distinct.get('profile_id', 0):,} · "
+            f"titles: {titles.rows if titles else 0:,} (distinct title ids in events: {distinct.get('title_id', 0):,})"
+        )
+    return "\n".join(lines)
+
+
+def _need(path: Path | None, fmt: str) -> Path:
+    from core.errors import InvalidInputError
+
+    if path is None:
+        raise InvalidInputError(f"`marquee data load {fmt} PATH` needs the dataset's folder or file")
+    return path
+
+
+def _ingest(lake_dir: Path, read: Any, path: Path | None) -> IngestReport:
+    """Parse (or generate), then validate and write, with a progress bar over the two steps."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    from core.lake import Lake
+    from features.ingest.frames import write_frames
+
+    started = time.perf_counter()
+    with tqdm(total=2, desc="parse", unit="step", leave=False) as bar:
+        frames = read()
+        bar.set_description("validate + write")
+        bar.update(1)
+        report = write_frames(Lake(lake_dir), frames, started=started, path=None if path is None else str(path))
+        bar.update(1)
+    return report
+
+
+def _print_report(report: IngestReport) -> None:
+    counts = ", ".join(f"{name} {rows:,}" for name, rows in report.rows.items())
+    typer.echo(f"{report.source}: wrote {counts} in {report.seconds:.1f} s")
+    for note in report.notes:
+        typer.echo(f"note: {note}")
+
+
+def _summary_dict(summary: TableSummary) -> dict[str, Any]:
+    return {
+        "table": summary.name,
+        "rows": summary.rows,
+        "parts": summary.parts,
+        "min_time": summary.min_time.isoformat() if summary.min_time is not None else None,
+        "max_time": summary.max_time.isoformat() if summary.max_time is not None else None,
+        "distinct": summary.distinct or {},
+    }

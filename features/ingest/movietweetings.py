@@ -1,0 +1,142 @@
+"""MovieTweetings (``ratings.dat`` + ``movies.dat``) into lake frames.
+
+Files: ``ratings.dat`` is ``user::imdb_id::rating::unix_ts`` with ratings 0-10;
+``movies.dat`` is ``imdb_id::Title (Year)::Genre|Genre`` (UTF-8; genres may be
+empty). Ids: IMDb ``0114709`` -> title ``tt0114709`` (seven digits, zero
+padded, so the ids join with MovieLens ``links.csv`` and other IMDb-keyed
+data); user ``1`` -> profile ``mtu1`` in account ``mta1``; events are
+``mt-<user>-<imdb_id>``. Stars become watch progress (``rating / 10``) as
+described in ``features.ingest.ratings``; maturity is unknown, hence ADULTS.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from core.errors import DataFormatError
+from core.lake import Lake
+from features.ingest.delimited import Column, check_range, read_delimited, require_file
+from features.ingest.frames import DatasetFrames, IngestReport, empty_frame, write_frames
+from features.ingest.ratings import (
+    add_missing_titles,
+    genre_lists,
+    movie_titles,
+    rating_events,
+    rating_users,
+    text_encoding,
+)
+
+logger = logging.getLogger(__name__)
+
+TITLE_PREFIX = "tt"
+PROFILE_PREFIX = "mtu"
+ACCOUNT_PREFIX = "mta"
+EVENT_PREFIX = "mt"
+MAX_RATING = 10.0
+
+_EXPECTED_LAYOUT = "a MovieTweetings folder with ratings.dat (user::imdb_id::rating::timestamp) and movies.dat"
+_IMDB = Column("imdb_id", "str", "a numeric IMDb id such as 0114709")
+
+
+def read_movietweetings(path: str | Path) -> DatasetFrames:
+    """Parse a MovieTweetings folder (or a file inside it) into lake frames; no lake is touched.
+
+    Raises:
+        DataFormatError: a missing file, a malformed line (with its number) or a non-numeric IMDb id.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataFormatError(path, "no such file or folder", expected=_EXPECTED_LAYOUT)
+    folder = path if path.is_dir() else path.parent
+    ratings_file = require_file(folder / "ratings.dat", _EXPECTED_LAYOUT)
+    movies_file = require_file(folder / "movies.dat", "MovieTweetings movies.dat next to ratings.dat")
+    ratings = read_delimited(
+        ratings_file,
+        [
+            Column("user", "int", "an integer user id"),
+            _IMDB,
+            Column("rating", "float", "a rating between 0 and 10"),
+            Column("timestamp", "int", "a unix timestamp in seconds"),
+        ],
+        sep="::",
+        header=False,
+        encoding=text_encoding(ratings_file),
+        field_names=["user", "imdb_id", "rating", "timestamp"],
+    )
+    check_range(
+        ratings, "rating", 0.0, MAX_RATING, path=ratings_file, header=False, expected="a rating between 0 and 10"
+    )
+    ratings["imdb_id"] = _imdb_ids(ratings["imdb_id"], ratings_file)
+    movies = read_delimited(
+        movies_file,
+        [_IMDB, Column("title", "str", "a title"), Column("genres", "str", "genres separated by '|'")],
+        sep="::",
+        header=False,
+        encoding=text_encoding(movies_file),
+        field_names=["imdb_id", "title", "genres"],
+    )
+    movies["imdb_id"] = _imdb_ids(movies["imdb_id"], movies_file)
+    duplicated = movies["imdb_id"].duplicated().to_numpy()
+    if duplicated.any():
+        row = int(duplicated.argmax())
+        raise DataFormatError(
+            movies_file, f"IMDb id {movies['imdb_id'].iloc[row]} is listed twice", line=row + 1, expected="each id once"
+        )
+    titles = movie_titles(
+        title_ids=TITLE_PREFIX + movies["imdb_id"],
+        names=movies["title"],
+        genres=genre_lists(movies["genres"].fillna("")),
+    )
+    users = ratings["user"].astype(str)
+    title_ids = TITLE_PREFIX + ratings["imdb_id"]
+    titles, notes = add_missing_titles(titles, title_ids, "MovieTweetings")
+    events = rating_events(
+        users=users,
+        items=ratings["imdb_id"],
+        title_ids=title_ids,
+        ratings=ratings["rating"],
+        seconds=ratings["timestamp"],
+        durations=titles.set_index("title_id")["duration_s"],
+        event_prefix=EVENT_PREFIX,
+        profile_prefix=PROFILE_PREFIX,
+        max_rating=MAX_RATING,
+    )
+    accounts, profiles = rating_users(
+        users=users,
+        seconds=ratings["timestamp"],
+        profile_prefix=PROFILE_PREFIX,
+        account_prefix=ACCOUNT_PREFIX,
+        source_name="MovieTweetings",
+    )
+    return DatasetFrames(
+        source="movietweetings",
+        titles=titles,
+        episodes=empty_frame("episodes"),
+        accounts=accounts,
+        profiles=profiles,
+        watch_events=events,
+        notes=tuple(notes),
+    )
+
+
+def load_movietweetings(path: str | Path, lake: Lake) -> IngestReport:
+    """Parse MovieTweetings and replace the lake's dataset tables with it (nothing is written on error)."""
+    started = time.perf_counter()
+    frames = read_movietweetings(path)
+    return write_frames(lake, frames, started=started, path=str(path))
+
+
+def _imdb_ids(raw: pd.Series, path: Path) -> pd.Series:
+    """Strip, drop a ``tt`` prefix, require digits and zero-pad to seven."""
+    ids = raw.fillna("").astype(str).str.strip().str.removeprefix("tt")
+    bad = ~ids.str.fullmatch(r"\d+").to_numpy()
+    if bad.any():
+        row = int(bad.argmax())
+        raise DataFormatError(
+            path, f"bad IMDb id {raw.iloc[row]!r}", line=row + 1, column="imdb_id", expected=_IMDB.expected
+        )
+    return ids.str.zfill(7)

@@ -1,0 +1,143 @@
+"""The ranker's training data: candidate unions labelled by what each profile watched next.
+
+For every validation profile the candidate models (fitted on the profile's
+earlier interactions) propose their top ``k``; the union is labelled 1 where the
+profile went on to watch the title (the validation interactions) and 0 elsewhere.
+Features are taken **as of the profile's cutoff** — the time of its last training
+interaction, i.e. the moment the recommendation would have been asked for — by a
+point-in-time (as-of) join against the feature tables of ``features.pipelines``,
+the same rows Feast's offline store serves: the last row of an entity stamped at
+or before the cutoff, so no feature sees the label's future.
+
+Negatives are the union's other titles; ``models.ranker`` samples them per
+positive when it builds its training lists.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from features.ranking_frame import candidate_columns, candidate_frame, numeric_feature_columns, ranking_matrix
+
+logger = logging.getLogger(__name__)
+
+TS = "event_timestamp"
+PROFILE_TABLES = ("profile_activity",)
+TITLE_TABLES = ("title_popularity", "title_metadata")
+
+
+@dataclass(frozen=True)
+class RankerData:
+    """Ranker rows for a set of validation profiles.
+
+    Attributes:
+        frame: one row per (profile, candidate title): ``user_id``, ``title_id``, the
+            candidate columns, the feature columns and ``label`` (1.0 watched next, else 0.0).
+        columns: the ranker's input columns, in order (stored in the bundle as ``ranker_columns``).
+    """
+
+    frame: pd.DataFrame
+    columns: list[str]
+
+    def matrix(self, rows: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.float32]:
+        """The input matrix (all rows, or the masked ones), float32, NaN → 0."""
+        frame = self.frame if rows is None else self.frame[rows]
+        return ranking_matrix(frame, self.columns)
+
+    def groups(self, rows: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.int64]:
+        """The query (profile) code of each row."""
+        frame = self.frame if rows is None else self.frame[rows]
+        return pd.factorize(frame["user_id"])[0].astype(np.int64)
+
+    def labels(self, rows: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.float32]:
+        """1.0 for a title watched next, 0.0 otherwise."""
+        frame = self.frame if rows is None else self.frame[rows]
+        return frame["label"].to_numpy(np.float32)
+
+
+def _utc_ns(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+
+
+def as_of_join(rows: pd.DataFrame, table: pd.DataFrame, key: str, columns: Sequence[str]) -> pd.DataFrame:
+    """For each row (``key``, ``event_timestamp``) the table's last row of that key stamped at or before it.
+
+    This is the point-in-time join Feast's offline store performs; rows without an
+    earlier table row get NaN. The result is aligned with ``rows``' order.
+    """
+    left = pd.DataFrame({key: rows[key].astype(str).to_numpy(), TS: _utc_ns(rows[TS]).to_numpy()})
+    left["_row"] = np.arange(len(left))
+    right = table[[key, TS, *columns]].copy()
+    right[key] = right[key].astype(str)
+    right[TS] = _utc_ns(right[TS])
+    merged = pd.merge_asof(
+        left.sort_values(TS, kind="mergesort"),
+        right.sort_values(TS, kind="mergesort"),
+        on=TS,
+        by=key,
+        direction="backward",
+        allow_exact_matches=True,
+    )
+    return merged.sort_values("_row")[list(columns)].reset_index(drop=True)
+
+
+def table_columns(tables: Mapping[str, pd.DataFrame], names: Sequence[str], key: str) -> dict[str, list[str]]:
+    """Numeric feature columns of each named table (lists, like genres, are not ranker inputs)."""
+    return {
+        name: numeric_feature_columns(tables[name], exclude=(key, TS))
+        for name in names
+        if name in tables and len(tables[name])
+    }
+
+
+def build_ranker_data(
+    lists: pd.DataFrame,
+    cutoffs: Mapping[str, int],
+    relevant: Mapping[str, set[str]],
+    sources: Sequence[str],
+    tables: Mapping[str, pd.DataFrame],
+) -> RankerData:
+    """Label the candidate union of each profile and attach point-in-time features.
+
+    Args:
+        lists: long candidate lists (``user_id``, ``title_id``, ``source``, ``score``, ``rank``).
+        cutoffs: user_id → cutoff time (int64 seconds): features are taken as of then.
+        relevant: user_id → titles watched after the cutoff (the labels).
+        sources: candidate sources in column order.
+        tables: feature tables by name (``features.pipelines.compute_feature_tables``).
+    """
+    wide = candidate_frame(lists, sources, keys=["user_id"])
+    users = wide["user_id"].astype(str).to_numpy()
+    cutoff_s = pd.Series(cutoffs, dtype="int64").reindex(pd.Index(users)).to_numpy()
+    if np.isnan(cutoff_s.astype(np.float64)).any():
+        raise ValueError("every profile with candidates needs a cutoff time")
+    stamp = pd.Series(pd.to_datetime(cutoff_s, unit="s", utc=True))
+    columns = candidate_columns(sources)
+    features: dict[str, npt.NDArray[np.float64]] = {}
+    for name, cols in table_columns(tables, PROFILE_TABLES, "profile_id").items():
+        joined = as_of_join(pd.DataFrame({"profile_id": users, TS: stamp}), tables[name], "profile_id", cols)
+        features.update({c: joined[c].to_numpy(np.float64) for c in cols})
+        columns += cols
+    titles = wide["title_id"].astype(str).to_numpy()
+    for name, cols in table_columns(tables, TITLE_TABLES, "title_id").items():
+        joined = as_of_join(pd.DataFrame({"title_id": titles, TS: stamp}), tables[name], "title_id", cols)
+        features.update({c: joined[c].to_numpy(np.float64) for c in cols})
+        columns += cols
+    frame = pd.concat([wide, pd.DataFrame(features, index=wide.index)], axis=1)
+    pairs = pd.MultiIndex.from_arrays([users, titles])
+    positives = pd.MultiIndex.from_tuples([(u, t) for u, items in relevant.items() for t in items])
+    frame["label"] = pairs.isin(positives).astype(np.float32)
+    logger.info(
+        "ranker data: %d rows, %d profiles, %d positives, %d columns",
+        len(frame),
+        len(set(users)),
+        int(frame["label"].sum()),
+        len(columns),
+    )
+    return RankerData(frame=frame, columns=columns)

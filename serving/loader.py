@@ -61,7 +61,8 @@ class RegistryClient:
         """A local folder with the version's artifacts (pinned by number, so a moving alias cannot race us)."""
         import mlflow.artifacts
 
-        uri = f"models:/{self.model_name}/{version}"
+        # Resolve through our own client: ``models:/`` URIs would use the process-global registry URI.
+        uri = self._client.get_model_version_download_uri(self.model_name, version)
         return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=self.tracking_uri))
 
 

@@ -1,0 +1,185 @@
+"""The BentoML service through ``Service.to_asgi()``: APIs, errors, readiness, hot reload."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import test_serving_world as world
+
+# BentoML's /metrics reads prometheus' multiprocess files; the real server sets this up itself.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="marquee-prom-"))
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from core.settings import Settings  # noqa: E402
+from serving.service import MarqueeRecommender  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def app() -> object:
+    """One ASGI app per process: BentoML registers its Prometheus metrics when the app is built.
+
+    Each ``TestClient`` context runs the app's lifespan, which builds a fresh service
+    instance (and so reads the test's environment) every time.
+    """
+    return MarqueeRecommender.to_asgi()
+
+
+@pytest.fixture
+def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The service reads its settings from the environment at start-up, as in production."""
+    monkeypatch.setenv("MARQUEE_HOME", str(settings.workspace.home))
+    monkeypatch.setenv("MARQUEE_SERVING_POLL_S", "0.2")
+    world.write_lake(settings)
+    return settings
+
+
+@pytest.fixture
+def client(app: object, env: Settings, tmp_path: Path) -> Iterator[TestClient]:
+    world.register(env, world.build_bundle(), tmp_path)
+    with TestClient(app) as test_client:  # type: ignore[arg-type]
+        wait_for(lambda: test_client.get("/readyz").status_code == 200, "the champion to load")
+        yield test_client
+
+
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_recommend_known_profile_is_personal(client: TestClient) -> None:
+    response = client.post("/recommend", json={"profile_id": "viewer", "k": 2})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["source"] == "model"
+    assert body["model_version"] == "1"
+    assert [i["title_id"] for i in body["items"]] == ["a4", "a5"]
+
+
+def test_recommend_unknown_profile_is_fallback(client: TestClient) -> None:
+    body = client.post("/recommend", json={"profile_id": "stranger", "k": 3, "maturity_level": 0}).json()
+    assert body["source"] == "fallback"
+    assert [i["title_id"] for i in body["items"]][0] == "k1"
+    assert all(i["title_id"] in world.FAMILY for i in body["items"])
+
+
+def test_exclude_and_challenger_variant(client: TestClient) -> None:
+    body = client.post(
+        "/recommend", json={"profile_id": "viewer", "k": 1, "exclude": ["a4"], "variant": "challenger"}
+    ).json()
+    # no challenger alias yet: the champion answers, and says which version it is
+    assert body["items"][0]["title_id"] == "a5"
+    assert body["model_version"] == "1"
+
+
+def test_batch_rank_and_similar(client: TestClient) -> None:
+    batch = client.post("/recommend_batch", json={"requests": [{"profile_id": "viewer"}, {"profile_id": "stranger"}]})
+    assert batch.status_code == 200, batch.text
+    assert [r["source"] for r in batch.json()["responses"]] == ["model", "fallback"]
+    ranked = client.post("/rank", json={"profile_id": "viewer", "title_ids": ["k2", "a4", "fr1"]})
+    assert [i["title_id"] for i in ranked.json()["items"]] == ["a4", "k2"]
+    similar = client.post("/similar", json={"title_id": "a2", "k": 2})
+    assert similar.status_code == 200
+    assert {i["title_id"] for i in similar.json()["items"]} <= set(world.ADULT) | {"fr1"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"title_id": "nope"}, 404, "unknown title_id 'nope'"),
+        ({"title_id": "a1", "k": 0}, 400, "greater than or equal to 1"),
+    ],
+)
+def test_similar_errors(client: TestClient, body: dict[str, object], status: int, needle: str) -> None:
+    response = client.post("/similar", json=body)
+    assert response.status_code == status
+    assert needle in response.text
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ('{"profile_id": "viewer", "k": 500}', "less than or equal to 100"),
+        ('{"profile_id": "viewer", "colour": "red"}', "Extra inputs are not permitted"),
+        ('{"k": 3}', "profile_id"),
+        ('{"profile_id": "viewer", "variant": "blue"}', "champion"),
+        ("not json", "Invalid JSON"),
+    ],
+)
+def test_bad_bodies_get_a_clear_400(client: TestClient, content: str, needle: str) -> None:
+    response = client.post("/recommend", content=content, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert needle in response.text
+    # the service is still fine afterwards
+    assert client.post("/recommend", json={"profile_id": "viewer"}).status_code == 200
+
+
+def test_not_ready_until_champion_exists(app: object, env: Settings, tmp_path: Path) -> None:
+    version = world.register(env, world.build_bundle(), tmp_path, alias=None)
+    with TestClient(app) as client:  # type: ignore[arg-type]
+        time.sleep(0.5)
+        assert client.get("/readyz").status_code == 503
+        response = client.post("/recommend", json={"profile_id": "viewer"})
+        assert response.status_code == 503
+        assert "marquee train" in response.json()["error"]
+        world.move_alias(env, "champion", version)
+        wait_for(lambda: client.get("/readyz").status_code == 200, "readiness after the alias is set")
+        assert client.post("/recommend", json={"profile_id": "viewer"}).json()["model_version"] == version
+
+
+def test_hot_reload_moves_model_version_without_failed_requests(
+    client: TestClient, env: Settings, tmp_path: Path
+) -> None:
+    new_version = world.register(env, world.build_bundle(metadata={"note": "v2"}), tmp_path, alias="challenger")
+    wait_for(
+        lambda: client.post("/recommend", json={"profile_id": "viewer", "variant": "challenger"}).json()[
+            "model_version"
+        ]
+        == new_version,
+        "the challenger to load",
+    )
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            response = client.post("/recommend", json={"profile_id": "viewer", "k": 3})
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                versions.append(response.json()["model_version"])
+
+    worker = threading.Thread(target=hammer)
+    worker.start()
+    try:
+        time.sleep(0.3)
+        world.move_alias(env, "champion", new_version)
+        wait_for(lambda: bool(versions) and versions[-1] == new_version, "the champion to move")
+        time.sleep(0.2)
+    finally:
+        stop.set()
+        worker.join()
+    assert set(statuses) == {200}, f"failed requests during reload: {statuses}"
+    assert versions[0] == "1"
+    assert versions[-1] == new_version
+    # once swapped, never back to the old version
+    first_new = versions.index(new_version)
+    assert set(versions[first_new:]) == {new_version}
+
+
+def test_metrics_endpoint_counts_fallbacks(client: TestClient) -> None:
+    client.post("/recommend", json={"profile_id": "stranger"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert "marquee_fallbacks" in response.text
+    assert 'reason="unknown_profile"' in response.text

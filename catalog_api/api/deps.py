@@ -1,0 +1,89 @@
+"""Dependencies of the routes, as ``Annotated`` aliases (``SessionDep``, ``CurrentAccount``...)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.orm import Session
+
+from catalog_api.db.tables import AccountRow, ProfileRow
+from catalog_api.errors import UnauthorizedError
+from catalog_api.security.tokens import TokenClaims
+from catalog_api.services import accounts, profiles
+from catalog_api.state import AppState
+from core.errors import ForbiddenError
+
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
+
+
+def get_state(request: Request) -> AppState:
+    """The process state ``create_app`` attached to the application."""
+    state: AppState = request.app.state.marquee
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+def get_session(state: StateDep) -> Iterator[Session]:
+    """One session per request; routes that write commit explicitly before answering."""
+    session = state.sessions()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
+
+
+def get_claims(state: StateDep, session: SessionDep, token: TokenDep) -> TokenClaims:
+    """The verified, unrevoked access token of the request."""
+    if not token:
+        raise UnauthorizedError("missing bearer token; get one at POST /v1/auth/token")
+    claims = state.tokens.verify(token, "access")
+    if accounts.is_revoked(session, claims.jti):
+        raise UnauthorizedError("token revoked (logged out); log in again at /v1/auth/token")
+    state.account_limiter.hit(claims.account_id)
+    return claims
+
+
+CurrentClaims = Annotated[TokenClaims, Depends(get_claims)]
+
+
+def get_current_account(session: SessionDep, claims: CurrentClaims) -> AccountRow:
+    """The account of the access token."""
+    return accounts.get_account(session, claims.account_id)
+
+
+CurrentAccount = Annotated[AccountRow, Depends(get_current_account)]
+
+
+def get_path_profile(profile_id: str, session: SessionDep, account: CurrentAccount) -> ProfileRow:
+    """The ``{profile_id}`` of the path, if it is the caller's (else 404)."""
+    return profiles.get_owned_profile(session, account.account_id, profile_id)
+
+
+OwnedProfile = Annotated[ProfileRow, Depends(get_path_profile)]
+
+
+def require_admin(state: StateDep, request: Request, session: SessionDep, token: TokenDep) -> None:
+    """Admin routes: the configured admin token, or an access token of an admin account."""
+    if not token:
+        raise UnauthorizedError("missing bearer token")
+    admin_token = state.options.admin_token
+    if admin_token and hmac.compare_digest(token, admin_token):
+        return
+    claims = state.tokens.verify(token, "access")
+    if accounts.is_revoked(session, claims.jti) or not accounts.get_account(session, claims.account_id).is_admin:
+        raise ForbiddenError("experiment administration needs an admin account or the admin token")
+    del request
+
+
+AdminDep = Depends(require_admin)

@@ -1,0 +1,137 @@
+"""The FastAPI application factory: ``create_app(settings)``.
+
+Nothing is built at import: the engine, the caches and the clients are made
+here from the settings passed in, so tests and benchmarks can run several
+independent apps in one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from catalog_api.api.errors import install_error_handlers
+from catalog_api.api.observability import Metrics, ObservabilityMiddleware
+from catalog_api.api.routes import account, auth, events, experiments, health, home, playback, profiles, search, titles
+from catalog_api.circuit_breaker import CircuitBreaker
+from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
+from catalog_api.options import ApiOptions
+from catalog_api.playback.cdn import EdgeDirectory
+from catalog_api.playback.service import PlaybackService
+from catalog_api.recommender_client import RecommenderClient
+from catalog_api.security.rate_limit import RateLimiter
+from catalog_api.security.tokens import TokenIssuer
+from catalog_api.services.experiments import ExperimentBridge
+from catalog_api.services.exposures import ExposureLog
+from catalog_api.services.popularity import PopularityService
+from catalog_api.state import AppState, CatalogHolder
+from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
+from core.lake import Lake
+from core.settings import Settings
+from experiments.definitions import DEFAULT_DIR
+
+logger = logging.getLogger(__name__)
+
+EXPOSURE_FLUSH_S = 30.0
+
+
+def build_state(
+    settings: Settings,
+    options: ApiOptions,
+    *,
+    db_schema: str | None = None,
+    model_transport: httpx.AsyncBaseTransport | None = None,
+) -> AppState:
+    """Build the process state: migrate the database, load the catalog, make the clients."""
+    settings.check_production_secrets()
+    settings.workspace.ensure()
+    engine = make_engine(settings.database, schema=db_schema)
+    migrate(engine)
+    sessions = make_session_factory(engine)
+    lake = Lake(settings.workspace.lake_dir)
+    if options.sync_catalog:
+        with session_scope(sessions) as session:
+            if catalog_is_empty(session) and lake.exists("titles"):
+                sync_catalog_from_lake(session, lake)
+    catalog = CatalogHolder(sessions, use_postgres=engine.dialect.name == "postgresql")
+    catalog.reload()
+    popularity = PopularityService(lake, sessions, lambda: catalog.snapshot, options.popularity_refresh_s)
+    popularity.refresh()
+    breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown_s)
+    return AppState(
+        settings=settings,
+        options=options,
+        engine=engine,
+        sessions=sessions,
+        lake=lake,
+        catalog=catalog,
+        popularity=popularity,
+        recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, model_transport),
+        playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
+        exposures=ExposureLog(lake),
+        experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
+        tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),
+        login_limiter=RateLimiter(options.login_limit, options.login_window_s, "login attempts"),
+        account_limiter=RateLimiter(options.account_limit, options.account_window_s, "requests for this account"),
+        metrics=Metrics(),
+    )
+
+
+async def _flush_exposures_periodically(state: AppState) -> None:
+    while True:
+        await asyncio.sleep(EXPOSURE_FLUSH_S)
+        await asyncio.to_thread(state.exposures.flush)
+
+
+def create_app(
+    settings: Settings,
+    options: ApiOptions | None = None,
+    *,
+    db_schema: str | None = None,
+    model_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The catalog API for ``settings``.
+
+    Args:
+        settings: platform settings (database URL, secrets, model-server address).
+        options: API tunables; defaults suit production.
+        db_schema: PostgreSQL schema to use (tests isolate runs this way).
+        model_transport: an httpx transport for the model-server client (fault-injection tests).
+    """
+    options = options or ApiOptions()
+    state = build_state(settings, options, db_schema=db_schema, model_transport=model_transport)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        flusher = asyncio.create_task(_flush_exposures_periodically(state))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await asyncio.to_thread(state.exposures.flush)
+            await state.recommender.aclose()
+            state.engine.dispose()
+
+    app = FastAPI(
+        title="Marquee catalog API",
+        version="1.0.0",
+        description="Auth, profiles, catalog, search, watch events, home rows and playback manifests.",
+        lifespan=lifespan,
+    )
+    app.state.marquee = state
+    install_error_handlers(app)
+    for module in (auth, profiles, titles, search, events, home, playback, account, experiments, health):
+        app.include_router(module.router)
+    app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
+    return app
+
+
+__all__ = ["ApiOptions", "build_state", "create_app"]

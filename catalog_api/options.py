@@ -1,0 +1,63 @@
+"""Tunables of the API process that are not platform-wide settings.
+
+``core.settings.Settings`` holds what every process shares (database URL,
+secrets, model-server address); these knobs belong to the API alone and are
+passed to ``create_app`` explicitly, so tests can shrink windows and budgets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class CdnEdge:
+    """One CDN edge: where it is, which regions it serves, whether it is up."""
+
+    name: str
+    base_url: str
+    regions: tuple[str, ...]
+
+
+DEFAULT_EDGES = (
+    CdnEdge("us-east", "https://us-east.cdn.marquee.example", ("US", "CA", "MX", "BR", "AR")),
+    CdnEdge("eu-west", "https://eu-west.cdn.marquee.example", ("GB", "FR", "DE", "ES", "IT", "NL", "IE")),
+    CdnEdge("ap-south", "https://ap-south.cdn.marquee.example", ("IN", "JP", "KR", "AU", "SG")),
+)
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """API tunables.
+
+    Attributes:
+        login_limit: login attempts allowed per e-mail and per client address per ``login_window_s``.
+        account_limit: authenticated requests allowed per account per ``account_window_s``.
+        model_budget_s: time budget for model-server calls on a home request.
+        breaker_failures: consecutive model-server failures that open the circuit.
+        breaker_cooldown_s: how long the circuit stays open before one probe is let through.
+        popularity_refresh_s: how often popularity and trending are recomputed.
+        url_ttl_s: lifetime of signed segment URLs.
+        prefetch_titles: how many titles get prefetch hints on the home response.
+        admin_token: a static bearer token with admin rights (experiment admin), if set.
+        experiments_dir: folder of the experiment store; default ``settings.experiments_dir``, else
+            the shipped definitions.
+        sync_catalog: load the catalog from the lake at start-up when the database has none.
+        cdn_edges: the CDN edges manifests may point at.
+    """
+
+    login_limit: int = 10
+    login_window_s: float = 60.0
+    account_limit: int = 600
+    account_window_s: float = 60.0
+    model_budget_s: float = 0.15
+    breaker_failures: int = 3
+    breaker_cooldown_s: float = 10.0
+    popularity_refresh_s: float = 300.0
+    url_ttl_s: int = 300
+    prefetch_titles: int = 3
+    admin_token: str | None = None
+    experiments_dir: Path | None = None
+    sync_catalog: bool = True
+    cdn_edges: tuple[CdnEdge, ...] = field(default=DEFAULT_EDGES)

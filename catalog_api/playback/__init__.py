@@ -1,0 +1,1 @@
+"""playback of the catalog API."""

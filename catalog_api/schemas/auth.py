@@ -1,0 +1,64 @@
+"""Schemas of sign-up, tokens and the account."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from catalog_api.schemas.common import PublicModel, RequestBody
+
+Plan = Literal["basic", "standard", "premium"]
+
+
+class SignupRequest(RequestBody):
+    """A new account: e-mail, password, country (ISO alpha-2) and plan."""
+
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    password: str = Field(min_length=8, max_length=128, description="8 to 128 characters")
+    country: str = Field(default="US", min_length=2, max_length=2, description="ISO-3166 alpha-2, e.g. US")
+    plan: Plan = "standard"
+
+    @field_validator("email")
+    @classmethod
+    def _lower_email(cls, value: str) -> str:
+        return value.strip().lower()
+
+    @field_validator("country")
+    @classmethod
+    def _upper_country(cls, value: str) -> str:
+        if not value.isalpha():
+            raise ValueError(f"country must be two letters (ISO-3166 alpha-2, e.g. 'US'), got {value!r}")
+        return value.upper()
+
+
+class AccountPublic(PublicModel):
+    """The account as its owner sees it."""
+
+    account_id: str
+    email: str
+    country: str
+    plan: str
+    created_at: datetime
+
+
+class TokenPair(PublicModel):
+    """OAuth2 bearer tokens."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class RefreshRequest(RequestBody):
+    """A refresh token to exchange (it is revoked on use)."""
+
+    refresh_token: str = Field(min_length=10)
+
+
+class LogoutRequest(RequestBody):
+    """Optionally, the refresh token to revoke along with the access token."""
+
+    refresh_token: str | None = None

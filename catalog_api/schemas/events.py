@@ -1,0 +1,62 @@
+"""Schemas of watch events, history and Continue Watching."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import Field, model_validator
+
+from catalog_api.schemas.common import PublicModel, RequestBody
+
+
+class WatchEventCreate(RequestBody):
+    """A progress heartbeat. ``event_id`` makes retries idempotent; ``title_id`` is the episode id for series."""
+
+    event_id: str = Field(min_length=1, max_length=128, description="client-made unique id; a retry reuses it")
+    title_id: str = Field(min_length=1, max_length=128)
+    position_s: int = Field(ge=0)
+    duration_s: int = Field(gt=0)
+    ts: datetime | None = Field(default=None, description="when the client saw this position; default now")
+    device: str = Field(default="unknown", max_length=32)
+
+    @model_validator(mode="after")
+    def _position_within(self) -> WatchEventCreate:
+        if self.position_s > self.duration_s:
+            raise ValueError(f"position_s ({self.position_s}) may not exceed duration_s ({self.duration_s})")
+        return self
+
+
+class WatchEventAccepted(PublicModel):
+    """Whether the event was new (``created``) or a retry of one already stored."""
+
+    event_id: str
+    created: bool
+
+
+class HistoryItem(PublicModel):
+    """The latest position of one title (or episode) a profile watched."""
+
+    title_id: str
+    series_id: str | None
+    title: str
+    position_s: int
+    duration_s: int
+    progress: float
+    last_watched: datetime
+
+
+class HistoryPage(PublicModel):
+    """A profile's history, most recent first."""
+
+    items: list[HistoryItem]
+
+
+class ContinueItem(PublicModel):
+    """A title to resume, or the next episode of a series."""
+
+    title_id: str
+    series_id: str | None
+    title: str
+    position_s: int
+    duration_s: int
+    reason: str

@@ -1,0 +1,142 @@
+"""Watch events: idempotent durable writes, history and Continue Watching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from catalog_api.db.tables import ProfileRow, WatchEventRow
+from catalog_api.schemas.events import WatchEventCreate
+from catalog_api.services.catalog_cache import CatalogSnapshot
+from core.errors import NotFoundError
+
+#: Below this share a title was only sampled; above ``FINISHED`` it counts as watched to the end.
+STARTED = 0.02
+FINISHED = 0.92
+
+
+def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate, snapshot: CatalogSnapshot) -> bool:
+    """Store one heartbeat; True if new, False if this ``event_id`` was stored before.
+
+    ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` makes a retry a no-op even
+    when two retries race; the caller commits before answering, so a 2xx means
+    the event is on disk.
+
+    Raises:
+        NotFoundError: the title or episode is not in the catalog.
+    """
+    if snapshot.resolve(event.title_id) is None:
+        raise NotFoundError(f"no title or episode {event.title_id!r} in the catalog; use ids from GET /v1/titles")
+    values = {
+        "event_id": event.event_id,
+        "profile_id": profile.profile_id,
+        "title_id": event.title_id,
+        "ts": event.ts.astimezone(UTC) if event.ts and event.ts.tzinfo else (event.ts or datetime.now(UTC)),
+        "position_s": event.position_s,
+        "duration_s": event.duration_s,
+        "device": event.device,
+        "country": profile.country,
+    }
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(WatchEventRow).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
+    result = session.execute(statement)
+    return bool(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class LatestPosition:
+    """The latest heartbeat of one title or episode."""
+
+    title_id: str
+    position_s: int
+    duration_s: int
+    ts: datetime
+
+    @property
+    def progress(self) -> float:
+        """Share watched, in [0, 1]."""
+        return min(1.0, self.position_s / self.duration_s) if self.duration_s else 0.0
+
+
+def latest_positions(session: Session, profile_id: str, limit: int = 200) -> list[LatestPosition]:
+    """The latest heartbeat per title for a profile, most recent first."""
+    latest = (
+        select(WatchEventRow.title_id, func.max(WatchEventRow.seq).label("seq"))
+        .where(WatchEventRow.profile_id == profile_id)
+        .group_by(WatchEventRow.title_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(WatchEventRow.title_id, WatchEventRow.position_s, WatchEventRow.duration_s, WatchEventRow.ts)
+        .join(latest, WatchEventRow.seq == latest.c.seq)
+        .order_by(WatchEventRow.ts.desc(), WatchEventRow.seq.desc())
+        .limit(limit)
+    ).all()
+    return [LatestPosition(r.title_id, r.position_s, r.duration_s, _utc(r.ts)) for r in rows]
+
+
+def _utc(value: datetime) -> datetime:
+    # SQLite returns naive datetimes; everything stored is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ContinueEntry:
+    """A Continue Watching entry: resume ``title_id`` (a movie or episode) at ``position_s``."""
+
+    title_id: str
+    series_id: str | None
+    position_s: int
+    duration_s: int
+    reason: str
+
+
+def continue_watching(positions: list[LatestPosition], snapshot: CatalogSnapshot) -> list[ContinueEntry]:
+    """Titles in progress, and the next episode after a finished one; one entry per series or movie.
+
+    Only the most recent activity of a series counts: finishing S1E3 yields
+    S1E4 (or S2E1), watching S1E4 halfway yields S1E4 at its position.
+    """
+    entries: list[ContinueEntry] = []
+    seen: set[str] = set()
+    for position in positions:
+        episode = snapshot.episodes.get(position.title_id)
+        parent = episode.series_id if episode else position.title_id
+        if parent in seen or snapshot.resolve(position.title_id) is None:
+            continue
+        seen.add(parent)
+        if STARTED <= position.progress < FINISHED:
+            entries.append(
+                ContinueEntry(
+                    position.title_id,
+                    episode.series_id if episode else None,
+                    position.position_s,
+                    position.duration_s,
+                    "in_progress",
+                )
+            )
+        elif position.progress >= FINISHED and episode is not None:
+            following = snapshot.next_episode(episode.episode_id)
+            if following is not None:
+                entries.append(
+                    ContinueEntry(following.episode_id, following.series_id, 0, following.duration_s, "next_episode")
+                )
+    return entries
+
+
+def resume_position(session: Session, profile_id: str, title_id: str) -> int:
+    """Where to resume ``title_id``: its latest position unless it was finished (then 0)."""
+    row = session.execute(
+        select(WatchEventRow.position_s, WatchEventRow.duration_s)
+        .where(WatchEventRow.profile_id == profile_id, WatchEventRow.title_id == title_id)
+        .order_by(WatchEventRow.seq.desc())
+        .limit(1)
+    ).first()
+    if row is None or not row.duration_s or row.position_s / row.duration_s >= FINISHED:
+        return 0
+    return int(row.position_s)

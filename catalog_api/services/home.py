@@ -1,0 +1,288 @@
+"""The home page: rows, personalization with a time budget, fallback, exposures, prefetch hints.
+
+Rules every page obeys, whatever the source:
+- every item passes the profile's maturity level and country licence;
+- no title appears twice on a page (rows are filled in layout order);
+- the model server gets one time budget for all its calls; when it is down,
+  slow, the circuit is open, or the profile has no history, rows come from
+  popularity and ``source`` says ``fallback``;
+- every served item is logged as an exposure with the model version and the
+  experiment variant that chose it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from catalog_api.circuit_breaker import BreakerState
+from catalog_api.db.tables import ProfileRow
+from catalog_api.playback.service import Viewer
+from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint, RowItem
+from catalog_api.services.affinity import genre_affinity
+from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
+from catalog_api.services.events import ContinueEntry, LatestPosition, continue_watching, latest_positions
+from catalog_api.services.experiments import PageAssignment
+from catalog_api.services.popularity import PopularityTable
+from catalog_api.state import AppState
+from core.domain import Exposure
+from core.errors import MarqueeError
+from serving.contract import RecommendRequest, RecommendResponse, SimilarRequest, SimilarResponse
+
+logger = logging.getLogger(__name__)
+
+ROW_SIZE = 20
+GENRE_ROWS = 4
+POPULARITY_VERSION = "popularity"
+
+
+@dataclass
+class PageBuilder:
+    """Fills rows in order, enforcing the visibility filter and the no-duplicates rule."""
+
+    snapshot: CatalogSnapshot
+    maturity_level: int
+    country: str
+    used: set[str] = field(default_factory=set)
+    rows: list[HomeRow] = field(default_factory=list)
+
+    def visible(self, title_id: str) -> CatalogTitle | None:
+        """The title if the profile may see it here (ids of episodes resolve to their series)."""
+        title = self.snapshot.resolve(title_id)
+        if title is None or not title.visible_to(self.maturity_level, self.country):
+            return None
+        return title
+
+    def add(self, key: str, name: str, title_ids: Iterable[str], limit: int = ROW_SIZE) -> HomeRow | None:
+        """Add a row of the first ``limit`` visible, unused titles; rows left empty are dropped."""
+        items: list[RowItem] = []
+        for title_id in title_ids:
+            title = self.visible(title_id)
+            if title is None or title.title_id in self.used:
+                continue
+            self.used.add(title.title_id)
+            items.append(_item(title))
+            if len(items) >= limit:
+                break
+        if not items:
+            return None
+        row = HomeRow(key=key, title=name, items=items)
+        self.rows.append(row)
+        return row
+
+    def add_continue(self, entries: list[ContinueEntry]) -> None:
+        """Continue Watching: the series (or movie) with the episode and position to resume."""
+        items = []
+        for entry in entries:
+            title = self.visible(entry.title_id)
+            if title is None or title.title_id in self.used:
+                continue
+            self.used.add(title.title_id)
+            episode_id = entry.title_id if entry.series_id else None
+            items.append(_item(title, episode_id=episode_id, position_s=entry.position_s))
+        if items:
+            self.rows.append(HomeRow(key="continue_watching", title="Continue Watching", items=items[:ROW_SIZE]))
+
+
+def _item(title: CatalogTitle, episode_id: str | None = None, position_s: int | None = None) -> RowItem:
+    return RowItem(
+        title_id=title.title_id,
+        title=title.title,
+        type=title.type,
+        genres=list(title.genres),
+        maturity_rating=title.maturity_rating,
+        release_year=title.release_year,
+        episode_id=episode_id,
+        position_s=position_s,
+    )
+
+
+@dataclass(frozen=True)
+class Personalization:
+    """What the model server said (or why it said nothing)."""
+
+    picks: RecommendResponse | None = None
+    similar: SimilarResponse | None = None
+    reason: str | None = None
+
+
+async def personalize(
+    state: AppState, profile: ProfileRow, watched: list[str], seed: str | None, variant: str
+) -> Personalization:
+    """Ask the model server for top picks and similar titles within one time budget."""
+    if not watched:
+        return Personalization(reason="new_profile")
+    if state.recommender.breaker.state is BreakerState.OPEN:
+        return Personalization(reason="circuit_open")
+    recommend = state.recommender.recommend(
+        RecommendRequest(
+            profile_id=profile.profile_id,
+            k=min(ROW_SIZE * 2, 100),
+            exclude=watched[:1000],
+            variant=variant,  # type: ignore[arg-type]
+            maturity_level=profile.maturity_level,
+            country=profile.country,
+        )
+    )
+    calls = [recommend]
+    if seed is not None:
+        calls.append(state.recommender.similar(SimilarRequest(title_id=seed, k=ROW_SIZE)))  # type: ignore[arg-type]
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*calls, return_exceptions=True), timeout=state.options.model_budget_s
+        )
+    except TimeoutError:
+        return Personalization(reason="model_timeout")
+    picks, similar = results[0], (results[1] if len(results) > 1 else None)
+    if isinstance(picks, BaseException):
+        reason = "circuit_open" if "circuit is open" in str(picks) else "model_unavailable"
+        return Personalization(reason=reason)
+    if picks.source != "model":  # type: ignore[union-attr]
+        return Personalization(reason="model_fallback")
+    return Personalization(
+        picks=picks,  # type: ignore[arg-type]
+        similar=similar if isinstance(similar, SimilarResponse) else None,
+    )
+
+
+def _load_positions(state: AppState, profile_id: str) -> list[LatestPosition]:
+    with state.sessions() as session:
+        return latest_positions(session, profile_id)
+
+
+async def build_home(state: AppState, profile: ProfileRow, plan: str, device: str, request_id: str) -> HomeResponse:
+    """The home page of ``profile``; never raises for model-server trouble."""
+    snapshot = state.catalog.snapshot
+    popularity: PopularityTable = state.popularity.table
+    positions = await run_in_threadpool(_load_positions, state, profile.profile_id)
+    watched_titles = list(dict.fromkeys(t.title_id for p in positions if (t := snapshot.resolve(p.title_id))))
+    assignment: PageAssignment = await run_in_threadpool(
+        state.experiments.assign,
+        unit_id=profile.profile_id,
+        account_id=profile.account_id,
+        country=profile.country,
+        device=device,
+        is_kids=profile.is_kids,
+        is_new=not positions,
+    )
+    page = PageBuilder(snapshot, profile.maturity_level, profile.country)
+    seed = next((t for t in watched_titles if page.visible(t)), None)
+    result = await personalize(state, profile, watched_titles, seed, assignment.variant)
+    personalized = result.picks is not None
+    model_version = result.picks.model_version if result.picks else POPULARITY_VERSION
+    watched_set = set(watched_titles)
+    affinity = genre_affinity(positions, snapshot)
+    genres = sorted(popularity.genre_order, key=lambda g: (-affinity.get(g, 0.0), popularity.genre_order.index(g)))
+
+    def top_picks() -> None:
+        if result.picks is not None:
+            page.add("top_picks", "Top Picks for You", (i.title_id for i in result.picks.items))
+        else:
+            page.add("top_picks", "Top Picks for You", (t for t in popularity.popular if t not in watched_set))
+
+    def because() -> None:
+        if seed is None:
+            return
+        name = f"Because You Watched {snapshot.titles[seed].title}"
+        if result.similar is not None:
+            page.add(f"because_you_watched:{seed}", name, (i.title_id for i in result.similar.items))
+        else:
+            # Fallback: the most popular titles sharing the seed's genres.
+            seed_genres = set(snapshot.titles[seed].genres)
+            ranked = (
+                t for t in popularity.popular if t not in watched_set and seed_genres & set(snapshot.titles[t].genres)
+            )
+            page.add(f"because_you_watched:{seed}", name, ranked)
+
+    def trending() -> None:
+        page.add("trending", "Trending Now", (t for t in popularity.trending if t not in watched_set))
+
+    def standard_rows() -> None:
+        top_picks()
+        because()
+        trending()
+        page.add("new_releases", "New Releases", snapshot.newest)
+
+    def genre_rows() -> None:
+        added = 0
+        for genre in genres:
+            if added >= GENRE_ROWS:
+                break
+            row = page.add(
+                f"genre:{genre}", genre, (t for t in popularity.by_genre.get(genre, []) if t not in watched_set)
+            )
+            added += row is not None
+
+    page.add_continue(continue_watching(positions, snapshot))
+    if assignment.layout == "genre_first":
+        genre_rows()
+        standard_rows()
+    elif assignment.layout == "trending_first":
+        trending()
+        standard_rows()
+        genre_rows()
+    else:
+        standard_rows()
+        genre_rows()
+
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
+    state.exposures.log(
+        [
+            Exposure(
+                request_id=request_id,
+                ts=now,
+                profile_id=profile.profile_id,
+                row_key=row.key,
+                position=position,
+                title_id=item.title_id,
+                model_version=_row_version(row.key, model_version),
+                experiment_key=assignment.experiment_key,
+                variant=assignment.experiment_variant,
+            )
+            for row in page.rows
+            for position, item in enumerate(row.items)
+        ]
+    )
+    return HomeResponse(
+        request_id=request_id,
+        rows=page.rows,
+        source="personalized" if personalized else "fallback",
+        fallback_reason=result.reason,
+        experiment=ExperimentInfo(
+            assignments=assignment.assignments,
+            variant=assignment.variant,
+            layout=assignment.layout,
+            model_version=model_version,
+        ),
+        prefetch=_prefetch(state, page, profile, plan),
+    )
+
+
+def _row_version(row_key: str, model_version: str) -> str:
+    """The model version that chose a row: the model for picks and similar titles, else popularity."""
+    return model_version if row_key == "top_picks" or row_key.startswith("because_you_watched") else POPULARITY_VERSION
+
+
+def _prefetch(state: AppState, page: PageBuilder, profile: ProfileRow, plan: str) -> list[PrefetchHint]:
+    """First segments of the titles the profile is most likely to play: what it is watching, then top picks."""
+    ordered = [
+        item.episode_id or item.title_id
+        for row in page.rows
+        if row.key in ("continue_watching", "top_picks")
+        for item in row.items
+    ]
+    viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, plan)
+    hints = []
+    for title_id in ordered[: state.options.prefetch_titles]:
+        try:
+            quality, urls = state.playback.prefetch_urls(page.snapshot, title_id, viewer)
+        except MarqueeError:
+            continue
+        hints.append(PrefetchHint(title_id=title_id, quality=quality, urls=urls))
+    return hints

@@ -1,0 +1,127 @@
+"""Popularity and trending: the fallback when personalization is unavailable.
+
+Counts come from the lake's ``watch_events`` (datasets, past exports) plus the
+API's own events not yet exported; episodes count for their series. Computed at
+start-up and refreshed every ``refresh_s`` seconds, never on the request path
+of more than one request at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_api.db.tables import WatchEventRow
+from catalog_api.services.catalog_cache import CatalogSnapshot
+from core.lake import Lake
+
+logger = logging.getLogger(__name__)
+
+TRENDING_HALF_LIFE = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class PopularityTable:
+    """Titles ranked by all-time plays and by recent (decayed) plays, best first."""
+
+    popular: list[str] = field(default_factory=list)
+    trending: list[str] = field(default_factory=list)
+    plays: dict[str, float] = field(default_factory=dict)
+    by_genre: dict[str, list[str]] = field(default_factory=dict)
+    genre_order: list[str] = field(default_factory=list)
+
+
+def compute_popularity(events: pd.DataFrame, snapshot: CatalogSnapshot) -> PopularityTable:
+    """Rank catalog titles from ``events`` (columns ``profile_id``, ``title_id``, ``ts``).
+
+    One (profile, title) pair counts once however many heartbeats it sent. Titles
+    without plays follow in newest-first order, so the fallback rows are never
+    short on a fresh catalog.
+    """
+    if events.empty:
+        plays: Counter[str] = Counter()
+        recent: dict[str, float] = {}
+    else:
+        frame = events[["profile_id", "title_id", "ts"]].copy()
+        frame["series"] = [
+            (t.title_id if (t := snapshot.resolve(tid)) else None) for tid in frame["title_id"].astype(str)
+        ]
+        frame = frame.dropna(subset=["series"])
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        pairs = frame.groupby(["profile_id", "series"], as_index=False)["ts"].max()
+        plays = Counter(pairs["series"].value_counts().to_dict())
+        if pairs.empty:
+            recent = {}
+        else:
+            latest = pairs["ts"].max()
+            age_days = (latest - pairs["ts"]).dt.total_seconds() / 86400.0
+            pairs["weight"] = 0.5 ** (age_days / (TRENDING_HALF_LIFE.total_seconds() / 86400.0))
+            recent = pairs.groupby("series")["weight"].sum().to_dict()
+    newest_rank = {title_id: i for i, title_id in enumerate(snapshot.newest)}
+    popular = sorted(snapshot.titles, key=lambda t: (-plays.get(t, 0), newest_rank[t]))
+    trending = sorted(snapshot.titles, key=lambda t: (-recent.get(t, 0.0), -plays.get(t, 0), newest_rank[t]))
+    by_genre: dict[str, list[str]] = {}
+    genre_plays: Counter[str] = Counter()
+    for title_id in popular:
+        for genre in snapshot.titles[title_id].genres:
+            by_genre.setdefault(genre, []).append(title_id)
+            genre_plays[genre] += plays.get(title_id, 0)
+    genre_order = sorted(by_genre, key=lambda g: (-genre_plays[g], -len(by_genre[g]), g))
+    return PopularityTable(popular, trending, {k: float(v) for k, v in plays.items()}, by_genre, genre_order)
+
+
+class PopularityService:
+    """Holds the current popularity table and refreshes it in the background when stale."""
+
+    def __init__(
+        self,
+        lake: Lake,
+        sessions: sessionmaker[Session],
+        snapshot: Callable[[], CatalogSnapshot],
+        refresh_s: float,
+    ) -> None:
+        self._lake = lake
+        self._sessions = sessions
+        self._snapshot = snapshot
+        self._refresh_s = refresh_s
+        self._table = PopularityTable()
+        self._computed_at = 0.0
+        self._refreshing = threading.Lock()
+
+    @property
+    def table(self) -> PopularityTable:
+        """The current table; a stale one triggers one background refresh."""
+        if time.monotonic() - self._computed_at > self._refresh_s and not self._refreshing.locked():
+            threading.Thread(target=self.refresh, name="popularity-refresh", daemon=True).start()
+        return self._table
+
+    def refresh(self) -> PopularityTable:
+        """Recompute from the lake and the database now."""
+        if not self._refreshing.acquire(blocking=False):
+            return self._table
+        try:
+            lake_events = self._lake.read_or_empty("watch_events", ["profile_id", "title_id", "ts"])
+            with self._sessions() as session:
+                rows = session.execute(select(WatchEventRow.profile_id, WatchEventRow.title_id, WatchEventRow.ts)).all()
+            db_events = pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"])
+            frames = [f for f in (lake_events, db_events) if not f.empty]
+            events = pd.concat(frames, ignore_index=True) if frames else db_events
+            self._table = compute_popularity(events, self._snapshot())
+            self._computed_at = time.monotonic()
+            logger.info("popularity refreshed from %d events", len(events))
+        except Exception:
+            # Popularity is the safety net: keep serving the previous table rather than failing pages.
+            logger.exception("popularity refresh failed; keeping the previous table")
+            self._computed_at = time.monotonic()
+        finally:
+            self._refreshing.release()
+        return self._table

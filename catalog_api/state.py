@@ -1,0 +1,71 @@
+"""Everything one API process holds: built by ``create_app(settings)``, never at import."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog_api.api.observability import Metrics
+from catalog_api.options import ApiOptions
+from catalog_api.playback.service import PlaybackService
+from catalog_api.recommender_client import RecommenderClient
+from catalog_api.security.rate_limit import RateLimiter
+from catalog_api.security.tokens import TokenIssuer
+from catalog_api.services.catalog_cache import CatalogSnapshot, load_snapshot
+from catalog_api.services.experiments import ExperimentBridge
+from catalog_api.services.exposures import ExposureLog
+from catalog_api.services.popularity import PopularityService
+from catalog_api.services.search import EmbeddedBackend, PostgresBackend, TextBackend
+from catalog_api.services.search_index import SearchIndex
+from core.lake import Lake
+from core.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class CatalogHolder:
+    """The current catalog snapshot and its search backend, swapped together on reload."""
+
+    def __init__(self, sessions: sessionmaker[Session], use_postgres: bool) -> None:
+        self._sessions = sessions
+        self._use_postgres = use_postgres
+        self._lock = threading.Lock()
+        self.snapshot = CatalogSnapshot([], [])
+        self.backend: TextBackend = EmbeddedBackend(SearchIndex(self.snapshot))
+
+    def reload(self) -> CatalogSnapshot:
+        """Re-read the catalog from the database and rebuild the search index."""
+        with self._sessions() as session:
+            snapshot = load_snapshot(session)
+        backend: TextBackend = (
+            PostgresBackend(self._sessions) if self._use_postgres else EmbeddedBackend(SearchIndex(snapshot))
+        )
+        with self._lock:
+            self.snapshot, self.backend = snapshot, backend
+        logger.info("catalog loaded: %d titles, search backend %s", len(snapshot), backend.name)
+        return snapshot
+
+
+@dataclass
+class AppState:
+    """Process-wide services, reachable from routes through ``api.deps``."""
+
+    settings: Settings
+    options: ApiOptions
+    engine: Engine
+    sessions: sessionmaker[Session]
+    lake: Lake
+    catalog: CatalogHolder
+    popularity: PopularityService
+    recommender: RecommenderClient
+    playback: PlaybackService
+    exposures: ExposureLog
+    experiments: ExperimentBridge
+    tokens: TokenIssuer
+    login_limiter: RateLimiter
+    account_limiter: RateLimiter
+    metrics: Metrics

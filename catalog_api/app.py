@@ -32,6 +32,7 @@ from catalog_api.services.exposures import ExposureLog
 from catalog_api.services.popularity import PopularityService
 from catalog_api.state import AppState, CatalogHolder
 from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
+from catalog_api.web import mount_web
 from core.lake import Lake
 from core.settings import Settings
 from experiments.definitions import DEFAULT_DIR
@@ -130,6 +131,7 @@ def create_app(
     install_error_handlers(app)
     for module in (auth, profiles, titles, search, events, home, playback, account, experiments, health):
         app.include_router(module.router)
+    mount_web(app)  # the small web page at / (catalog_api/web/static)
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     return app
 

@@ -115,7 +115,7 @@ def fitted(name: str) -> CandidateGenerator:
     return model.fit(interactions())  # type: ignore[return-value]
 
 
-def build_bundle(personal: str | None = "itemknn", metadata: dict[str, object] | None = None) -> ModelBundle:
+def build_bundle(personal: str | None = "item_knn", metadata: dict[str, object] | None = None) -> ModelBundle:
     """Popularity plus (optionally) a personal model, as training would bundle them."""
     candidates: dict[str, CandidateGenerator] = {"popularity": fitted("popularity")}
     if personal:

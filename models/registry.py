@@ -34,3 +34,12 @@ def model_class(name: str) -> type[CandidateGenerator] | type[Ranker]:
     module_name, class_name = target.split(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls  # type: ignore[no-any-return]
+
+
+# Marquee's candidate generators (models/ issue).
+register_model_path("popularity", "models.popularity:PopularityModel")
+register_model_path("trending", "models.popularity:TrendingModel")
+register_model_path("ease", "models.ease:EASE")
+register_model_path("recency_ease", "models.ease:RecencyEASE")
+register_model_path("item_knn", "models.item_knn:ItemKNN")
+register_model_path("seqknn", "models.sequence:SequenceKNN")

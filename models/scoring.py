@@ -1,0 +1,241 @@
+"""``ItemScorer``: the shared machinery of models that score the whole catalog from a history.
+
+A subclass only learns its parameters (``_fit``) and scores a batch of users
+(``_score``). This base does the rest the same way for every model, so the
+contract holds by construction: the id mapping, history overrides, seen-item
+filtering, ``n`` larger than the catalog, deterministic tie-breaking (by item
+index), batch equal to single calls, and the npz + json save format.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from models.base import CandidateGenerator, Interactions, Recommendation
+from models.history import Histories
+from models.ids import NotFittedError, UnknownItemError, UnknownUserError
+
+logger = logging.getLogger(__name__)
+
+SAVE_FORMAT = 1
+_BATCH = 256
+
+
+@dataclass(frozen=True)
+class UserContext:
+    """What a model knows about one user when scoring.
+
+    Attributes:
+        user_idx: index at fit time, or -1 for a user known only by ``history``.
+        items: shape (h,), int64 — history item indices, oldest first.
+        now: the user's current time in seconds (latest watch), for time-aware scores.
+    """
+
+    user_idx: int
+    items: npt.NDArray[np.int64]
+    now: int
+
+
+class ItemScorer(CandidateGenerator):
+    """Base of every Marquee candidate generator that scores all items for a user."""
+
+    name: ClassVar[str] = "item_scorer"
+
+    def __init__(self, **params: Any) -> None:
+        self.params: dict[str, Any] = dict(params)
+        self._hist: Histories | None = None
+
+    # -- what subclasses provide -------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, hist: Histories, **context: Any) -> None:
+        """Learn parameters from the indexed histories."""
+
+    @abstractmethod
+    def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
+        """Scores shape (len(users), n_items), float32; higher is better."""
+
+    def _similar(self, item_idx: int) -> npt.NDArray[np.float32]:
+        """Similarity of every item to ``item_idx``, shape (n_items,); default: co-watch counts."""
+        hist = self.history
+        users = hist.user_of_row()[hist.item_idx == item_idx]
+        mask = np.isin(hist.user_of_row(), users)
+        counts = np.bincount(hist.item_idx[mask], minlength=hist.n_items).astype(np.float32)
+        return counts
+
+    def _state(self) -> dict[str, npt.NDArray[np.generic]]:
+        """Learned arrays to save (npz)."""
+        return {}
+
+    def _load_state(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
+        """Restore what ``_state`` returned."""
+        del arrays
+
+    # -- the contract ------------------------------------------------------------------------
+    def fit(self, interactions: Interactions, **context: Any) -> ItemScorer:
+        """Index ``interactions`` (id mapping and time-ordered histories), then learn."""
+        self._hist = Histories.build(interactions)
+        logger.info(
+            "fitting %s on %d users, %d items, %d interactions",
+            self.name,
+            self._hist.n_users,
+            self._hist.n_items,
+            len(self._hist.item_idx),
+        )
+        self._fit(self._hist, **context)
+        return self
+
+    @property
+    def history(self) -> Histories:
+        """The fit-time histories and id mappings; ``NotFittedError`` before ``fit``/``load``."""
+        if self._hist is None:
+            raise NotFittedError(f"model {self.name!r} is not fitted: call fit() or load() first")
+        return self._hist
+
+    @property
+    def item_ids(self) -> npt.NDArray[np.str_]:
+        """The catalog this model can recommend, in index order."""
+        return self.history.items.ids
+
+    def context(self, user_id: str, history: Sequence[str] | None = None) -> UserContext:
+        """Build the scoring context of one user; ``UnknownUserError`` when nothing is known."""
+        hist = self.history
+        user_idx = hist.users.get(user_id)
+        if history is not None:
+            items = hist.items.known_idx(history)
+            known = user_idx >= 0 and hist.indptr[user_idx + 1] > hist.indptr[user_idx]
+            now = int(hist.ts[hist.user_rows(user_idx)].max()) if known else int(hist.ts.max())
+            return UserContext(user_idx=user_idx, items=items, now=now)
+        if user_idx < 0:
+            raise UnknownUserError(
+                f"user {user_id!r} was not seen when model {self.name!r} was fitted; "
+                "pass history=[...] or fall back to popularity"
+            )
+        rows = hist.user_rows(user_idx)
+        return UserContext(user_idx=user_idx, items=hist.item_idx[rows], now=int(hist.ts[rows][-1]))
+
+    def recommend(
+        self,
+        user_id: str,
+        n: int = 10,
+        *,
+        history: Sequence[str] | None = None,
+        filter_seen: bool = True,
+        exclude: Sequence[str] = (),
+    ) -> Recommendation:
+        """Top ``n`` items for ``user_id``; see ``CandidateGenerator.recommend``.
+
+        Raises:
+            UnknownUserError: the user was not seen at fit time and ``history`` is None.
+            ValueError: ``n`` < 1.
+        """
+        ctx = self.context(user_id, history)
+        return self._rank([ctx], n, filter_seen=filter_seen, exclude=exclude)[0]
+
+    def recommend_batch(
+        self, user_ids: Sequence[str], n: int = 10, *, filter_seen: bool = True
+    ) -> list[Recommendation]:
+        """``recommend`` for many users at once (vectorised in chunks; equal to single calls)."""
+        contexts = [self.context(u) for u in user_ids]
+        out: list[Recommendation] = []
+        for start in range(0, len(contexts), _BATCH):
+            out.extend(self._rank(contexts[start : start + _BATCH], n, filter_seen=filter_seen))
+        return out
+
+    def _rank(
+        self, contexts: Sequence[UserContext], n: int, *, filter_seen: bool, exclude: Sequence[str] = ()
+    ) -> list[Recommendation]:
+        if n < 1:
+            raise ValueError(f"n must be at least 1, got {n}")
+        hist = self.history
+        out: list[Recommendation] = []
+        scores = self._score(contexts) if contexts else np.zeros((0, hist.n_items), np.float32)
+        excluded = hist.items.known_idx(exclude)
+        for row, ctx in zip(scores.astype(np.float64), contexts, strict=True):
+            if filter_seen and len(ctx.items):
+                row[ctx.items] = -np.inf
+            if len(excluded):
+                row[excluded] = -np.inf
+            out.append(self._top(row, n))
+        return out
+
+    def _top(self, row: npt.NDArray[np.float64], n: int) -> Recommendation:
+        """Top ``n`` finite entries of ``row``, ties broken by item index."""
+        candidates = np.flatnonzero(np.isfinite(row))
+        k = min(n, len(candidates))
+        if k < len(candidates):
+            part = np.argpartition(-row[candidates], k - 1)[:k]
+            threshold = row[candidates[part]].min()
+            candidates = candidates[row[candidates] >= threshold]
+        order = np.lexsort((candidates, -row[candidates]))[:k]
+        chosen = candidates[order]
+        return Recommendation(item_ids=self.history.items.to_ids(chosen), scores=row[chosen].astype(np.float32))
+
+    def similar_items(self, item_id: str, n: int = 10) -> Recommendation:
+        """Items most similar to ``item_id`` ("Because you watched X"); the item itself excluded.
+
+        Raises:
+            UnknownItemError: ``item_id`` was not seen at fit time.
+        """
+        hist = self.history
+        item_idx = hist.items.get(item_id)
+        if item_idx < 0:
+            raise UnknownItemError(f"item {item_id!r} was not seen when model {self.name!r} was fitted")
+        row = self._similar(item_idx).astype(np.float64)
+        row[item_idx] = -np.inf
+        return self._top(row, n)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write ``model.json`` (name, params), ``ids.npz`` (id mapping + histories), ``state.npz``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        np.savez(path / "ids.npz", **self.history.arrays())  # type: ignore[arg-type]
+        np.savez(path / "state.npz", **self._state())  # type: ignore[arg-type]
+        meta = {"format": SAVE_FORMAT, "model": self.name, "params": self.params}
+        (path / "model.json").write_text(json.dumps(meta, indent=2, default=float))
+
+    @classmethod
+    def load(cls, path: Path) -> ItemScorer:
+        """Read a model written by ``save`` (no pickle)."""
+        path = Path(path)
+        meta_path = path / "model.json"
+        if not meta_path.exists():
+            raise FileNotFoundError(f"no model.json under {path}: not a saved Marquee model")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("model") != cls.name:
+            raise ValueError(f"{path} holds model {meta.get('model')!r}, not {cls.name!r}")
+        model = cls(**meta["params"])
+        with np.load(path / "ids.npz", allow_pickle=False) as ids:
+            model._hist = Histories.from_arrays({k: ids[k] for k in ids.files})
+        with np.load(path / "state.npz", allow_pickle=False) as state:
+            model._load_state({k: state[k] for k in state.files})
+        return model
+
+
+def recency_weights(n: int, half_life: float | None) -> npt.NDArray[np.float32]:
+    """``0.5 ** (position from the latest / half_life)`` for a history of length ``n`` (oldest first).
+
+    ``half_life`` None or 0 gives equal weights (plain, order-free models).
+    """
+    if not half_life:
+        return np.ones(n, np.float32)
+    pos = np.arange(n - 1, -1, -1, dtype=np.float64)
+    return (0.5 ** (pos / half_life)).astype(np.float32)
+
+
+def user_matrix(contexts: Sequence[UserContext], n_items: int, half_life: float | None) -> npt.NDArray[np.float32]:
+    """Dense recency-weighted user rows, shape (len(contexts), n_items)."""
+    out = np.zeros((len(contexts), n_items), np.float32)
+    for k, ctx in enumerate(contexts):
+        if len(ctx.items):
+            out[k, ctx.items] = recency_weights(len(ctx.items), half_life)
+    return out

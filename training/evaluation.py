@@ -1,0 +1,166 @@
+"""Run the ``temporal-user-80-20`` protocol: tune on validation, refit on train, score on test.
+
+``evaluate_models`` is what ``marquee evaluate`` and ``bench/bench_quality.py``
+call; the training pipeline reuses ``fit_model``, ``rank_users`` and ``score_split``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from core.errors import InvalidInputError
+from models.base import CandidateGenerator
+from models.registry import model_class, model_names
+from training.metrics import summarise
+from training.protocol import PROTOCOL, Split, temporal_user_split, to_interactions
+from training.tuning import SEARCH_SPACES, tune_on_validation
+
+logger = logging.getLogger(__name__)
+
+#: Always evaluated beside the requested models: the numbers to beat.
+BASELINES = ("popularity", "ease", "recency_ease")
+#: Evaluated when ``--models`` is not given.
+DEFAULT_MODELS = ("item_knn", "seqknn")
+
+
+def candidate_model_names() -> list[str]:
+    """Registered models that are candidate generators (rankers cannot be evaluated alone)."""
+    names = []
+    for name in model_names():
+        try:
+            if issubclass(model_class(name), CandidateGenerator):
+                names.append(name)
+        except ImportError:
+            continue
+    return names
+
+
+def check_model_names(names: Sequence[str]) -> list[str]:
+    """Validate ``names`` against the registry; clear error listing the known ones."""
+    known = candidate_model_names()
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidInputError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def fit_model(name: str, params: Mapping[str, Any], train: pd.DataFrame, seed: int = 0) -> CandidateGenerator:
+    """Build the registered model ``name`` with ``params`` and fit it on ``train`` (a protocol frame)."""
+    cls = model_class(name)
+    kwargs = dict(params)
+    if "seed" in cls.__init__.__code__.co_varnames:
+        kwargs.setdefault("seed", seed)
+    model = cls(**kwargs)
+    if not isinstance(model, CandidateGenerator):
+        raise InvalidInputError(f"model {name!r} is a ranker, not a candidate generator; it cannot rank alone")
+    return model.fit(to_interactions(train))
+
+
+def rank_users(model: CandidateGenerator, users: Sequence[str], n: int = 20) -> dict[str, list[str]]:
+    """user_id → top-``n`` item ids (seen items filtered), in batches."""
+    out: dict[str, list[str]] = {}
+    batch = 256
+    for start in range(0, len(users), batch):
+        chunk = list(users[start : start + batch])
+        for user, rec in zip(chunk, model.recommend_batch(chunk, n), strict=True):
+            out[user] = rec.item_ids.tolist()
+    return out
+
+
+def score_split(model: CandidateGenerator, split: Split) -> dict[str, float]:
+    """The protocol's metrics of a fitted model on ``split.test``."""
+    ranked = rank_users(model, split.test_users, 20)
+    popularity = split.train.groupby("item_id")["user_id"].nunique().to_dict()
+    return summarise(
+        ranked,
+        split.test_items(),
+        n_items=int(split.train["item_id"].nunique()),
+        popularity=popularity,
+        n_users=int(split.train["user_id"].nunique()),
+    )
+
+
+def evaluate_model(name: str, split: Split, *, tune: bool = True, seed: int = 0) -> dict[str, Any]:
+    """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test."""
+    params: dict[str, Any] = {}
+    tuning_seconds = 0.0
+    space = SEARCH_SPACES.get(name, {})
+    if tune and space:
+        started = time.perf_counter()
+
+        def objective(p: Mapping[str, Any], val: Split) -> float:
+            return score_split(fit_model(name, p, val.train, seed), val)["ndcg@10"]
+
+        result = tune_on_validation(objective, split.train, space)
+        params = result.params
+        tuning_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    model = fit_model(name, params, split.train, seed)
+    fit_seconds = time.perf_counter() - started
+    metrics = score_split(model, split)
+    return {
+        **{k: round(v, 4) for k, v in metrics.items()},
+        "fit_seconds": round(fit_seconds, 2),
+        "tuning_seconds": round(tuning_seconds, 1),
+        "params": params,
+    }
+
+
+def evaluate_models(
+    interactions: pd.DataFrame,
+    models: Sequence[str] = DEFAULT_MODELS,
+    *,
+    dataset: str = "",
+    tune: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """The whole protocol on one dataset; the report ``marquee evaluate`` writes.
+
+    Args:
+        interactions: user_id, item_id, ts (and optionally weight), one row per interaction.
+        models: registered candidate generators to evaluate; the baselines are always added.
+        dataset: name written into the report.
+        tune: tune hyper-parameters on validation (off: defaults, for quick checks).
+        seed: seed of the models that draw random numbers.
+        progress: show a progress bar.
+
+    Returns:
+        ``{"protocol", "dataset", "split", "models": {name: metrics}, "best", "best_baseline", "ratio"}``.
+    """
+    names = check_model_names([*BASELINES, *models])
+    np.random.seed(seed)
+    split = temporal_user_split(interactions)
+    report: dict[str, Any] = {"protocol": PROTOCOL, "dataset": dataset, "split": split.describe(), "models": {}}
+    for name in tqdm(names, desc="models", disable=not progress):
+        logger.info("evaluating %s", name)
+        report["models"][name] = evaluate_model(name, split, tune=tune, seed=seed)
+    results = report["models"]
+    best = max(results, key=lambda n: results[n]["ndcg@10"])
+    baseline = max((n for n in results if n in BASELINES), key=lambda n: results[n]["ndcg@10"])
+    report["best"] = best
+    report["best_baseline"] = baseline
+    report["ratio"] = round(results[best]["ndcg@10"] / max(results[baseline]["ndcg@10"], 1e-12), 3)
+    return report
+
+
+def format_table(report: Mapping[str, Any]) -> str:
+    """The report as a Markdown table (the README and the CLI print the same thing)."""
+    lines = [
+        "| model | ndcg@10 | recall@20 | coverage@10 | map@10 | fit s | params |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in sorted(report["models"].items(), key=lambda kv: kv[1]["ndcg@10"]):
+        params = ", ".join(f"{k}={v}" for k, v in m.get("params", {}).items()) or "—"
+        lines.append(
+            f"| {name} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} | {m['coverage@10']:.3f} | "
+            f"{m.get('map@10', float('nan')):.4f} | {m['fit_seconds']:.1f} | {params} |"
+        )
+    return "\n".join(lines)

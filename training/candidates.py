@@ -7,7 +7,6 @@ so adding a model to the registry is all it takes to train and evaluate it here.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -20,9 +19,10 @@ from tqdm import tqdm
 
 from core.errors import InvalidInputError
 from models.base import CandidateGenerator
-from models.registry import model_class, model_names
+from training.evaluation import candidate_model_names, check_model_names, fit_model, score_split
 from training.metrics import summarise
-from training.protocol import to_interactions
+from training.protocol import Split
+from training.tuning import SEARCH_SPACES, TuningResult, coordinate_search
 
 logger = logging.getLogger(__name__)
 
@@ -40,58 +40,58 @@ class FittedCandidate:
     fit_seconds: float
 
 
-def candidate_names() -> list[str]:
-    """Registered names that are candidate generators (rankers excluded)."""
-    names = []
-    for name in model_names():
-        try:
-            cls = model_class(name)
-        except (ImportError, AttributeError):  # a model whose optional dependency is missing
-            continue
-        if issubclass(cls, CandidateGenerator):
-            names.append(name)
-    return names
-
-
-def check_model_names(names: Sequence[str]) -> list[str]:
-    """Validate ``--models``: every name must be a registered candidate generator.
+def check_models(names: Sequence[str]) -> list[str]:
+    """Validate ``--models``: registered candidate generators, at least one.
 
     Raises:
-        InvalidInputError: an unknown name, or none at all; lists the known ones.
+        InvalidInputError: an unknown name (the message lists the known ones), or none at all.
     """
-    known = candidate_names()
     chosen = [n.strip() for n in names if n.strip()]
     if not chosen:
-        raise InvalidInputError(f"no candidate model given; choose from: {', '.join(known) or 'none registered'}")
-    unknown = [n for n in chosen if n not in known]
-    if unknown:
-        raise InvalidInputError(
-            f"unknown model {', '.join(map(repr, unknown))}; known candidate models: {', '.join(known) or 'none'}"
-        )
-    if len(set(chosen)) != len(chosen):
-        raise InvalidInputError(f"model names must be unique, got {chosen}")
-    return chosen
-
-
-def build_model(name: str, params: Mapping[str, Any] | None = None, seed: int | None = None) -> CandidateGenerator:
-    """Instantiate a registered candidate generator, passing the seed when its constructor takes one."""
-    cls = model_class(name)
-    if not issubclass(cls, CandidateGenerator):
-        raise InvalidInputError(f"{name!r} is not a candidate generator")
-    kwargs = dict(params or {})
-    accepted = inspect.signature(cls.__init__).parameters
-    for key in ("seed", "random_state"):
-        if seed is not None and key in accepted and key not in kwargs:
-            kwargs[key] = seed
-    return cls(**kwargs)
+        known = ", ".join(candidate_model_names()) or "none registered"
+        raise InvalidInputError(f"no candidate model given; choose from: {known}")
+    return check_model_names(chosen)
 
 
 def model_params(model: CandidateGenerator, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The params worth logging: the model's own ``params()`` when it has one, else what was passed."""
+    """The params worth logging: the model's own ``params`` (attribute or method) when it has them."""
     found = getattr(model, "params", None)
     if callable(found):
         found = found()
     return dict(found) if isinstance(found, Mapping) else dict(given)
+
+
+def _budgeted_space(name: str, trials: int) -> dict[str, list[Any]]:
+    """The model's search space cut so that a coordinate search makes at most ``trials`` fits."""
+    space: dict[str, list[Any]] = {}
+    budget = trials - 1  # the starting point is one fit
+    for param, values in SEARCH_SPACES.get(name, {}).items():
+        if budget <= 0:
+            break
+        space[param] = list(values)[:budget]
+        budget -= len(space[param])
+    return space
+
+
+def tune_candidates(
+    names: Sequence[str], split: Split, *, trials: int, seed: int, progress: bool = False
+) -> dict[str, TuningResult]:
+    """Tune each model on the validation split (fit on ``split.train``, ndcg@10 on ``split.test``).
+
+    Uses the evaluation engineer's coordinate search with at most ``trials`` fits per model.
+    """
+    results: dict[str, TuningResult] = {}
+    for name in tqdm(names, desc="tune candidates", unit="model", disable=not progress):
+        space = _budgeted_space(name, trials)
+        if not space:
+            continue
+
+        def objective(params: Mapping[str, Any], val: Split, name: str = name) -> float:
+            return score_split(fit_model(name, params, val.train, seed), val)["ndcg@10"]
+
+        results[name] = coordinate_search(objective, split, space)
+        logger.info("tuned %s: %s (validation ndcg@10 %.4f)", name, results[name].params, results[name].score)
+    return results
 
 
 def fit_candidates(
@@ -99,22 +99,19 @@ def fit_candidates(
     train: pd.DataFrame,
     *,
     params: Mapping[str, Mapping[str, Any]] | None = None,
-    context: Mapping[str, Any] | None = None,
     seed: int = 42,
     progress: bool = False,
 ) -> dict[str, FittedCandidate]:
-    """Fit each named model on protocol-frame ``train``; ``context`` goes to every ``fit`` (e.g. ``titles``)."""
+    """Fit each named model on protocol-frame ``train`` with its params (the evaluation engineer's ``fit_model``)."""
     if train.empty:
         raise InvalidInputError("no training interactions to fit candidate models on")
-    interactions = to_interactions(train)
     fitted: dict[str, FittedCandidate] = {}
     for name in tqdm(names, desc="fit candidates", unit="model", disable=not progress):
         given = dict((params or {}).get(name, {}))
-        model = build_model(name, given, seed)
         started = time.perf_counter()
-        model.fit(interactions, **dict(context or {}))
+        model = fit_model(name, given, train, seed)
         seconds = time.perf_counter() - started
-        logger.info("fitted %s on %d interactions in %.1f s", name, len(interactions), seconds)
+        logger.info("fitted %s on %d interactions in %.1f s", name, len(train), seconds)
         fitted[name] = FittedCandidate(name, model, model_params(model, given), seconds)
     return fitted
 

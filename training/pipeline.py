@@ -41,10 +41,11 @@ from models.ranker import NeuralRanker
 from training.candidates import (
     FittedCandidate,
     candidate_lists,
-    check_model_names,
+    check_models,
     evaluate_lists,
     fit_candidates,
     ranked_by_source,
+    tune_candidates,
 )
 from training.data import TrainingData, load_training_data
 from training.promotion import PROMOTION_METRIC
@@ -69,6 +70,7 @@ class TrainingConfig:
         models: candidate generators by registry name (their roles in the bundle).
         params: per-model constructor params, e.g. ``{"als": {"factors": 64}}``.
         seed: seeds the models, the profile sampling and the ranker.
+        trials: at most this many validation fits per model to tune its params (0: defaults).
         candidate_k: titles each candidate model proposes per profile.
         use_ranker: train the neural ranker over the candidate union.
         ranker_params: ``NeuralRanker`` constructor params.
@@ -85,6 +87,7 @@ class TrainingConfig:
     models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     params: dict[str, dict[str, Any]] = field(default_factory=dict)
     seed: int = 42
+    trials: int = 0
     candidate_k: int = 50
     use_ranker: bool = True
     ranker_params: dict[str, Any] = field(default_factory=dict)
@@ -98,11 +101,13 @@ class TrainingConfig:
 
     def check(self) -> None:
         """Validate the config; clear errors name the field and the accepted range."""
-        self.models = check_model_names(self.models)
+        self.models = check_models(self.models)
         if not 1 <= self.candidate_k <= 1000:
             raise InvalidInputError(f"candidate_k must be between 1 and 1000, got {self.candidate_k}")
         if not 0.05 <= self.holdout_fraction <= 0.9:
             raise InvalidInputError(f"holdout_fraction must be between 0.05 and 0.9, got {self.holdout_fraction}")
+        if not 0 <= self.trials <= 200:
+            raise InvalidInputError(f"trials must be between 0 and 200, got {self.trials}")
         if self.ranker_profiles < 10:
             raise InvalidInputError(f"ranker_profiles must be at least 10, got {self.ranker_profiles}")
         unknown = sorted(set(self.params) - set(self.models))
@@ -240,6 +245,15 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
     relevant_holdout = {u: relevant_all[u] for u in users if u in holdout}
     n_items = int(split.train["item_id"].nunique())
 
+    tuned: dict[str, Any] = {}
+    if config.trials > 0:
+        with watch.stage("tune"):
+            tuned = tune_candidates(
+                config.models, split, trials=config.trials, seed=config.seed, progress=config.progress
+            )
+        config.params = {n: {**r.params, **config.params.get(n, {})} for n, r in tuned.items()} | {
+            n: p for n, p in config.params.items() if n not in tuned
+        }
     with watch.stage("fit_candidates"):
         fitted = fit_candidates(
             config.models, split.train, params=config.params, seed=config.seed, progress=config.progress
@@ -307,6 +321,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         "validation": {"all_profiles": validation, "holdout_profiles": on_holdout},
         "served": served,
         "refit_on_all_data": config.refit,
+        "tuning": {n: {"params": r.params, "ndcg@10": r.score, "trials": len(r.trials)} for n, r in tuned.items()},
     }
     bundle = ModelBundle(candidates={n: f.model for n, f in fitted.items()}, ranker=ranker, metadata=metadata)
     metrics = {f"validation/{k}": v for k, v in validation.items()} | {f"holdout/{k}": v for k, v in on_holdout.items()}
@@ -376,6 +391,7 @@ def _log_and_register(
             {
                 "models": ",".join(config.models),
                 "seed": config.seed,
+                "trials": config.trials,
                 "candidate_k": config.candidate_k,
                 "use_ranker": config.use_ranker,
                 "ranker_profiles": config.ranker_profiles,
@@ -397,6 +413,11 @@ def _log_and_register(
             with tracker.run(f"candidate:{name}", parent=run_id, tags=tags) as child:
                 tracker.log_params(child, candidate.params)
                 tracker.log_metrics(child, {"fit_seconds": candidate.fit_seconds})
+                tuning = metadata["tuning"].get(name)
+                if tuning:
+                    tracker.log_metrics(
+                        child, {"best_ndcg@10": tuning["ndcg@10"], "trials": tuning["trials"]}, "tuning."
+                    )
                 tracker.log_metrics(child, metrics[f"validation/{name}"], prefix="validation.")
                 tracker.log_metrics(child, metrics[f"holdout/{name}"], prefix="holdout.")
         if ranker is not None:

@@ -1,0 +1,173 @@
+"""Online feature reads for serving: one profile through Feast, candidate titles from memory.
+
+A ranker scores ~100 candidate titles per request. Feast's Python read path
+converts every value through protobuf, which costs about 0.1 ms per entity, so
+title features are also held in memory: loaded from the online store (the same
+values Feast serves) and reloaded when :func:`features.store.materialize` or a
+push changes them. Profile features are one entity per request and go through
+Feast every time, so they are always fresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from core.errors import NotFoundError
+from features.store import online_version
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+logger = logging.getLogger(__name__)
+
+#: Titles read from the online store per Feast call when filling the cache.
+LOAD_BATCH = 1000
+
+
+class OnlineFeatureReader:
+    """Read online features for the serving pipeline.
+
+    Args:
+        store: from :func:`features.store.open_store`.
+        profile_service: feature service of profile reads (default ``profile_v1``).
+        title_service: feature service of title reads (default ``title_v1``).
+        check_interval_s: how often title reads look for a newer materialize or push.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        profile_service: str = "profile_v1",
+        title_service: str = "title_v1",
+        check_interval_s: float = 1.0,
+    ) -> None:
+        self.store = store
+        self._repo = Path(store.repo_path)
+        try:
+            self._profile_service = store.get_feature_service(profile_service)
+            self._title_service = store.get_feature_service(title_service)
+        except Exception as exc:
+            raise NotFoundError(
+                f"feature services {profile_service!r}/{title_service!r} are not registered; "
+                "run `marquee features apply`"
+            ) from exc
+        self.check_interval_s = check_interval_s
+        self._version = ""
+        self._checked = 0.0
+        self._index: dict[str, int] = {}
+        self._frame = pd.DataFrame()
+        self._padded = pd.DataFrame()
+        self._matrix = np.zeros((1, 0), dtype=np.float32)
+        self.numeric_columns: list[str] = []
+
+    # -- profiles -------------------------------------------------------------------------
+
+    def profile_features(self, profile_id: str) -> dict[str, Any]:
+        """Latest features of one profile: ``{feature name: value}`` (None when unknown)."""
+        response = self.store.get_online_features(self._profile_service, [{"profile_id": str(profile_id)}]).to_dict()
+        return {name: values[0] for name, values in response.items()}
+
+    def profiles_frame(self, profile_ids: Sequence[str]) -> pd.DataFrame:
+        """Latest features of several profiles, one row each in the given order."""
+        rows = [{"profile_id": str(p)} for p in profile_ids]
+        return self.store.get_online_features(self._profile_service, rows).to_df()
+
+    # -- titles ---------------------------------------------------------------------------
+
+    def title_features(self, title_ids: Sequence[str]) -> pd.DataFrame:
+        """Features of candidate titles from memory, one row per id in the given order.
+
+        Unknown titles get a row of nulls. Columns are those of the title service
+        (``title_popularity`` and ``title_metadata``) plus ``title_id``.
+        """
+        self._maybe_refresh()
+        missing = len(self._frame)
+        positions = [self._index.get(str(t), missing) for t in title_ids]
+        frame = self._padded.iloc[positions].reset_index(drop=True)
+        frame.insert(0, "title_id", [str(t) for t in title_ids])
+        return frame
+
+    def title_matrix(self, title_ids: Sequence[str], columns: Sequence[str] | None = None) -> npt.NDArray[np.float32]:
+        """Numeric title features as a matrix: shape (len(title_ids), d) float32, NaN when unknown.
+
+        Args:
+            title_ids: candidate titles.
+            columns: which numeric columns, in order; default :attr:`numeric_columns`.
+        """
+        self._maybe_refresh()
+        missing = len(self._frame)
+        positions = np.fromiter((self._index.get(str(t), missing) for t in title_ids), dtype=np.intp)
+        matrix = self._matrix[positions]
+        if columns is None:
+            return matrix
+        wanted = [self.numeric_columns.index(c) for c in columns]
+        return matrix[:, wanted]
+
+    def feast_title_features(self, title_ids: Sequence[str]) -> pd.DataFrame:
+        """The same features read through Feast (no cache): for checks and benchmarks."""
+        rows = [{"title_id": str(t)} for t in title_ids]
+        return self.store.get_online_features(self._title_service, rows).to_df()
+
+    def refresh(self) -> int:
+        """Reload every title's features from the online store; return how many were loaded."""
+        self._version = online_version(self._repo)
+        self._checked = time.monotonic()
+        ids = self._known_titles()
+        parts = [self.feast_title_features(ids[i : i + LOAD_BATCH]) for i in range(0, len(ids), LOAD_BATCH)]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"title_id": []})
+        self._index = {t: i for i, t in enumerate(frame["title_id"].astype(str))}
+        ordered = [c for c in _service_features(self._title_service, scalar_only=False) if c in frame.columns]
+        self._frame = frame.loc[:, ordered]
+        self._padded = pd.concat([self._frame, pd.DataFrame(index=[len(self._frame)])], ignore_index=False)
+        self.numeric_columns = [c for c in self._frame.columns if pd.api.types.is_numeric_dtype(self._frame[c].dtype)]
+        numeric = self._frame[self.numeric_columns].to_numpy(dtype=np.float32, na_value=np.nan)
+        self._matrix = np.vstack([numeric, np.full((1, len(self.numeric_columns)), np.nan, dtype=np.float32)])
+        logger.info("online features: cached %d titles (%d numeric columns)", len(frame), len(self.numeric_columns))
+        return len(frame)
+
+    def _maybe_refresh(self) -> None:
+        now = time.monotonic()
+        if self._checked and now - self._checked < self.check_interval_s:
+            return
+        self._checked = now
+        if not self._index or online_version(self._repo) != self._version:
+            self.refresh()
+
+    def _known_titles(self) -> list[str]:
+        import pyarrow.parquet as pq
+
+        ids: set[str] = set()
+        for name in ("title_metadata", "title_popularity"):
+            path = self._repo / "data" / f"{name}.parquet"
+            if path.exists():
+                ids.update(pq.read_table(path, columns=["title_id"]).column("title_id").to_pylist())
+        return sorted(ids)
+
+
+def _service_features(service: Any, scalar_only: bool) -> list[str]:
+    """Feature names of a service in definition order (Feast's registry does not keep it).
+
+    Args:
+        service: a registered ``FeatureService``.
+        scalar_only: leave out array features (genre lists), which do not fit a matrix.
+    """
+    from feast.types import Array
+
+    from features.feast_repo import definitions
+
+    views = {fv.name: fv for fv in (getattr(definitions, n) for n in dir(definitions) if n.endswith("_fv"))}
+    names: list[str] = []
+    for projection in service.feature_view_projections:
+        wanted = {f.name for f in projection.features}
+        view = views.get(projection.name)
+        fields = view.features if view is not None else projection.features
+        names.extend(f.name for f in fields if f.name in wanted and not (scalar_only and isinstance(f.dtype, Array)))
+    return names

@@ -1,0 +1,151 @@
+"""Push new watch events: update the online features of the profiles and titles they touch.
+
+Between two materializations the app keeps sending watch events. This module
+recomputes, for just the touched profiles and catalog titles, the same features
+the pipelines compute (same code, :mod:`features.pipelines`), from their lake
+history plus the new events, and pushes one row per entity to the online store
+through the views' push sources. The offline tables catch up at the next
+``materialize``, which rebuilds them from the lake (the API exports events there).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from core.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
+from core.lake import Lake, to_arrow
+from core.tables import WATCH_EVENTS
+from features.pipelines import PipelineOptions, read_manifest
+from features.pipelines.plays import plays_from_events
+from features.pipelines.profile import genre_affinity, profile_activity
+from features.pipelines.title import title_popularity
+from features.store import _bump_online_version
+
+if TYPE_CHECKING:
+    from feast import FeatureStore
+
+logger = logging.getLogger(__name__)
+
+_EVENT_COLUMNS = ["event_id", "profile_id", "title_id", "ts", "position_s", "duration_s"]
+
+
+@dataclass(frozen=True)
+class PushReport:
+    """What :func:`push_watch_events` pushed: entity counts and the rows' timestamp."""
+
+    events: int
+    profiles: int
+    titles: int
+    as_of: pd.Timestamp
+
+
+def push_watch_events(
+    store: FeatureStore,
+    events: pd.DataFrame,
+    lake: Lake,
+    options: PipelineOptions | None = None,
+) -> PushReport:
+    """Recompute and push online features of every profile and title ``events`` touch.
+
+    Args:
+        store: from :func:`features.store.open_store`.
+        events: new watch events in the lake's ``watch_events`` shape (``event_id``,
+            ``profile_id``, ``title_id``, ``ts``, ``position_s``, ``duration_s``);
+            events already in the lake (same ``event_id``) are counted once.
+        lake: the lake with the history (titles, episodes, older events).
+        options: pipeline knobs; default those of the last materialize.
+
+    Returns:
+        Counts of what was pushed and the rows' ``event_timestamp``: one second
+        after the newest event, or the last materialize's ``as_of`` if later (an
+        online row never goes back in time).
+
+    Raises:
+        SchemaError: ``events`` does not fit the ``watch_events`` schema.
+        InvalidInputError: ``events`` is empty.
+    """
+    if events.empty:
+        raise InvalidInputError("no watch events to push; pass at least one row")
+    new = to_arrow(WATCH_EVENTS, events).select(_EVENT_COLUMNS).to_pandas()
+    episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
+    titles = lake.read_or_empty("titles")
+    series = dict(zip(episodes["episode_id"], episodes["series_id"], strict=True))
+    touched_profiles = sorted(set(new["profile_id"]))
+    touched_titles = sorted({series.get(t, t) for t in new["title_id"]})
+    items = set(touched_titles) | {e for e, s in series.items() if s in set(touched_titles)} | set(new["title_id"])
+    history = _history(lake, touched_profiles, sorted(items))
+    combined = pd.concat([history, new], ignore_index=True).drop_duplicates("event_id", keep="last")
+
+    manifest_as_of = None
+    try:
+        report = read_manifest(Path(store.repo_path))
+        manifest_as_of = pd.Timestamp(report.as_of)
+        if options is None:
+            options = PipelineOptions(
+                half_life_days=report.options.get("half_life_days", PipelineOptions.half_life_days),
+                top_genres=int(report.options.get("top_genres", PipelineOptions.top_genres)),
+                session_gap_s=int(report.options.get("session_gap_s", PipelineOptions.session_gap_s)),
+            )
+    except NotFoundError:
+        logger.info("push: no feature tables built yet; pushing without a materialized window")
+    options = options or PipelineOptions()
+    newest = pd.to_datetime(new["ts"], utc=True).max().floor("s") + pd.Timedelta(seconds=1)
+    as_of = max(newest, manifest_as_of) if manifest_as_of is not None else newest
+    seconds_p = np.full(len(touched_profiles), int(as_of.timestamp()), dtype=np.int64)
+    seconds_t = np.full(len(touched_titles), int(as_of.timestamp()), dtype=np.int64)
+
+    from datetime import timedelta
+
+    plays = plays_from_events(combined, episodes, timedelta(seconds=options.session_gap_s))
+    title_genres = {
+        str(t): [str(g) for g in (gs if gs is not None else [])]
+        for t, gs in zip(titles["title_id"], titles["genres"], strict=True)
+    }
+    profile_ids = np.asarray(touched_profiles, dtype=object)
+    title_ids = np.asarray(touched_titles, dtype=object)
+    frames = {
+        "profile_activity": profile_activity(plays, title_genres, profile_ids, seconds_p),
+        "profile_genre_affinity": genre_affinity(
+            plays, title_genres, profile_ids, seconds_p, options.half_life_days, options.top_genres
+        ),
+        "title_popularity": title_popularity(plays, titles, title_ids, seconds_t),
+    }
+    _push(store, frames)
+    _bump_online_version(Path(store.repo_path))
+    logger.info(
+        "push: %d events → %d profiles, %d titles (as of %s)", len(new), len(touched_profiles), len(title_ids), as_of
+    )
+    return PushReport(len(new), len(touched_profiles), len(touched_titles), as_of)
+
+
+def _history(lake: Lake, profiles: list[str], items: list[str]) -> pd.DataFrame:
+    """Lake events of the touched profiles or of the touched titles' items."""
+    if not lake.exists("watch_events"):
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in _EVENT_COLUMNS})
+    table = lake.read_arrow("watch_events", _EVENT_COLUMNS)
+    mask = pc.or_(
+        pc.is_in(table.column("profile_id"), value_set=pa.array(profiles, pa.string())),
+        pc.is_in(table.column("title_id"), value_set=pa.array(items, pa.string())),
+    )
+    return table.filter(mask).to_pandas()
+
+
+def _push(store: FeatureStore, frames: dict[str, pd.DataFrame]) -> None:
+    from feast.data_source import PushMode
+
+    from features.feast_repo.definitions import PUSH_SOURCES
+
+    try:
+        for view, frame in frames.items():
+            if len(frame):
+                store.push(PUSH_SOURCES[view], frame, to=PushMode.ONLINE)
+    except (ConnectionError, OSError) as exc:
+        raise ServiceUnavailableError(f"cannot reach the Feast online store to push features: {exc}") from exc

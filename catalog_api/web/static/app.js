@@ -11,12 +11,14 @@
 (() => {
   const API = "/v1";
   const TOKEN_KEY = "marquee.token";
+  const REFRESH_KEY = "marquee.refresh";
   const PROFILE_KEY = "marquee.profile";
   const SEARCH_DEBOUNCE_MS = 250;
 
   const $ = (id) => document.getElementById(id);
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY),
+    refreshToken: sessionStorage.getItem(REFRESH_KEY),
     profile: JSON.parse(sessionStorage.getItem(PROFILE_KEY) || "null"),
     signup: false,
     previousView: "home-view",
@@ -50,7 +52,12 @@
     return `request failed (HTTP ${status})`;
   }
 
-  async function api(path, { method = "GET", json, form, accept } = {}) {
+  /**
+   * Call the API. JSON answers come back parsed, others as text; with ``withHeaders``
+   * the result is ``{ body, headers }`` (the manifest's resume position is a header).
+   * An expired access token is refreshed once, then the call is retried.
+   */
+  async function api(path, { method = "GET", json, form, accept, withHeaders = false, retried = false } = {}) {
     const headers = {};
     if (state.token) headers.Authorization = `Bearer ${state.token}`;
     if (accept) headers.Accept = accept;
@@ -66,11 +73,37 @@
     const payload = type.includes("json") ? await response.json().catch(() => null) : await response.text();
     if (!response.ok) {
       if (response.status === 401 && state.token) {
+        if (!retried && state.refreshToken && (await refreshTokens())) {
+          return api(path, { method, json, form, accept, withHeaders, retried: true });
+        }
         signOut("Your session has ended; please sign in again.");
       }
       throw new ApiError(response.status, errorMessage(typeof payload === "object" ? payload : null, response.status));
     }
-    return payload;
+    return withHeaders ? { body: payload, headers: response.headers } : payload;
+  }
+
+  function keepTokens(pair) {
+    state.token = pair.access_token;
+    state.refreshToken = pair.refresh_token || null;
+    sessionStorage.setItem(TOKEN_KEY, state.token);
+    if (state.refreshToken) sessionStorage.setItem(REFRESH_KEY, state.refreshToken);
+  }
+
+  /** Exchange the refresh token (rotated on use) for a new pair; false when it is no longer valid. */
+  async function refreshTokens() {
+    try {
+      const response = await fetch(`${API}/auth/refresh`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ refresh_token: state.refreshToken }),
+      });
+      if (!response.ok) return false;
+      keepTokens(await response.json());
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   // ------------------------------------------------------- shape helpers
@@ -164,14 +197,9 @@
     try {
       if (state.signup) {
         const country = ($("auth-country").value || "US").trim().toUpperCase();
-        const created = await api("/auth/signup", { method: "POST", json: { email, password, country } });
-        if (created && created.access_token) state.token = created.access_token;
+        await api("/auth/signup", { method: "POST", json: { email, password, country } });
       }
-      if (!state.token) {
-        const token = await api("/auth/token", { method: "POST", form: { username: email, password } });
-        state.token = token.access_token;
-      }
-      sessionStorage.setItem(TOKEN_KEY, state.token);
+      keepTokens(await api("/auth/token", { method: "POST", form: { username: email, password } }));
       $("auth-password").value = "";
       await showProfiles();
     } catch (err) {
@@ -184,8 +212,10 @@
 
   function signOut(message) {
     state.token = null;
+    state.refreshToken = null;
     state.profile = null;
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(REFRESH_KEY);
     sessionStorage.removeItem(PROFILE_KEY);
     setAuthMode(false);
     show("auth-view");
@@ -331,7 +361,7 @@
   function sourceLine(home) {
     if (!home || !home.source) return "";
     if (home.source === "fallback") {
-      const why = home.fallback_reason ? ` (${home.fallback_reason})` : "";
+      const why = home.fallback_reason ? ` (${String(home.fallback_reason).replaceAll("_", " ")})` : "";
       return `Popular picks: personalised recommendations are unavailable right now${why}.`;
     }
     return `Picked for ${state.profile && state.profile.name ? state.profile.name : "you"}.`;
@@ -394,7 +424,12 @@
     $("title-name").textContent = titleName(title);
     posterStyle($("title-poster"), titleId(title) ?? id);
     const genres = Array.isArray(title.genres) ? title.genres.join(", ") : "";
-    const duration = title.duration_s ? `${Math.round(title.duration_s / 60)} min` : "";
+    const seasons = Array.isArray(title.seasons) ? title.seasons.length : 0;
+    const duration = seasons
+      ? `${seasons} season${seasons > 1 ? "s" : ""}`
+      : title.duration_s
+        ? `${Math.round(title.duration_s / 60)} min`
+        : "";
     $("title-meta").textContent = [title.release_year, title.maturity_rating, duration, genres]
       .filter(Boolean)
       .join(" · ");
@@ -411,11 +446,12 @@
     $("play-error").textContent = "";
     $("play-button").disabled = true;
     try {
-      const params = new URLSearchParams({ profile_id: profileId(state.profile), format: "hls" });
-      const payload = await api(`/playback/${encodeURIComponent(id)}/manifest?${params}`, {
-        accept: "application/json, application/vnd.apple.mpegurl, text/plain",
+      const params = new URLSearchParams({ profile_id: profileId(state.profile), format: "hls", device: "web" });
+      const answer = await api(`/playback/${encodeURIComponent(id)}/manifest?${params}`, {
+        accept: "application/vnd.apple.mpegurl, application/json, text/plain",
+        withHeaders: true,
       });
-      renderManifest(payload);
+      renderManifest(answer.body, answer.headers);
     } catch (err) {
       $("play-error").textContent = err.message;
     } finally {
@@ -423,23 +459,23 @@
     }
   }
 
-  /** Show the manifest (JSON envelope or raw playlist text) and where playback resumes. */
-  function renderManifest(payload) {
+  /** Show the manifest (playlist text, or a JSON envelope) and where playback resumes. */
+  function renderManifest(payload, headers) {
     let text = "";
-    let url = "";
-    let resume = 0;
+    let resume = Number(headers.get("X-Resume-Position") || 0);
     if (typeof payload === "string") {
       text = payload;
     } else if (payload) {
-      text = payload.manifest ?? payload.content ?? payload.body ?? "";
-      url = payload.manifest_url ?? payload.url ?? "";
-      resume = payload.resume_position_s ?? payload.resume_s ?? payload.position_s ?? 0;
+      text = payload.manifest ?? payload.content ?? "";
+      resume = payload.resume_position_s ?? payload.resume_s ?? resume;
     }
+    const edge = headers.get("X-Cdn-Edge");
+    const content = headers.get("X-Content-Id");
     $("manifest-text").textContent = text;
-    $("manifest-url").textContent = url ? `Manifest URL: ${url}` : "";
-    $("resume-position").textContent = resume
-      ? `Resuming at ${fmtDuration(resume)}`
-      : "Starting from the beginning";
+    $("manifest-url").textContent = [content && `Content ${content}`, edge && `CDN edge ${edge}`]
+      .filter(Boolean)
+      .join(" · ");
+    $("resume-position").textContent = resume > 0 ? `Resuming at ${fmtDuration(resume)}` : "Starting from the beginning";
     $("resume-position").dataset.seconds = String(resume);
     $("player").hidden = false;
   }
@@ -459,7 +495,14 @@
     $("title-back").addEventListener("click", back);
     $("play-button").addEventListener("click", onPlay);
     $("switch-profile").addEventListener("click", showProfiles);
-    $("logout").addEventListener("click", () => signOut(""));
+    $("logout").addEventListener("click", async () => {
+      // Revoke both tokens server-side; sign out locally whatever the answer.
+      const refresh = state.refreshToken;
+      await api("/auth/logout", { method: "POST", json: refresh ? { refresh_token: refresh } : undefined }).catch(
+        () => null,
+      );
+      signOut("");
+    });
     $("brand").addEventListener("click", (e) => {
       e.preventDefault();
       if (state.token && state.profile) {

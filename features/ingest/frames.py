@@ -107,6 +107,6 @@ def write_frames(
         source=frames.source, rows=rows, seconds=time.perf_counter() - begin, path=path, notes=frames.notes
     )
     for note in frames.notes:
-        logger.warning("%s: %s", frames.source, note)
+        logger.info("%s: %s", frames.source, note)
     logger.info("ingest %s: %s in %.1f s", frames.source, rows, report.seconds)
     return report

@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core.errors import InvalidInputError, NotFoundError
 from experiments import stats
-from experiments.outcomes import outcomes_in_window
+from experiments.outcomes import daily_totals, outcomes_from_daily, outcomes_in_window
 from experiments.spec import Experiment
 
 logger = logging.getLogger(__name__)
@@ -180,24 +180,29 @@ def _metric_arrays(
 
 
 def _look_times(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
-    days = max(1, math.ceil((end - start) / pd.Timedelta(days=1)))
+    """UTC midnights after ``start`` and before ``end`` (thinned to ``MAX_LOOKS``), then ``end``."""
+    first = start.floor("D") + pd.Timedelta(days=1)
+    days = max(0, math.ceil((end - first) / pd.Timedelta(days=1)))
     step = max(1, math.ceil(days / MAX_LOOKS))
-    looks = [start + pd.Timedelta(days=d) for d in range(step, days, step)]
-    return [*looks, end]
+    looks = [first + pd.Timedelta(days=d) for d in range(0, days, step)]
+    return [*(look for look in looks if look < end), end]
 
 
 def _sequential_p(
-    units: pd.DataFrame, events: pd.DataFrame, end: pd.Timestamp, metrics: list[str], control: str, tau: float
+    units: pd.DataFrame, daily: pd.DataFrame, end: pd.Timestamp, metrics: list[str], control: str, tau: float
 ) -> tuple[dict[tuple[str, str], float], int]:
-    """Always-valid p-value per (metric, variant) after daily looks up to ``end``."""
-    start = units["first_exposure"].min()
-    looks = _look_times(start, end)
+    """Always-valid p-value per (metric, variant) after daily looks up to ``end``.
+
+    Looks fall on UTC midnights, so a day's viewings are either wholly seen by
+    a look or not at all, and the daily totals are computed once.
+    """
+    looks = _look_times(units["first_exposure"].min(), end)
     running: dict[tuple[str, str], float] = {}
     for look in looks:
-        seen = units[units["first_exposure"] < look].assign(look_end=look)
+        seen = units[units["first_exposure"] < look]
         if seen.empty:
             continue
-        post = outcomes_in_window(seen, events, "first_exposure", "look_end")
+        post = outcomes_from_daily(seen["unit_id"], daily[daily["day"] < look] if look < end else daily)
         for metric in metrics:
             variants, y, _ = _metric_arrays(seen, post, None, metric)
             c = stats.moments(y[variants == control])
@@ -260,7 +265,8 @@ def analyze(
         end_ts = end_ts.tz_localize("UTC")
     units = units[units["first_exposure"] < end_ts].reset_index(drop=True)
     units = units.assign(end=end_ts, pre_start=units["first_exposure"] - pd.Timedelta(days=pre_period_days))
-    post = outcomes_in_window(units, events, "first_exposure", "end")
+    daily = daily_totals(units, events, "first_exposure", "end")
+    post = outcomes_from_daily(units["unit_id"], daily)
     pre = outcomes_in_window(units, events, "pre_start", "first_exposure", prefix="pre_")
 
     control = experiment.control_variant
@@ -276,7 +282,7 @@ def analyze(
         flagged=bool(srm.flagged),
     )
     metrics = list(dict.fromkeys([experiment.metrics.primary, *experiment.metrics.guardrails]))
-    sequential, looks = _sequential_p(units, events, end_ts, metrics, control, msprt_tau)
+    sequential, looks = _sequential_p(units, daily, end_ts, metrics, control, msprt_tau)
     results = []
     for metric in metrics:
         variants, y, x = _metric_arrays(units, post, pre if pre_period_days > 0 else None, metric)

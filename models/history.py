@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,11 +45,18 @@ class Histories:
     weight: npt.NDArray[np.float32]
 
     @classmethod
-    def build(cls, interactions: Interactions) -> Histories:
-        """Index ``interactions``: repeated (user, item) pairs keep the latest time and the top weight."""
+    def build(cls, interactions: Interactions, extra_items: Sequence[str] = ()) -> Histories:
+        """Index ``interactions``: repeated (user, item) pairs keep the latest time and the top weight.
+
+        ``extra_items`` join the catalog without interactions (cold-start titles known by features).
+        """
         if len(interactions) == 0:
             raise ValueError("cannot fit a model on zero interactions; load or ingest data first")
-        item_ids, item_codes = np.unique(interactions.item_ids.astype(np.str_), return_inverse=True)
+        all_items = interactions.item_ids.astype(np.str_)
+        if len(extra_items):
+            all_items = np.concatenate([all_items, np.asarray(list(extra_items), dtype=np.str_)])
+        item_ids, all_codes = np.unique(all_items, return_inverse=True)
+        item_codes = all_codes[: len(interactions)]
         user_ids, user_codes = np.unique(interactions.user_ids.astype(np.str_), return_inverse=True)
         rank = np.argsort(np.argsort(_sort_key(item_ids), kind="stable"), kind="stable")
         ts = interactions.timestamps.astype(np.int64)

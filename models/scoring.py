@@ -38,11 +38,13 @@ class UserContext:
         user_idx: index at fit time, or -1 for a user known only by ``history``.
         items: shape (h,), int64 — history item indices, oldest first.
         now: the user's current time in seconds (latest watch), for time-aware scores.
+        from_history: True when ``items`` came from a ``history=`` override rather than fit time.
     """
 
     user_idx: int
     items: npt.NDArray[np.int64]
     now: int
+    from_history: bool = False
 
 
 class ItemScorer(CandidateGenerator):
@@ -82,7 +84,8 @@ class ItemScorer(CandidateGenerator):
     # -- the contract ------------------------------------------------------------------------
     def fit(self, interactions: Interactions, **context: Any) -> ItemScorer:
         """Index ``interactions`` (id mapping and time-ordered histories), then learn."""
-        self._hist = Histories.build(interactions)
+        item_features = context.get("item_features") or {}
+        self._hist = Histories.build(interactions, extra_items=list(item_features))
         logger.info(
             "fitting %s on %d users, %d items, %d interactions",
             self.name,
@@ -113,7 +116,7 @@ class ItemScorer(CandidateGenerator):
             items = hist.items.known_idx(history)
             known = user_idx >= 0 and hist.indptr[user_idx + 1] > hist.indptr[user_idx]
             now = int(hist.ts[hist.user_rows(user_idx)].max()) if known else int(hist.ts.max())
-            return UserContext(user_idx=user_idx, items=items, now=now)
+            return UserContext(user_idx=user_idx, items=items, now=now, from_history=True)
         if user_idx < 0:
             raise UnknownUserError(
                 f"user {user_id!r} was not seen when model {self.name!r} was fitted; "

@@ -42,7 +42,8 @@ KEY = list(EXPOSURES.primary_key)
 def exposures_frame(exposures: list[Exposure]) -> pd.DataFrame:
     """Exposures as a frame in the lake table's columns, duplicates on the primary key dropped."""
     frame = pd.DataFrame([e.model_dump() for e in exposures], columns=EXPOSURES.schema.names)
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+    # The lake keeps milliseconds; request timestamps carry microseconds.
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("ms")
     deduplicated = frame.drop_duplicates(subset=KEY, keep="first")
     if len(deduplicated) < len(frame):
         logger.warning("exposures: dropped %d duplicate(s) on %s", len(frame) - len(deduplicated), KEY)

@@ -22,7 +22,7 @@ def exposures(
     return [
         Exposure(
             request_id=request,
-            ts=T0 + timedelta(seconds=i),
+            ts=T0 + timedelta(seconds=i, microseconds=123_456),
             profile_id=f"profile-{request}",
             row_key="top-picks",
             position=i,
@@ -50,7 +50,7 @@ def test_direct_write_is_in_the_lake_when_it_returns(lake: Lake) -> None:
     assert sorted(table["request_id"].unique()) == ["r1", "r2"]
     assert set(table.loc[table["request_id"] == "r2", "variant"]) == {"challenger"}
     assert str(table["ts"].dt.tz) == "UTC"
-    assert table["ts"].min() == T0
+    assert table["ts"].min() == T0 + timedelta(microseconds=123_000)  # the lake keeps milliseconds
 
 
 def test_duplicates_are_dropped_within_a_batch_and_on_read(lake: Lake) -> None:

@@ -135,7 +135,9 @@ EXPOSURES = TableSpec(
             ("variant", pa.string()),
         ]
     ),
-    primary_key=("request_id", "row_key", "position"),
+    # experiment_key is part of the key so that a title shown to a profile in two
+    # experiments (two layers) can be logged once per experiment.
+    primary_key=("request_id", "row_key", "position", "experiment_key"),
     required=("request_id", "ts", "profile_id", "row_key", "position", "title_id"),
     time_column="ts",
 )

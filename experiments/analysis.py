@@ -27,6 +27,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from core.errors import InvalidInputError, NotFoundError
+from core.tables import EXPOSURES
 from experiments import stats
 from experiments.outcomes import daily_totals, outcomes_from_daily, outcomes_in_window
 from experiments.spec import Experiment
@@ -36,7 +37,7 @@ logger = logging.getLogger(__name__)
 #: At most this many sequential looks are evaluated (daily, or every few days for long experiments).
 MAX_LOOKS = 60
 
-_EXPOSURE_KEY = ["request_id", "row_key", "position"]
+_EXPOSURE_KEY = list(EXPOSURES.primary_key)
 
 
 class _Out(BaseModel):

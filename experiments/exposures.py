@@ -1,7 +1,10 @@
 """Exposure logging: a durable record each time a variant changes what a profile is shown.
 
 The lake table is ``exposures`` (schema in ``core.tables``; primary key
-``(request_id, row_key, position)``). ``ExposureWriter`` has two modes:
+``(request_id, row_key, position, experiment_key)``: when a request is in
+experiments of several layers, log each shown title once per experiment so
+that each experiment's analysis sees the unit). ``ExposureWriter`` has two
+modes:
 
 * direct (default): ``write`` appends the batch as one lake part and returns
   only after the lake's manifest lists it. Simple and durable; one part per

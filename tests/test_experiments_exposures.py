@@ -111,3 +111,11 @@ def test_invalid_exposures_are_refused_before_anything_is_written() -> None:
         Exposure(request_id="r", ts=T0, profile_id="p", row_key="k", position=-1, title_id="t")
     with pytest.raises(ValueError, match="flush_rows"):
         ExposureWriter(Lake(Path("unused")), flush_rows=0)
+
+
+def test_one_title_can_be_logged_once_per_experiment(lake: Lake) -> None:
+    ranker = exposures("r1", 2, experiment="ranker-challenger", variant="challenger")
+    layout = exposures("r1", 2, experiment="home-layout", variant="genre-first")
+    ExposureWriter(lake).write(ranker + layout)
+    assert len(read_exposures(lake)) == 4
+    assert set(read_exposures(lake, "home-layout")["variant"]) == {"genre-first"}

@@ -21,6 +21,7 @@ from catalog_api.api.observability import Metrics, ObservabilityMiddleware
 from catalog_api.api.routes import account, auth, events, experiments, health, home, playback, profiles, search, titles
 from catalog_api.circuit_breaker import CircuitBreaker
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
+from catalog_api.export import export_events_to_lake
 from catalog_api.options import ApiOptions
 from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.service import PlaybackService
@@ -90,6 +91,22 @@ async def _flush_exposures_periodically(state: AppState) -> None:
         await asyncio.to_thread(state.exposures.flush)
 
 
+def export_events_now(state: AppState) -> int:
+    """Export new watch events to the lake (one batch job; failures are logged, retried next time)."""
+    try:
+        with state.sessions() as session:
+            return export_events_to_lake(session, state.lake)
+    except Exception:
+        logger.exception("exporting watch events to the lake failed; will retry")
+        return 0
+
+
+async def _export_events_periodically(state: AppState, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        await asyncio.to_thread(export_events_now, state)
+
+
 def create_app(
     settings: Settings,
     options: ApiOptions | None = None,
@@ -110,13 +127,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        flusher = asyncio.create_task(_flush_exposures_periodically(state))
+        tasks = [asyncio.create_task(_flush_exposures_periodically(state))]
+        if options.export_interval_s > 0:
+            tasks.append(asyncio.create_task(_export_events_periodically(state, options.export_interval_s)))
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await asyncio.to_thread(state.exposures.flush)
             await state.recommender.aclose()
             state.engine.dispose()

@@ -39,10 +39,13 @@ class ApiOptions:
         breaker_cooldown_s: how long the circuit stays open before one probe is let through.
         popularity_refresh_s: how often popularity and trending are recomputed.
         url_ttl_s: lifetime of signed segment URLs.
+        row_size: titles per home row.
+        genre_rows: how many genre rows the home page ends with.
         prefetch_titles: how many titles get prefetch hints on the home response.
         admin_token: a static bearer token with admin rights (experiment admin), if set.
         experiments_dir: folder of the experiment store; default ``settings.experiments_dir``, else
             the shipped definitions.
+        export_interval_s: export new watch events to the lake this often (0: only on request).
         sync_catalog: load the catalog from the lake at start-up when the database has none.
         cdn_edges: the CDN edges manifests may point at.
     """
@@ -56,8 +59,11 @@ class ApiOptions:
     breaker_cooldown_s: float = 10.0
     popularity_refresh_s: float = 300.0
     url_ttl_s: int = 300
+    row_size: int = 20
+    genre_rows: int = 4
     prefetch_titles: int = 3
     admin_token: str | None = None
     experiments_dir: Path | None = None
+    export_interval_s: float = 0.0
     sync_catalog: bool = True
     cdn_edges: tuple[CdnEdge, ...] = field(default=DEFAULT_EDGES)

@@ -36,8 +36,6 @@ from serving.contract import RecommendRequest, RecommendResponse, SimilarRequest
 
 logger = logging.getLogger(__name__)
 
-ROW_SIZE = 20
-GENRE_ROWS = 4
 POPULARITY_VERSION = "popularity"
 
 
@@ -48,6 +46,7 @@ class PageBuilder:
     snapshot: CatalogSnapshot
     maturity_level: int
     country: str
+    row_size: int
     used: set[str] = field(default_factory=set)
     rows: list[HomeRow] = field(default_factory=list)
 
@@ -58,8 +57,9 @@ class PageBuilder:
             return None
         return title
 
-    def add(self, key: str, name: str, title_ids: Iterable[str], limit: int = ROW_SIZE) -> HomeRow | None:
-        """Add a row of the first ``limit`` visible, unused titles; rows left empty are dropped."""
+    def add(self, key: str, name: str, title_ids: Iterable[str]) -> HomeRow | None:
+        """Add a row of the first ``row_size`` visible, unused titles; rows left empty are dropped."""
+        limit = self.row_size
         items: list[RowItem] = []
         for title_id in title_ids:
             title = self.visible(title_id)
@@ -86,7 +86,7 @@ class PageBuilder:
             episode_id = entry.title_id if entry.series_id else None
             items.append(_item(title, episode_id=episode_id, position_s=entry.position_s))
         if items:
-            self.rows.append(HomeRow(key="continue_watching", title="Continue Watching", items=items[:ROW_SIZE]))
+            self.rows.append(HomeRow(key="continue_watching", title="Continue Watching", items=items[: self.row_size]))
 
 
 def _item(title: CatalogTitle, episode_id: str | None = None, position_s: int | None = None) -> RowItem:
@@ -122,7 +122,7 @@ async def personalize(
     recommend = state.recommender.recommend(
         RecommendRequest(
             profile_id=profile.profile_id,
-            k=min(ROW_SIZE * 2, 100),
+            k=min(state.options.row_size * 3, 100),
             exclude=watched[:1000],
             variant=variant,  # type: ignore[arg-type]
             maturity_level=profile.maturity_level,
@@ -131,7 +131,7 @@ async def personalize(
     )
     calls = [recommend]
     if seed is not None:
-        calls.append(state.recommender.similar(SimilarRequest(title_id=seed, k=ROW_SIZE)))  # type: ignore[arg-type]
+        calls.append(state.recommender.similar(SimilarRequest(title_id=seed, k=min(state.options.row_size * 3, 100))))  # type: ignore[arg-type]
     try:
         results = await asyncio.wait_for(
             asyncio.gather(*calls, return_exceptions=True), timeout=state.options.model_budget_s
@@ -170,7 +170,7 @@ async def build_home(state: AppState, profile: ProfileRow, plan: str, device: st
         is_kids=profile.is_kids,
         is_new=not positions,
     )
-    page = PageBuilder(snapshot, profile.maturity_level, profile.country)
+    page = PageBuilder(snapshot, profile.maturity_level, profile.country, state.options.row_size)
     seed = next((t for t in watched_titles if page.visible(t)), None)
     result = await personalize(state, profile, watched_titles, seed, assignment.variant)
     personalized = result.picks is not None
@@ -211,7 +211,7 @@ async def build_home(state: AppState, profile: ProfileRow, plan: str, device: st
     def genre_rows() -> None:
         added = 0
         for genre in genres:
-            if added >= GENRE_ROWS:
+            if added >= state.options.genre_rows:
                 break
             row = page.add(
                 f"genre:{genre}", genre, (t for t in popularity.by_genre.get(genre, []) if t not in watched_set)

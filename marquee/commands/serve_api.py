@@ -1,10 +1,48 @@
-"""`marquee serve api`."""
+"""`marquee serve api`: the catalog API under uvicorn (port 8000 by default)."""
 
 from __future__ import annotations
+
+import os
+from typing import Annotated
 
 import typer
 
 
 def register(group: typer.Typer) -> None:
-    """Add `api` to the `serve` group (filled in by its issue)."""
-    del group
+    """Add `api` to the `serve` group."""
+
+    @group.command("api")
+    def serve_api(
+        port: Annotated[int, typer.Option(help="TCP port to listen on", min=1, max=65535)] = 8000,
+        host: Annotated[str, typer.Option(help="address to bind; 0.0.0.0 to accept other machines")] = "127.0.0.1",
+        sync_catalog: Annotated[
+            bool, typer.Option("--sync-catalog", help="reload the catalog from the lake before serving")
+        ] = False,
+        export_every: Annotated[
+            float, typer.Option(help="export new watch events to the lake every N seconds (0: never)", min=0)
+        ] = 60.0,
+    ) -> None:
+        """Start the catalog API (auth, profiles, catalog, search, events, home rows, manifests)."""
+        import uvicorn
+
+        from catalog_api.app import create_app
+        from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
+        from catalog_api.options import ApiOptions
+        from catalog_api.sync import sync_catalog_from_lake
+        from core.lake import Lake
+        from core.logs import configure_logging
+        from marquee.commands._common import load_settings
+
+        configure_logging(os.environ.get("MARQUEE_LOG_LEVEL", "INFO"))
+        settings = load_settings()
+        if sync_catalog:
+            engine = make_engine(settings.database)
+            migrate(engine)
+            with session_scope(make_session_factory(engine)) as session:
+                titles, episodes = sync_catalog_from_lake(session, Lake(settings.workspace.lake_dir))
+            engine.dispose()
+            typer.echo(f"catalog synced from the lake: {titles} titles, {episodes} episodes")
+        options = ApiOptions(admin_token=os.environ.get("MARQUEE_ADMIN_TOKEN") or None, export_interval_s=export_every)
+        app = create_app(settings, options)
+        typer.echo(f"catalog API on http://{host}:{port} (docs at /docs, model server {settings.serving_url})")
+        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)

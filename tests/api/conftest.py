@@ -24,11 +24,11 @@ import uvicorn
 from fastapi import FastAPI, HTTPException
 from fastapi.testclient import TestClient
 
+from catalog_api.app import create_app
+from catalog_api.options import ApiOptions
 from core.domain import maturity_level
 from core.lake import Lake
 from core.settings import Settings
-from catalog_api.app import create_app
-from catalog_api.options import ApiOptions
 from serving.contract import (
     RankRequest,
     RankResponse,
@@ -122,6 +122,7 @@ class ModelServerDouble:
 
     lake: Lake
     mode: str = "ok"  # ok | error | slow
+    ignore_filters: bool = False  # recommend titles above the requested maturity (the API must filter them)
     delay_s: float = 1.0
     calls: list[str] = field(default_factory=list)
     version: str = "double-v1"
@@ -165,7 +166,7 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
             for g in genres:
                 liked[g] = liked.get(g, 0) + 1
         titles = titles[~titles["title_id"].isin(watched | set(body.exclude))]
-        if body.maturity_level is not None:
+        if body.maturity_level is not None and not double.ignore_filters:
             titles = titles[titles["maturity_level"] <= body.maturity_level]
         ranked = score(titles, liked)[: body.k]
         items = [ScoredTitle(title_id=t, score=s) for t, s in ranked]
@@ -178,7 +179,9 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
         seed = titles.loc[titles["title_id"] == body.title_id, "genres"]
         liked = {g: 1 for g in (seed.iloc[0] if len(seed) else [])}
         ranked = [p for p in score(titles, liked) if p[0] != body.title_id][: body.k]
-        return SimilarResponse(items=[ScoredTitle(title_id=t, score=s) for t, s in ranked], model_version=double.version)
+        return SimilarResponse(
+            items=[ScoredTitle(title_id=t, score=s) for t, s in ranked], model_version=double.version
+        )
 
     @app.post("/rank")
     async def rank(body: RankRequest) -> RankResponse:
@@ -237,7 +240,7 @@ def make_client(settings: Settings, lake: Lake, dead_model_url: str) -> Iterator
 
     def make(serving_url: str | None = None, options: ApiOptions | None = None, **settings_changes: Any) -> TestClient:
         changed = settings.model_copy(update={"serving_url": serving_url or dead_model_url, **settings_changes})
-        client = TestClient(create_app(changed, options or ApiOptions(breaker_cooldown_s=0.5)))
+        client = TestClient(create_app(changed, options or ApiOptions(breaker_cooldown_s=0.5, row_size=6)))
         client.__enter__()
         clients.append(client)
         return client
@@ -289,5 +292,3 @@ def watch(
         **extra,
     }
     return client.post(f"/v1/profiles/{profile_id}/events", json=body, headers=headers)
-
-

@@ -43,6 +43,7 @@ class ImplicitALS(ItemScorer):
         self.seed = int(seed)
         self._users = np.zeros((0, 0), np.float32)
         self._items = np.zeros((0, 0), np.float32)
+        self._gram_cache: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
 
     def _fit(self, hist: Histories, **context: Any) -> None:
         from implicit.cpu.als import AlternatingLeastSquares
@@ -59,18 +60,29 @@ class ImplicitALS(ItemScorer):
         model.fit(user_items, show_progress=False)
         self._users = np.asarray(model.user_factors, np.float32)
         self._items = np.asarray(model.item_factors, np.float32)
+        self._gram_cache = None
 
     def _fold_in(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
         """User factors for a history: argmin Σ c (p - u·y)² + λ|u|² with c = 1 + alpha on watched items."""
-        Y = self._items.astype(np.float64)
-        A = Y.T @ Y + self.regularization * np.eye(Y.shape[1])
+        Y, A = self._gram()
         if len(items):
             Yh = Y[items]
-            A += self.alpha * Yh.T @ Yh
+            A = A + self.alpha * Yh.T @ Yh
             b = (1.0 + self.alpha) * Yh.sum(axis=0)
         else:
             b = np.zeros(Y.shape[1])
         return np.linalg.solve(A, b).astype(np.float32)
+
+    def _gram(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(Y as float64, YᵀY + λI), computed once per fitted model.
+
+        Recomputing YᵀY on every fold-in cost ~4 ms per request at 10k items × 64
+        factors (serving benchmark); cached, a fold-in costs O(|history|·f² + f³).
+        """
+        if self._gram_cache is None:
+            Y = self._items.astype(np.float64)
+            self._gram_cache = (Y, Y.T @ Y + self.regularization * np.eye(Y.shape[1]))
+        return self._gram_cache
 
     def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
         U = np.vstack(
@@ -91,3 +103,4 @@ class ImplicitALS(ItemScorer):
     def _load_state(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
         self._users = arrays["user_factors"].astype(np.float32)
         self._items = arrays["item_factors"].astype(np.float32)
+        self._gram_cache = None

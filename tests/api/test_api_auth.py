@@ -70,7 +70,7 @@ def test_tokens_with_bad_exp_iss_aud_alg_or_key_are_refused(client: TestClient) 
         "algorithm": _token(client, sub=account_id, alg="HS384"),
         "key": _token(client, sub=account_id, key="another-secret-that-is-long-enough-0123456789"),
         "refresh as access": _token(client, sub=account_id, typ="refresh"),
-        "unsigned": jwt.encode({"sub": account_id}, None, algorithm="none"),
+        "unsigned": jwt.encode({"sub": account_id}, "", algorithm="none"),
     }
     for reason, token in bad.items():
         response = client.get("/v1/account", headers={"Authorization": f"Bearer {token}"})

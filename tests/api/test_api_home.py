@@ -169,7 +169,7 @@ def _experiment(profile_id: str, payload: dict[str, str]) -> Experiment:
 def test_experiment_assignment_chooses_layout_and_variant(
     make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str], tmp_path: Path
 ) -> None:
-    double, url = model_double
+    _, url = model_double
     store_dir = tmp_path / "experiments"
     client = make_client(serving_url=url, options=ApiOptions(experiments_dir=store_dir))
     headers = signup_and_login(client, "a@example.com")

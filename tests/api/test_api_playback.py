@@ -1,0 +1,140 @@
+"""Playback manifests: access rules, ladder by plan and device, tracks, edges, signed URLs."""
+
+from __future__ import annotations
+
+import re
+import time
+import xml.etree.ElementTree as ET
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+import pytest
+from conftest import make_profile, signup_and_login, watch
+from fastapi.testclient import TestClient
+
+from catalog_api.options import DEFAULT_EDGES
+from catalog_api.playback.cdn import EdgeDirectory
+from catalog_api.playback.ladder import ladder_for
+from catalog_api.playback.signing import sign_url, verify_signed_url
+from core.errors import ForbiddenError
+
+KEY = "k" * 40
+
+
+def test_signed_urls_verify_and_fail_when_expired_or_tampered() -> None:
+    now = 1_000_000.0
+    url = sign_url("https://edge.example", "/v/t1/480p/seg-00001.m4s", KEY, int(now + 60))
+    assert verify_signed_url(url, KEY, now=now) == "/v/t1/480p/seg-00001.m4s"
+    with pytest.raises(ForbiddenError, match="expired"):
+        verify_signed_url(url, KEY, now=now + 61)
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    tampered = {
+        "other path": urlunsplit(parts._replace(path="/v/t2/480p/seg-00001.m4s")),
+        "later expiry": urlunsplit(
+            parts._replace(query=urlencode({"exp": int(now + 9999), "pfx": query["pfx"][0], "sig": query["sig"][0]}))
+        ),
+        "wider prefix": urlunsplit(
+            parts._replace(query=urlencode({"exp": query["exp"][0], "pfx": "/v/", "sig": query["sig"][0]}))
+        ),
+        "flipped signature": url[:-1] + ("0" if url[-1] != "0" else "1"),
+        "no signature": urlunsplit(parts._replace(query="")),
+    }
+    for what, bad in tampered.items():
+        with pytest.raises(ForbiddenError):
+            verify_signed_url(bad, KEY, now=now)
+        assert what
+    with pytest.raises(ForbiddenError, match="signature"):
+        verify_signed_url(url, "another-key-" + "x" * 30, now=now)
+    prefixed = sign_url("https://edge.example", "/v/t1/720p/index.m3u8", KEY, int(now + 60), prefix="/v/t1/")
+    sibling = prefixed.replace("/v/t1/720p/index.m3u8", "/v/t1/1080p/seg-00007.m4s")
+    assert verify_signed_url(sibling, KEY, now=now) == "/v/t1/1080p/seg-00007.m4s"  # same title: covered
+    with pytest.raises(ForbiddenError, match="outside"):
+        verify_signed_url(prefixed.replace("/v/t1/720p/", "/v/t9/720p/"), KEY, now=now)
+
+
+def test_ladder_by_plan_and_device() -> None:
+    everything = ("SD", "HD", "FHD", "UHD")
+    assert [r.name for r in ladder_for(everything, "premium", "tv")][-1] == "2160p"
+    assert [r.name for r in ladder_for(everything, "premium", "mobile")][-1] == "1080p"
+    assert [r.name for r in ladder_for(everything, "standard", "tv")][-1] == "1080p"
+    assert [r.name for r in ladder_for(everything, "basic", "tv")] == ["240p", "480p", "720p"]
+    assert [r.name for r in ladder_for(("SD",), "premium", "tv")] == ["240p", "480p"]
+
+
+def test_edges_by_region_and_health() -> None:
+    edges = EdgeDirectory(DEFAULT_EDGES, failure_threshold=2)
+    assert edges.choose("GB").name == "eu-west"
+    assert edges.choose("US").name == "us-east"
+    assert edges.choose("ZA").name == "us-east"  # no regional edge: any healthy one
+    edges.report_failure("eu-west")
+    assert edges.choose("GB").name == "eu-west"
+    edges.report_failure("eu-west")
+    assert edges.choose("GB").name != "eu-west"
+    edges.report_success("eu-west")
+    assert edges.choose("GB").name == "eu-west"
+
+
+def _manifest(client: TestClient, headers: dict[str, str], title_id: str, profile_id: str, **params: str):  # type: ignore[no-untyped-def]
+    return client.get(f"/v1/playback/{title_id}/manifest", params={"profile_id": profile_id, **params}, headers=headers)
+
+
+def test_hls_manifest_for_premium_tv_with_resume_and_signed_urls(client: TestClient) -> None:
+    headers = signup_and_login(client, "a@example.com", plan="premium", country="GB")
+    profile = make_profile(client, headers, "A", language="es")["profile_id"]
+    watch(client, headers, profile, "m_paris", 0.25)  # 250 s of the 1000 s heartbeat duration
+    response = _manifest(client, headers, "m_paris", profile, device="tv")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/vnd.apple.mpegurl")
+    assert response.headers["x-resume-position"] == "250"
+    assert response.headers["x-cdn-edge"] == "eu-west"
+    body = response.text
+    assert body.startswith("#EXTM3U") and "#EXT-X-START:TIME-OFFSET=250" in body
+    assert re.findall(r"RESOLUTION=(\d+x\d+)", body) == ["426x240", "854x480", "1280x720"]  # title has SD+HD only
+    audio_default = re.search(r'TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="es",NAME="es",DEFAULT=YES', body)
+    assert audio_default, body  # the profile speaks Spanish and the title has Spanish audio
+    key = client.app.state.marquee.settings.cdn_signing_key  # type: ignore[attr-defined]
+    urls = [line for line in body.splitlines() if line.startswith("https://")]
+    urls += re.findall(r'URI="([^"]+)"', body)
+    assert urls and all(u.startswith("https://eu-west.") for u in urls)
+    for url in urls:
+        assert verify_signed_url(url, key).startswith("/v/m_paris/")
+        with pytest.raises(ForbiddenError, match="expired"):
+            verify_signed_url(url, key, now=time.time() + 3600)  # short expiry
+
+
+def test_dash_manifest_is_valid_xml_filtered_by_plan(client: TestClient) -> None:
+    headers = signup_and_login(client, "a@example.com", plan="basic")
+    profile = make_profile(client, headers, "A")["profile_id"]
+    response = _manifest(client, headers, "m_space", profile, format="dash", device="tv")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/dash+xml"
+    root = ET.fromstring(response.text)
+    ns = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+    heights = [
+        int(r.get("height", "0"))
+        for r in root.iterfind(".//d:AdaptationSet[@contentType='video']/d:Representation", ns)
+    ]
+    assert heights == [240, 480, 720]  # basic plan: at most HD although the title has UHD
+    template = root.find(".//d:SegmentTemplate", ns)
+    assert template is not None and "sig=" in template.get("media", "")
+    base = root.findtext("d:BaseURL", namespaces=ns)
+    key = client.app.state.marquee.settings.cdn_signing_key  # type: ignore[attr-defined]
+    segment = base + template.get("media", "").replace("$RepresentationID$", "720p").replace("$Number%05d$", "00001")
+    assert verify_signed_url(segment, key) == "/v/m_space/720p/seg-00001.m4s"
+
+
+def test_series_and_episodes_and_access_rules(client: TestClient) -> None:
+    headers = signup_and_login(client, "a@example.com", country="US")
+    kid = make_profile(client, headers, "Kid", is_kids=True)["profile_id"]
+    adult = make_profile(client, headers, "Adult")["profile_id"]
+    series = _manifest(client, headers, "s_lane", adult)
+    assert series.status_code == 200 and series.headers["x-content-id"] == "s_lane:1:1"
+    episode = _manifest(client, headers, "s_lane:2:1", adult)
+    assert episode.headers["x-content-id"] == "s_lane:2:1"
+    too_mature = _manifest(client, headers, "s_lane:2:1", kid)  # an episode inherits its series' rating
+    assert too_mature.status_code == 403 and "maturity level" in too_mature.json()["detail"]
+    assert _manifest(client, headers, "m_crime", kid).status_code == 403
+    unlicensed = _manifest(client, headers, "m_cooking", adult)
+    assert unlicensed.status_code == 403 and "not licensed in US" in unlicensed.json()["detail"]
+    assert _manifest(client, headers, "m_ponies", kid).status_code == 200
+    assert _manifest(client, headers, "nope", adult).status_code == 404
+    assert _manifest(client, headers, "m_ponies", kid, format="smooth").status_code == 422

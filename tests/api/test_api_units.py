@@ -1,0 +1,99 @@
+"""Units with a known right answer: circuit breaker, rate limiter, popularity, operations endpoints."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from conftest import make_profile, signup_and_login
+from fastapi.testclient import TestClient
+
+from catalog_api.circuit_breaker import BreakerState, CircuitBreaker
+from catalog_api.errors import RateLimitedError
+from catalog_api.security.rate_limit import RateLimiter
+from catalog_api.services.catalog_cache import CatalogEpisode, CatalogSnapshot, CatalogTitle
+from catalog_api.services.popularity import compute_popularity
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_circuit_breaker_opens_then_half_opens_with_one_probe() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failures=3, cooldown_s=10, clock=clock)
+    for _ in range(2):
+        assert breaker.allow()
+        breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN and not breaker.allow()
+    clock.now = 10.0
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.allow() and not breaker.allow()  # exactly one probe
+    breaker.record_failure()  # the probe failed: open for another cool-down
+    assert breaker.state is BreakerState.OPEN
+    clock.now = 20.0
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state is BreakerState.CLOSED and breaker.allow() and breaker.allow()
+
+
+def test_rate_limiter_sliding_window_and_retry_after() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(limit=2, window_s=10, what="tries", clock=clock)
+    limiter.hit("a")
+    clock.now = 4.0
+    limiter.hit("a")
+    with pytest.raises(RateLimitedError) as raised:
+        limiter.hit("a")
+    assert raised.value.retry_after == 6  # the first hit leaves the window at t=10
+    limiter.hit("b")  # keys are independent
+    clock.now = 10.0
+    limiter.hit("a")
+
+
+def _title(tid: str, genres: tuple[str, ...], kind: str = "movie") -> CatalogTitle:
+    return CatalogTitle(tid, kind, tid, "", genres, (), "", 3, 2000, None, None, (), (), frozenset(), ())
+
+
+def test_popularity_counts_profiles_once_and_episodes_for_their_series() -> None:
+    snapshot = CatalogSnapshot(
+        [_title("a", ("Drama",)), _title("b", ("Comedy",)), _title("s", ("Drama",), "series")],
+        [CatalogEpisode("s:1:1", "s", 1, 1, "", 10), CatalogEpisode("s:1:2", "s", 1, 2, "", 10)],
+    )
+    ts = pd.Timestamp("2026-01-10", tz="UTC")
+    events = pd.DataFrame(
+        {
+            "profile_id": ["p1", "p1", "p1", "p2", "p3", "p3", "p4"],
+            "title_id": ["a", "a", "a", "a", "s:1:1", "s:1:2", "s:1:1"],
+            "ts": [ts - pd.Timedelta(days=30)] * 4 + [ts] * 3,
+        }
+    )
+    table = compute_popularity(events, snapshot)
+    assert table.plays == {"a": 2.0, "s": 2.0}
+    assert table.popular[2] == "b"  # unplayed titles come last
+    assert table.trending[0] == "s"  # same plays, more recent
+    assert table.genre_order[0] == "Drama" and table.by_genre["Comedy"] == ["b"]
+
+
+def test_request_ids_health_readiness_and_metrics(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.json() == {"status": "ok"} and response.headers["x-request-id"] == "abc-123"
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id with spaces"}).headers["x-request-id"]
+    assert generated != "bad id with spaces" and len(generated) == 32
+    ready = client.get("/readyz").json()
+    assert ready["ready"] is True and ready["checks"]["catalog_titles"] == 51
+    headers = signup_and_login(client, "a@example.com")
+    make_profile(client, headers, "A")
+    client.get("/v1/profiles/nope", headers=headers)
+    metrics = client.get("/metrics").text
+    assert 'marquee_api_requests_total{method="GET",route="/v1/profiles/{profile_id}",status="404"} 1.0' in metrics
+    assert "marquee_api_request_seconds_bucket" in metrics
+    error = client.get("/v1/profiles/nope", headers=headers).json()
+    assert error["error"] == "NotFoundError" and error["request_id"]

@@ -65,6 +65,8 @@ class SyntheticConfig:
         zipf_exponent: popularity of the title at popularity rank r is ``r ** -zipf_exponent``.
         release_boost: a title is ``1 + release_boost`` times as attractive on the day it is added...
         release_decay_days: ...and the extra attraction decays with this e-folding time.
+        taste_clusters: groups of profiles that share a liking for particular titles beyond genre.
+        taste_strength: standard deviation of a cluster's log-liking of a title (0: genre taste only).
         show_progress: tqdm progress bars on stderr (the CLI turns them on; library calls stay quiet).
     """
 
@@ -80,9 +82,11 @@ class SyntheticConfig:
     countries: tuple[str, ...] = DEFAULT_COUNTRIES
     country_weights: tuple[float, ...] | None = None
     new_release_share: float = 0.12
-    zipf_exponent: float = 0.9
+    zipf_exponent: float = 0.8
     release_boost: float = 8.0
     release_decay_days: float = 14.0
+    taste_clusters: int = 24
+    taste_strength: float = 2.0
     show_progress: bool = False
 
     def __post_init__(self) -> None:
@@ -107,6 +111,8 @@ class SyntheticConfig:
             or sum(self.country_weights) <= 0
         ):
             problems.append("country_weights must give one non-negative weight per country")
+        if self.taste_clusters < 1 or self.taste_strength < 0:
+            problems.append("taste_clusters must be >= 1 and taste_strength >= 0")
         if self.release_boost < 0 or self.release_decay_days <= 0:
             problems.append("release_boost must be >= 0 and release_decay_days > 0")
         if problems:

@@ -6,7 +6,8 @@ How one viewing session is made (all vectorised over sessions):
 2. a day (weekends busier) and an hour (evening peak);
 3. a genre from the profile's latent taste (Dirichlet; kids' tastes lean to
    genres with kids titles);
-4. a title of that genre by popularity (Zipf), accepted with probability
+4. a title of that genre by popularity (Zipf) times how much the profile's
+   taste cluster likes it (log-normal per cluster and title), accepted with probability
    ``eligible x (1 + boost x exp(-age / decay)) / (1 + boost)``, where
    ``eligible`` means added before the session, licensed in the profile's
    country and at or below the profile's maturity level, and ``age`` is the
@@ -89,12 +90,16 @@ class _Catalog:
         durations = pd.to_numeric(titles["duration_s"], errors="coerce").fillna(6000).to_numpy(dtype=np.int64)
         self.duration = np.where(durations > 0, durations, 6000)
         self._episodes(titles, episodes)
-        # Per genre: titles and their cumulative popularity, for inverse-CDF draws.
-        self.by_genre = []
+        # Taste clusters: each cluster likes some titles more than their popularity says
+        # (log-normal multipliers), so choices within a genre are personal too.
+        self.clusters = config.taste_clusters
+        liking = np.exp(config.taste_strength * rng.standard_normal((self.clusters, n)))
+        # Per genre: its titles and, per cluster, their cumulative weight, for inverse-CDF draws.
+        self.by_genre: list[tuple[np.ndarray, np.ndarray]] = []
         for g in range(len(self.genres)):
             members = np.flatnonzero(self.membership[:, g])
-            cdf = np.cumsum(self.popularity[members])
-            self.by_genre.append((members, cdf / cdf[-1]))
+            cdf = np.cumsum(self.popularity[members][None, :] * liking[:, members], axis=1)
+            self.by_genre.append((members, cdf / cdf[:, -1:]))
 
     def _episodes(self, titles: pd.DataFrame, episodes: pd.DataFrame) -> None:
         n = len(self.title_ids)
@@ -163,6 +168,7 @@ class _People:
         activity: np.ndarray,
         device: np.ndarray,
         ids: np.ndarray,
+        cluster: np.ndarray,
     ):
         self.country = country
         self.level = level
@@ -173,6 +179,7 @@ class _People:
         self.activity_cdf = np.cumsum(activity) / activity.sum()
         self.device = device
         self.ids = ids
+        self.cluster = cluster
 
 
 def _people(
@@ -233,7 +240,8 @@ def _people(
             "created_at": pd.to_datetime(profile_created, unit="ms", utc=True),
         }
     )
-    people = _People(country, level, kids, taste, activity, device, profile_ids)
+    cluster = rng.integers(0, catalog.clusters, size=n)
+    people = _People(country, level, kids, taste, activity, device, profile_ids, cluster)
     return accounts, profiles, people
 
 
@@ -309,13 +317,8 @@ def _choose_titles(
     for _ in range(_MAX_ROUNDS):
         if len(pending) == 0:
             break
-        draw = np.empty(len(pending), dtype=np.int64)
-        u = rng.random(len(pending))
-        for g in np.unique(genre[pending]):
-            members, cdf = catalog.by_genre[g]
-            sel = genre[pending] == g
-            draw[sel] = members[np.searchsorted(cdf, u[sel], side="right").clip(0, len(members) - 1)]
         p = profile[pending]
+        draw = _draw(catalog, genre[pending], people.cluster[p], rng.random(len(pending)))
         age = ts[pending] - catalog.added_ms[draw]
         eligible = (age >= 0) & (catalog.level[draw] <= people.level[p]) & catalog.licensed[people.country[p], draw]
         spike = np.exp(-np.clip(age, 0, None) / decay_ms)
@@ -325,6 +328,21 @@ def _choose_titles(
     if len(pending):
         logger.debug("synthetic: %d session(s) found no eligible title and were dropped", len(pending))
     return chosen
+
+
+def _draw(catalog: _Catalog, genre: np.ndarray, cluster: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of a title per (genre, taste cluster) group; groups found by one sort."""
+    key = genre * catalog.clusters + cluster
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    bounds = np.flatnonzero(np.diff(sorted_key)) + 1
+    draw = np.empty(len(key), dtype=np.int64)
+    for begin, end in zip(np.r_[0, bounds], np.r_[bounds, len(key)], strict=True):
+        g, c = divmod(int(sorted_key[begin]), catalog.clusters)
+        members, cdf = catalog.by_genre[g]
+        rows = order[begin:end]
+        draw[rows] = members[np.searchsorted(cdf[c], u[rows], side="right").clip(0, len(members) - 1)]
+    return draw
 
 
 def _events_frame(chunks: list[dict[str, np.ndarray]], catalog: _Catalog, people: _People, target: int) -> pd.DataFrame:

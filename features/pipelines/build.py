@@ -129,7 +129,11 @@ def compute_feature_tables(
     tables["profile_activity"] = profile_activity(plays, title_genres, profiles.to_numpy()[codes], seconds)
     steps.update()
     codes, seconds = snapshot_times(
-        profiles.get_indexer(plays["profile_id"].to_numpy()).astype(np.int64), play_s, as_of_s, offsets_days=(0,)
+        profiles.get_indexer(plays["profile_id"].to_numpy()).astype(np.int64),
+        play_s,
+        as_of_s,
+        offsets_days=(0,),
+        at_as_of=False,
     )
     tables["profile_genre_affinity"] = genre_affinity(
         plays, title_genres, profiles.to_numpy()[codes], seconds, options.half_life_days, options.top_genres
@@ -142,7 +146,7 @@ def compute_feature_tables(
     tables["title_metadata"] = title_metadata(titles)
     steps.update()
     steps.close()
-    return FeatureTables(tables, len(plays), pd.Timestamp(as_of_s, unit="s", tz="UTC"))
+    return FeatureTables(tables, int(plays["play"].sum()), pd.Timestamp(as_of_s, unit="s", tz="UTC"))
 
 
 def build_feature_tables(

@@ -1,12 +1,16 @@
-"""Watch events → plays: the unit every feature counts.
+"""Watch events → play steps: what each report adds to a profile's history.
 
 A watch event is a progress report (the app sends several per viewing) or a
 rating (MovieLens sends one). Counting reports would make a profile that pauses
-often look more active than one that does not, so consecutive reports of the
-same item by the same profile, less than ``session_gap`` apart, collapse into
-one *play*. A play is stamped with the time of its **last** report: only then is
-its final position known, so a feature that counts a play at time T uses no
-information from after T.
+often look more active, so consecutive reports of the same item by the same
+profile, less than ``session_gap`` apart, belong to one *play*.
+
+Every report becomes one *step* that carries only what became known at that
+report: the play's start (``play`` = 1 on its first report), the minutes its
+furthest position advanced, and ``completed`` = 1 on the report where the play
+first reached 90%. A feature at time T sums the steps strictly before T, so it
+equals the same feature computed from the events before T alone — a viewing that
+straddles T counts as far as it had got, and nothing after T changes it.
 
 Episodes are mapped to their series (``episodes.series_id``) so title features
 are per catalog title; the episode id stays in ``item_id``.
@@ -29,7 +33,7 @@ DEFAULT_SESSION_GAP = timedelta(hours=6)
 COMPLETION_THRESHOLD = 0.9
 
 #: Columns of the frame :func:`plays_from_events` returns.
-PLAY_COLUMNS = ("profile_id", "title_id", "item_id", "ts", "minutes", "completed")
+PLAY_COLUMNS = ("profile_id", "title_id", "item_id", "ts", "play", "minutes", "completed")
 
 
 def plays_from_events(
@@ -37,7 +41,7 @@ def plays_from_events(
     episodes: pd.DataFrame | None = None,
     session_gap: timedelta = DEFAULT_SESSION_GAP,
 ) -> pd.DataFrame:
-    """Collapse watch events into plays.
+    """Turn watch events into play steps (one per report).
 
     Args:
         events: lake ``watch_events`` rows (``profile_id``, ``title_id``, ``ts``,
@@ -46,11 +50,12 @@ def plays_from_events(
         session_gap: reports of one item further apart than this are separate plays.
 
     Returns:
-        One row per play, sorted by (``profile_id``, ``ts``), with columns
-        ``profile_id`` (str), ``title_id`` (str, the catalog title: series for an
-        episode), ``item_id`` (str, what was played), ``ts`` (datetime64[ns, UTC],
-        the play's last report), ``minutes`` (float64, furthest position / 60) and
-        ``completed`` (bool, furthest position ≥ 90% of the duration).
+        One row per report, sorted by (``profile_id``, ``ts``): ``profile_id`` (str),
+        ``title_id`` (str, the catalog title: the series of an episode), ``item_id``
+        (str, what was played), ``ts`` (datetime64[ns, UTC]), ``play`` (int64, 1 on a
+        play's first report), ``minutes`` (float64, how far the play's furthest
+        position advanced, in minutes) and ``completed`` (int64, 1 on the report that
+        first reached 90% of the duration).
     """
     if events.empty:
         return pd.DataFrame(
@@ -59,8 +64,9 @@ def plays_from_events(
                 "title_id": pd.Series(dtype=object),
                 "item_id": pd.Series(dtype=object),
                 "ts": pd.Series(dtype="datetime64[ns, UTC]"),
+                "play": pd.Series(dtype="int64"),
                 "minutes": pd.Series(dtype="float64"),
-                "completed": pd.Series(dtype=bool),
+                "completed": pd.Series(dtype="int64"),
             }
         )
     frame = pd.DataFrame(
@@ -82,29 +88,31 @@ def plays_from_events(
     gap[1:] = ts[1:] - ts[:-1]
     new_play = ~same | (gap > int(session_gap.total_seconds() * 1e9))
     play_no = np.cumsum(new_play) - 1
-    grouped = frame.groupby(play_no, sort=False)
-    plays = pd.DataFrame(
+    furthest = frame["position_s"].groupby(play_no).cummax().to_numpy()
+    previous = np.where(new_play, 0.0, np.concatenate([[0.0], furthest[:-1]]))
+    duration = frame["duration_s"].to_numpy()
+    done = (duration > 0) & (furthest >= COMPLETION_THRESHOLD * duration)
+    was_done = np.zeros(len(frame), dtype=bool)
+    was_done[1:] = done[:-1]
+    was_done &= ~new_play
+    steps = pd.DataFrame(
         {
-            "profile_id": profile[new_play],
-            "item_id": item[new_play],
-            "ts": pd.to_datetime(grouped["ts"].max().to_numpy(), unit="ns", utc=True),
-            "position_s": grouped["position_s"].max().to_numpy(),
-            "duration_s": grouped["duration_s"].max().to_numpy(),
+            "profile_id": profile,
+            "item_id": item,
+            "ts": pd.to_datetime(ts, unit="ns", utc=True),
+            "play": new_play.astype(np.int64),
+            "minutes": (furthest - previous) / 60.0,
+            "completed": (done & ~was_done).astype(np.int64),
         }
     )
     series = _series_of(episodes)
     if series:
-        plays["title_id"] = plays["item_id"].map(series).fillna(plays["item_id"])
+        steps["title_id"] = steps["item_id"].map(series).fillna(steps["item_id"])
     else:
-        plays["title_id"] = plays["item_id"]
-    duration = plays["duration_s"].to_numpy()
-    position = plays["position_s"].to_numpy()
-    plays["minutes"] = position / 60.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        plays["completed"] = (duration > 0) & (position >= COMPLETION_THRESHOLD * duration)
-    plays = plays.sort_values(["profile_id", "ts"], kind="stable", ignore_index=True)
-    logger.debug("plays: %d events → %d plays", len(events), len(plays))
-    return plays.loc[:, list(PLAY_COLUMNS)]
+        steps["title_id"] = steps["item_id"]
+    steps = steps.sort_values(["profile_id", "ts"], kind="stable", ignore_index=True)
+    logger.debug("plays: %d events → %d plays", len(events), int(new_play.sum()))
+    return steps.loc[:, list(PLAY_COLUMNS)]
 
 
 def _series_of(episodes: pd.DataFrame | None) -> dict[str, str]:

@@ -74,6 +74,7 @@ def profile_activity(
     line, order = Timeline.build(play_codes, play_seconds, span)
     minutes = prefix_sum(plays["minutes"].to_numpy(np.float64)[order])
     completed = prefix_sum(plays["completed"].to_numpy(np.float64)[order])
+    starts = prefix_sum(plays["play"].to_numpy(np.float64)[order])
     binge = prefix_sum(_binge_flags(plays)[order])
 
     out: dict[str, object] = {
@@ -81,12 +82,12 @@ def profile_activity(
         "event_timestamp": from_seconds(seconds),
     }
     for w in WINDOWS_DAYS:
-        out[f"plays_{w}d"] = line.window_count(codes, seconds, w * DAY_S)
+        out[f"plays_{w}d"] = np.rint(line.window_sum(starts, codes, seconds, w * DAY_S)).astype(np.int64)
     for w in WINDOWS_DAYS:
         out[f"watch_minutes_{w}d"] = line.window_sum(minutes, codes, seconds, w * DAY_S).astype(np.float32)
     for w in WINDOWS_DAYS:
         out[f"completed_{w}d"] = np.rint(line.window_sum(completed, codes, seconds, w * DAY_S)).astype(np.int64)
-    total = line.window_count(codes, seconds, None)
+    total = np.rint(line.window_sum(starts, codes, seconds, None)).astype(np.int64)
     out["plays_total"] = total
     last = line.last_before(codes, seconds)
     out["days_since_last_watch"] = ((seconds - last) / DAY_S).astype(np.float32)
@@ -244,7 +245,7 @@ def _distinct_genres(
 
 
 def _binge_flags(plays: pd.DataFrame) -> npt.NDArray[np.float64]:
-    """1.0 for a play that follows the profile's previous play of the same title within BINGE_GAP."""
+    """1.0 on the start of a play that began within BINGE_GAP of the profile's previous play of the same title."""
     frame = pd.DataFrame(
         {
             "profile_id": plays["profile_id"].to_numpy(),
@@ -252,14 +253,14 @@ def _binge_flags(plays: pd.DataFrame) -> npt.NDArray[np.float64]:
             "s": to_seconds(plays["ts"]),
         }
     )
-    frame = frame.sort_values(["profile_id", "title_id", "s"], kind="stable")
+    frame = frame[plays["play"].to_numpy() == 1].sort_values(["profile_id", "title_id", "s"], kind="stable")
     same = (frame["profile_id"].to_numpy()[1:] == frame["profile_id"].to_numpy()[:-1]) & (
         frame["title_id"].to_numpy()[1:] == frame["title_id"].to_numpy()[:-1]
     )
     gap = np.diff(frame["s"].to_numpy())
     flags = np.zeros(len(frame), dtype=np.float64)
     flags[1:] = (same & (gap <= BINGE_GAP.total_seconds())).astype(np.float64)
-    out = np.zeros(len(frame), dtype=np.float64)
+    out = np.zeros(len(plays), dtype=np.float64)
     out[frame.index.to_numpy()] = flags
     return out
 

@@ -66,16 +66,17 @@ def title_popularity(
     span = int(max(play_seconds.max(initial=0), seconds.max(initial=0))) + longest + 1
     line, order = Timeline.build(play_codes, play_seconds, span)
     completed = prefix_sum(plays["completed"].to_numpy(np.float64)[order])
+    starts = prefix_sum(plays["play"].to_numpy(np.float64)[order])
 
     out: dict[str, object] = {"title_id": title_ids, "event_timestamp": from_seconds(seconds)}
     for w in WINDOWS_DAYS:
-        out[f"title_plays_{w}d"] = line.window_count(codes, seconds, w * DAY_S)
+        out[f"title_plays_{w}d"] = np.rint(line.window_sum(starts, codes, seconds, w * DAY_S)).astype(np.int64)
     viewer_codes = pd.Index(pd.unique(plays["profile_id"].to_numpy())).get_indexer(plays["profile_id"].to_numpy())
     for w in WINDOWS_DAYS:
         out[f"title_viewers_{w}d"] = _distinct_viewers(
             play_codes, viewer_codes, play_seconds, codes, seconds, w * DAY_S, span
         )
-    total = line.window_count(codes, seconds, None)
+    total = np.rint(line.window_sum(starts, codes, seconds, None)).astype(np.int64)
     out["title_plays_total"] = total
     out["title_viewers_total"] = _distinct_viewers(play_codes, viewer_codes, play_seconds, codes, seconds, None, span)
     with np.errstate(invalid="ignore", divide="ignore"):

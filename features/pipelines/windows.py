@@ -108,6 +108,7 @@ def snapshot_times(
     seconds: npt.NDArray[np.int64],
     as_of_s: int,
     offsets_days: tuple[int, ...] = (0, *WINDOWS_DAYS),
+    at_as_of: bool = True,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The (code, T) pairs at which an entity's windowed features change.
 
@@ -123,6 +124,10 @@ def snapshot_times(
     next_midnight = (np.floor_divide(seconds, DAY_S) + 1) * DAY_S
     all_codes = np.concatenate([codes] * len(offsets_days))
     all_times = np.concatenate([next_midnight + offset * DAY_S for offset in offsets_days])
+    if at_as_of:
+        seen = codes[seconds < as_of_s]
+        all_codes = np.concatenate([all_codes, seen])
+        all_times = np.concatenate([all_times, np.full(len(seen), as_of_s, dtype=np.int64)])
     keep = all_times <= as_of_s
     span = np.int64(as_of_s + 1)
     keys = np.sort(all_codes[keep] * span + all_times[keep])

@@ -43,9 +43,14 @@ def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate,
         "country": profile.country,
     }
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(WatchEventRow).values(**values).on_conflict_do_nothing(index_elements=["event_id"])
-    result = session.execute(statement)
-    return bool(getattr(result, "rowcount", 0))
+    statement = (
+        insert(WatchEventRow)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(WatchEventRow.seq)
+    )
+    # RETURNING yields a row only when the insert happened (rowcount is not reliable across drivers).
+    return session.execute(statement).first() is not None
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.errors import InvalidInputError
-from experiments.hashing import bucket, buckets
+from experiments.hashing import bucket, buckets_from_columns, byte_columns
 from experiments.spec import GLOBAL_LAYER, Experiment, Kind, Status, Targeting
 
 
@@ -139,14 +139,15 @@ def assign_many(
         shape ``(n,)`` object array of variant names, ``None`` for units outside.
     """
     ids = np.asarray(unit_ids)
+    columns = byte_columns(ids)  # shared by the layer, holdout and variant hashes
     lo, hi = experiment.bucket_range
-    layer_b = buckets(experiment.effective_layer_salt, ids)
+    layer_b = buckets_from_columns(experiment.effective_layer_salt, columns)
     inside = (layer_b >= lo) & (layer_b < hi)
     for holdout in holdouts:
         h_lo, h_hi = holdout.bucket_range
-        h_b = buckets(holdout.effective_layer_salt, ids)
+        h_b = buckets_from_columns(holdout.effective_layer_salt, columns)
         inside &= ~((h_b >= h_lo) & (h_b < h_hi))
-    variant_b = buckets(experiment.effective_salt, ids)
+    variant_b = buckets_from_columns(experiment.effective_salt, columns)
     index = np.searchsorted(np.asarray(experiment.variant_bounds), variant_b, side="right")
     index[~inside] = len(experiment.variants)
     names = np.array([v.name for v in experiment.variants] + [None], dtype=object)

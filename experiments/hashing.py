@@ -63,23 +63,64 @@ def bucket(salt: str, unit_id: str, *, state: int | None = None) -> int:
     return _fmix64(_fnv_update(start, unit_id.encode("utf-8"))) % N_BUCKETS
 
 
-def _as_byte_matrix(unit_ids: npt.ArrayLike) -> npt.NDArray[np.uint8]:
-    """UTF-8 bytes of each id as rows of a zero-padded ``(n, width)`` uint8 matrix."""
+#: Rows hashed per block: the running hash of a block stays in the CPU cache across byte columns.
+_BLOCK = 1 << 15
+
+
+def byte_columns(unit_ids: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    """UTF-8 bytes of each id as the columns of a zero-padded ``(width, n)`` uint8 matrix.
+
+    Computed once per batch and shared by every salt (``buckets_from_columns``).
+    ASCII str arrays (the usual case) are converted without a Python loop.
+    """
     array = np.asarray(unit_ids)
     if array.ndim != 1:
         raise ValueError(f"unit_ids must be a 1-d array, got shape {array.shape}")
+    n = len(array)
+    if array.dtype.kind == "U" and array.dtype.itemsize:
+        codes = array.view(np.uint32).reshape(n, array.dtype.itemsize // 4)
+        if n == 0 or int(codes.max()) < 128:
+            return np.ascontiguousarray(codes.T.astype(np.uint8))
     if array.dtype.kind == "S":
         encoded = array
     else:
         try:
-            # Fast path: ASCII ids (the usual case) encode in C.
             encoded = array.astype("S")
         except UnicodeEncodeError:
             encoded = np.array([str(u).encode("utf-8") for u in array.tolist()], dtype="S")
     width = encoded.dtype.itemsize
-    if len(encoded) == 0 or width == 0:
-        return np.zeros((len(encoded), 0), dtype=np.uint8)
-    return np.ascontiguousarray(encoded).view(np.uint8).reshape(len(encoded), width)
+    if n == 0 or width == 0:
+        return np.zeros((0, n), dtype=np.uint8)
+    matrix = np.ascontiguousarray(encoded).view(np.uint8).reshape(n, width)
+    return np.ascontiguousarray(matrix.T)
+
+
+def buckets_from_columns(salt: str, columns: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
+    """Buckets under ``salt`` of the ids whose ``byte_columns`` are given; shape ``(n,)`` int64."""
+    width, n = columns.shape
+    result = np.empty(n, dtype=np.int64)
+    start_state = np.uint64(salt_state(salt))
+    prime = np.uint64(_FNV_PRIME)
+    with np.errstate(over="ignore"):
+        for lo in range(0, n, _BLOCK):
+            hi = min(n, lo + _BLOCK)
+            h = np.full(hi - lo, start_state, dtype=np.uint64)
+            mixed = np.empty_like(h)
+            for j in range(width):
+                column = columns[j, lo:hi]
+                np.bitwise_xor(h, column, out=mixed)
+                np.multiply(mixed, prime, out=mixed)
+                if column.all():
+                    h, mixed = mixed, h
+                else:
+                    np.copyto(h, mixed, where=column != 0)
+            h ^= h >> np.uint64(33)
+            h *= np.uint64(_M1)
+            h ^= h >> np.uint64(33)
+            h *= np.uint64(_M2)
+            h ^= h >> np.uint64(33)
+            result[lo:hi] = h % np.uint64(N_BUCKETS)
+    return result
 
 
 def buckets(salt: str, unit_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -92,25 +133,4 @@ def buckets(salt: str, unit_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
     Returns:
         shape ``(n,)`` int64 buckets in ``[0, N_BUCKETS)``.
     """
-    matrix = _as_byte_matrix(unit_ids)
-    n, width = matrix.shape
-    h = np.full(n, salt_state(salt), dtype=np.uint64)
-    prime = np.uint64(_FNV_PRIME)
-    # Columns of a C-ordered matrix are strided; a transposed copy makes each byte column contiguous.
-    columns = np.ascontiguousarray(matrix.T)
-    mixed = np.empty_like(h)
-    with np.errstate(over="ignore"):
-        for j in range(width):
-            column = columns[j]
-            np.bitwise_xor(h, column, out=mixed)
-            np.multiply(mixed, prime, out=mixed)
-            if column.all():
-                h, mixed = mixed, h
-            else:
-                np.copyto(h, mixed, where=column != 0)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(_M1)
-        h ^= h >> np.uint64(33)
-        h *= np.uint64(_M2)
-        h ^= h >> np.uint64(33)
-    return (h % np.uint64(N_BUCKETS)).astype(np.int64)
+    return buckets_from_columns(salt, byte_columns(unit_ids))

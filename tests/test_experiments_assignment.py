@@ -51,6 +51,9 @@ def test_vectorised_and_single_hash_agree_on_every_id() -> None:
         vectorised = hashing.buckets(salt, ids)
         single = np.array([hashing.bucket(salt, str(u)) for u in ids])
         np.testing.assert_array_equal(vectorised, single)
+    # A numpy str array with non-ASCII ids takes the UTF-8 path and agrees too.
+    unicode_ids = np.array(["é", "日本語-profile", "plain"])
+    np.testing.assert_array_equal(hashing.buckets("s", unicode_ids), [hashing.bucket("s", str(u)) for u in unicode_ids])
     # bytes input and unicode-array input hash the same as str
     ascii_ids = IDS[:100]
     np.testing.assert_array_equal(hashing.buckets("s", ascii_ids.astype("S")), hashing.buckets("s", ascii_ids))

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
+from tqdm import tqdm
 
 from core.errors import InvalidInputError, NotFoundError
 from core.tables import EXPOSURES
@@ -199,7 +200,7 @@ def _sequential_p(
     """
     looks = _look_times(units["first_exposure"].min(), end)
     running: dict[tuple[str, str], float] = {}
-    for look in looks:
+    for look in tqdm(looks, desc="sequential looks", unit="look", disable=None, leave=False):
         seen = units[units["first_exposure"] < look]
         if seen.empty:
             continue
@@ -260,11 +261,16 @@ def analyze(
     events = _events_frame(events_df, unit_of_profile)
     data_end = max(units["first_exposure"].max(), events["ts"].max() if not events.empty else pd.NaT)
     end_ts = pd.Timestamp(end) if end is not None else data_end + pd.Timedelta(milliseconds=1)
-    if end is None and experiment.end is not None:
-        end_ts = min(end_ts, pd.Timestamp(experiment.end))
     if end_ts.tzinfo is None:
         end_ts = end_ts.tz_localize("UTC")
+    if end is None and experiment.end is not None:
+        end_ts = min(end_ts, pd.Timestamp(experiment.end))
     units = units[units["first_exposure"] < end_ts].reset_index(drop=True)
+    if units.empty:
+        raise NotFoundError(
+            f"no unit of experiment {experiment.key!r} was exposed before the end of the window ({end_ts}); "
+            "pass a later end"
+        )
     units = units.assign(end=end_ts, pre_start=units["first_exposure"] - pd.Timedelta(days=pre_period_days))
     daily = daily_totals(units, events, "first_exposure", "end")
     post = outcomes_from_daily(units["unit_id"], daily)
@@ -344,7 +350,7 @@ def analyze(
         alpha=alpha,
         pre_period_days=pre_period_days,
         msprt_tau=msprt_tau,
-        start=units["first_exposure"].min().floor("us").to_pydatetime() if len(units) else None,
+        start=units["first_exposure"].min().floor("us").to_pydatetime(),
         end=end_ts.floor("us").to_pydatetime(),
         units=unit_counts,
         excluded=excluded,

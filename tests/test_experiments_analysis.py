@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -201,6 +202,8 @@ def test_bad_inputs_get_clear_errors() -> None:
         analyze(definition, exposures, events.drop(columns=["position_s"]))
     with pytest.raises(InvalidInputError, match="pre_period_days"):
         analyze(definition, exposures, events, pre_period_days=-1)
+    with pytest.raises(NotFoundError, match="exposed before the end of the window"):
+        analyze(definition, exposures, events, end=datetime(2026, 1, 1))  # naive datetimes are UTC
 
 
 def test_reports_are_written_as_json_markdown_and_html(tmp_path: Path) -> None:

@@ -100,16 +100,23 @@ class RecommendationPipeline:
         self.catalog = catalog
         self.viewers = viewers
         self.version = version
-        self.n_candidates = n_candidates
-        self._profile_features = profile_features
-        personal = {role: g for role, g in bundle.candidates.items() if role != POPULARITY_ROLE}
-        # Without a ranker to weigh it, popularity would crowd every personal list: keep it for fallback.
-        self.generators: dict[str, CandidateGenerator] = (
-            dict(bundle.candidates) if bundle.ranker is not None else personal
-        )
-        self.has_personal_model = bool(personal)
         metadata = bundle.metadata
+        self.n_candidates = int(metadata.get("candidate_k") or n_candidates)
+        self._profile_features = profile_features
+        # Training may ship a ranker it decided not to use (``ranker_used: false``, see ``ranker_note``).
+        self.ranker = bundle.ranker if bundle.ranker is not None and metadata.get("ranker_used", True) else None
         self.feature_columns: list[str] = list(metadata.get("ranker_columns") or metadata.get("feature_columns") or [])
+        personal = {role: g for role, g in bundle.candidates.items() if role != POPULARITY_ROLE}
+        primary = metadata.get("primary_candidate")
+        if self.ranker is not None:
+            self.generators: dict[str, CandidateGenerator] = dict(bundle.candidates)
+        elif primary in bundle.candidates and primary != POPULARITY_ROLE:
+            # Training names the role that is best served alone when there is no ranker.
+            self.generators = {primary: bundle.candidates[primary]}
+        else:
+            # Without a ranker to weigh it, popularity would crowd every personal list: keep it for fallback.
+            self.generators = personal
+        self.has_personal_model = bool(personal)
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -188,14 +195,14 @@ class RecommendationPipeline:
 
     def score_rows(self, features: np.ndarray) -> np.ndarray:
         """Ranker scores for feature rows, shape (n, d) float32 → (n,) float32 (batchable API)."""
-        if self.bundle.ranker is None:
+        if self.ranker is None:
             raise NotFoundError(f"model version {self.version} has no ranker; use /recommend or /rank")
         if features.ndim != 2 or features.shape[1] != len(self.feature_columns):
             raise InvalidInputError(
                 f"features must have shape (n, {len(self.feature_columns)}) in the order {self.feature_columns}, "
                 f"got {features.shape}"
             )
-        return self.bundle.ranker.score(features.astype(np.float32, copy=False))
+        return self.ranker.score(features.astype(np.float32, copy=False))
 
     def viewer(self, profile_id: str, *, maturity_level: int | None = None, country: str | None = None) -> Viewer:
         """Resolve the profile's filters; request overrides win over the stored profile."""
@@ -223,7 +230,7 @@ class RecommendationPipeline:
 
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str]) -> list[tuple[str, float]]:
         per_role = self._generate(viewer, self.n_candidates, exclude)
-        if self.bundle.ranker is None:
+        if self.ranker is None:
             merged = self._merge(per_role)
             return sorted(merged.items(), key=lambda x: -x[1])
         lists = {role: (rec.item_ids.tolist(), rec.scores.tolist()) for role, rec in per_role.items()}
@@ -232,7 +239,7 @@ class RecommendationPipeline:
             return []
         profile = self._profile_features(viewer.profile_id) if self._profile_features else {}
         matrix = ranking_matrix(self.feature_columns, title_ids, lists, profile, {})
-        scores = self.bundle.ranker.score(matrix)
+        scores = self.ranker.score(matrix)
         return sorted(zip(title_ids, scores.tolist(), strict=True), key=lambda x: -x[1])
 
     def _merge(self, per_role: dict[str, Recommendation], only: set[str] | None = None) -> dict[str, float]:

@@ -8,7 +8,8 @@ import pytest
 import test_serving_world as world
 
 from core.errors import InvalidInputError, NotFoundError
-from features.ranking_frame import candidate_frame, candidates_from_lists, ranking_matrix as frame_matrix
+from features.ranking_frame import candidate_frame, candidates_from_lists
+from features.ranking_frame import ranking_matrix as frame_matrix
 from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
 from serving.catalog import TitleCatalog, ViewerData

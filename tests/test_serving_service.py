@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import test_serving_world as world
@@ -15,10 +16,10 @@ import test_serving_world as world
 # BentoML's /metrics reads prometheus' multiprocess files; the real server sets this up itself.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="marquee-prom-"))
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from core.settings import Settings  # noqa: E402
-from serving.service import MarqueeRecommender  # noqa: E402
+from core.settings import Settings
+from serving.service import MarqueeRecommender
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,8 @@ def app() -> object:
     Each ``TestClient`` context runs the app's lifespan, which builds a fresh service
     instance (and so reads the test's environment) every time.
     """
-    return MarqueeRecommender.to_asgi()
+    service: Any = MarqueeRecommender  # a bentoml Service at runtime; mypy sees the class
+    return service.to_asgi()
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def test_recommend_known_profile_is_personal(client: TestClient) -> None:
 def test_recommend_unknown_profile_is_fallback(client: TestClient) -> None:
     body = client.post("/recommend", json={"profile_id": "stranger", "k": 3, "maturity_level": 0}).json()
     assert body["source"] == "fallback"
-    assert [i["title_id"] for i in body["items"]][0] == "k1"
+    assert next(i["title_id"] for i in body["items"]) == "k1"
     assert all(i["title_id"] in world.FAMILY for i in body["items"])
 
 
@@ -142,10 +144,10 @@ def test_hot_reload_moves_model_version_without_failed_requests(
 ) -> None:
     new_version = world.register(env, world.build_bundle(metadata={"note": "v2"}), tmp_path, alias="challenger")
     wait_for(
-        lambda: client.post("/recommend", json={"profile_id": "viewer", "variant": "challenger"}).json()[
-            "model_version"
-        ]
-        == new_version,
+        lambda: (
+            client.post("/recommend", json={"profile_id": "viewer", "variant": "challenger"}).json()["model_version"]
+            == new_version
+        ),
         "the challenger to load",
     )
     statuses: list[int] = []

@@ -35,7 +35,9 @@ T0 = pd.Timestamp("2024-01-01", tz="UTC")
 
 def titles_frame() -> pd.DataFrame:
     """Family titles at level 0, adult titles at level 3, ``fr1`` licensed in FR only."""
-    rows = [(t, 0, []) for t in FAMILY] + [(t, 3, []) for t in ADULT] + [("fr1", 3, ["FR"])]
+    rows: list[tuple[str, int, list[str]]] = (
+        [(t, 0, []) for t in FAMILY] + [(t, 3, []) for t in ADULT] + [("fr1", 3, ["FR"])]
+    )
     return pd.DataFrame(
         {
             "title_id": [r[0] for r in rows],
@@ -74,7 +76,7 @@ def events_frame() -> pd.DataFrame:
 def profiles_frame() -> pd.DataFrame:
     """Kids profiles at level 0, everyone else adults in the US (``frenchie`` in France)."""
     events = events_frame()
-    ids = sorted(set(events["profile_id"])) + ["frenchie"]
+    ids = [*sorted(set(events["profile_id"])), "frenchie"]
     level = [0 if p.startswith("kid") or p == "little" else 3 for p in ids]
     return pd.DataFrame(
         {

@@ -30,15 +30,8 @@ import pandas as pd
 from core.errors import DataFormatError
 from core.lake import Lake
 from features.ingest.delimited import Column, check_range, read_delimited, require_file
-from features.ingest.frames import DatasetFrames, IngestReport, empty_frame, write_frames
-from features.ingest.ratings import (
-    add_missing_titles,
-    genre_lists,
-    movie_titles,
-    rating_events,
-    rating_users,
-    text_encoding,
-)
+from features.ingest.frames import DatasetFrames, IngestReport, write_frames
+from features.ingest.ratings import RatingSource, genre_lists, rating_frames, text_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +40,7 @@ PROFILE_PREFIX = "mlu"
 ACCOUNT_PREFIX = "mla"
 EVENT_PREFIX = "ml"
 MAX_RATING = 5.0
+SPEC = RatingSource("MovieLens", TITLE_PREFIX, PROFILE_PREFIX, ACCOUNT_PREFIX, EVENT_PREFIX, MAX_RATING)
 
 #: ml-100k's genre flags in ``u.item`` order (from its ``u.genre``).
 ML100K_GENRES = (
@@ -223,42 +217,6 @@ def _check_unique_items(movies: pd.DataFrame, *, path: Path, header: bool) -> No
 
 
 def _frames(source: str, ratings: pd.DataFrame, movies: pd.DataFrame) -> DatasetFrames:
-    movie_ids = movies["item"].astype(str)
-    titles = movie_titles(
-        title_ids=TITLE_PREFIX + movie_ids,
-        names=movies["title"],
-        genres=movies["genres"],
-        tags=movies.get("tags"),
-    )
-    users = ratings["user"].astype(str)
-    items = ratings["item"].astype(str)
-    title_ids = TITLE_PREFIX + items
-    titles, notes = add_missing_titles(titles, title_ids, "MovieLens")
-    events = rating_events(
-        users=users,
-        items=items,
-        title_ids=title_ids,
-        ratings=ratings["rating"],
-        seconds=ratings["timestamp"],
-        durations=titles.set_index("title_id")["duration_s"],
-        event_prefix=EVENT_PREFIX,
-        profile_prefix=PROFILE_PREFIX,
-        max_rating=MAX_RATING,
-    )
-    accounts, profiles = rating_users(
-        users=users,
-        seconds=ratings["timestamp"],
-        profile_prefix=PROFILE_PREFIX,
-        account_prefix=ACCOUNT_PREFIX,
-        source_name="MovieLens",
-    )
-    logger.debug("%s: %d ratings, %d titles, %d users", source, len(events), len(titles), len(profiles))
-    return DatasetFrames(
-        source=source,
-        titles=titles,
-        episodes=empty_frame("episodes"),
-        accounts=accounts,
-        profiles=profiles,
-        watch_events=events,
-        notes=tuple(notes),
-    )
+    frames = rating_frames(source=source, spec=SPEC, ratings=ratings, catalog=movies)
+    logger.debug("%s: %s", source, frames.counts())
+    return frames

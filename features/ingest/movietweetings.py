@@ -20,15 +20,8 @@ import pandas as pd
 from core.errors import DataFormatError
 from core.lake import Lake
 from features.ingest.delimited import Column, check_range, read_delimited, require_file
-from features.ingest.frames import DatasetFrames, IngestReport, empty_frame, write_frames
-from features.ingest.ratings import (
-    add_missing_titles,
-    genre_lists,
-    movie_titles,
-    rating_events,
-    rating_users,
-    text_encoding,
-)
+from features.ingest.frames import DatasetFrames, IngestReport, write_frames
+from features.ingest.ratings import RatingSource, genre_lists, rating_frames, text_encoding
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +30,7 @@ PROFILE_PREFIX = "mtu"
 ACCOUNT_PREFIX = "mta"
 EVENT_PREFIX = "mt"
 MAX_RATING = 10.0
+SPEC = RatingSource("MovieTweetings", TITLE_PREFIX, PROFILE_PREFIX, ACCOUNT_PREFIX, EVENT_PREFIX, MAX_RATING)
 
 _EXPECTED_LAYOUT = "a MovieTweetings folder with ratings.dat (user::imdb_id::rating::timestamp) and movies.dat"
 _IMDB = Column("imdb_id", "str", "a numeric IMDb id such as 0114709")
@@ -86,41 +80,11 @@ def read_movietweetings(path: str | Path) -> DatasetFrames:
         raise DataFormatError(
             movies_file, f"IMDb id {movies['imdb_id'].iloc[row]} is listed twice", line=row + 1, expected="each id once"
         )
-    titles = movie_titles(
-        title_ids=TITLE_PREFIX + movies["imdb_id"],
-        names=movies["title"],
-        genres=genre_lists(movies["genres"].fillna("")),
+    catalog = pd.DataFrame(
+        {"item": movies["imdb_id"], "title": movies["title"], "genres": genre_lists(movies["genres"].fillna(""))}
     )
-    users = ratings["user"].astype(str)
-    title_ids = TITLE_PREFIX + ratings["imdb_id"]
-    titles, notes = add_missing_titles(titles, title_ids, "MovieTweetings")
-    events = rating_events(
-        users=users,
-        items=ratings["imdb_id"],
-        title_ids=title_ids,
-        ratings=ratings["rating"],
-        seconds=ratings["timestamp"],
-        durations=titles.set_index("title_id")["duration_s"],
-        event_prefix=EVENT_PREFIX,
-        profile_prefix=PROFILE_PREFIX,
-        max_rating=MAX_RATING,
-    )
-    accounts, profiles = rating_users(
-        users=users,
-        seconds=ratings["timestamp"],
-        profile_prefix=PROFILE_PREFIX,
-        account_prefix=ACCOUNT_PREFIX,
-        source_name="MovieTweetings",
-    )
-    return DatasetFrames(
-        source="movietweetings",
-        titles=titles,
-        episodes=empty_frame("episodes"),
-        accounts=accounts,
-        profiles=profiles,
-        watch_events=events,
-        notes=tuple(notes),
-    )
+    ratings = ratings.rename(columns={"imdb_id": "item"})
+    return rating_frames(source="movietweetings", spec=SPEC, ratings=ratings, catalog=catalog)
 
 
 def load_movietweetings(path: str | Path, lake: Lake) -> IngestReport:

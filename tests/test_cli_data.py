@@ -43,6 +43,7 @@ def test_generate_then_describe(tmp_path: Path, monkeypatch, capsys) -> None:
     assert tables["watch_events"]["rows"] == 700
     assert tables["watch_events"]["min_time"].startswith("2024-01")
     assert tables["profiles"]["rows"] == 30
+    assert tables["titles"]["time_column"] == "date_added" and tables["titles"]["min_time"] is not None
 
 
 def test_load_and_describe(tmp_path: Path, monkeypatch, capsys) -> None:

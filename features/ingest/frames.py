@@ -29,6 +29,9 @@ DATASET_TABLES = ("titles", "episodes", "accounts", "profiles", "watch_events")
 class DatasetFrames:
     """One dataset parsed into lake-shaped DataFrames (columns as in ``core.tables``).
 
+    String columns are ``object`` or pyarrow-backed (``pd.ArrowDtype(pa.string())``, used for
+    the large id columns of rating datasets); both behave alike in pandas and in the lake.
+
     Attributes:
         source: what was read, e.g. ``"movielens:ml-latest-small"`` or ``"synthetic"``.
         titles: one row per movie or series.

@@ -96,7 +96,7 @@ def describe_command(
     lake = Lake(load_settings().workspace.lake_dir)
     summaries = lake.describe()
     if as_json:
-        typer.echo(json.dumps([_summary_dict(s) for s in summaries], indent=2))
+        typer.echo(json.dumps([_summary_dict(lake, s) for s in summaries], indent=2))
         return
     if not summaries:
         typer.echo(
@@ -108,11 +108,12 @@ def describe_command(
 
 def describe_text(lake: Lake, summaries: list[TableSummary]) -> str:
     """The human-readable table ``marquee data describe`` prints (also used by ``marquee demo``)."""
-    lines = [f"{'table':<14}{'rows':>12}  {'from':<20} {'to':<20}"]
+    lines = [f"{'table':<14}{'rows':>12}  {'from':<17} {'to':<17} {'time column'}"]
     for s in summaries:
-        first = s.min_time.strftime("%Y-%m-%d %H:%M") if s.min_time is not None else ""
-        last = s.max_time.strftime("%Y-%m-%d %H:%M") if s.max_time is not None else ""
-        lines.append(f"{s.name:<14}{s.rows:>12,}  {first:<20} {last:<20}")
+        column, low, high = _time_range(lake, s)
+        first = low.strftime("%Y-%m-%d %H:%M") if low is not None else ""
+        last = high.strftime("%Y-%m-%d %H:%M") if high is not None else ""
+        lines.append(f"{s.name:<14}{s.rows:>12,}  {first:<17} {last:<17} {column if low is not None else ''}".rstrip())
     by_name = {s.name: s for s in summaries}
     events = by_name.get("watch_events")
     if events is not None and events.rows:
@@ -123,6 +124,26 @@ def describe_text(lake: Lake, summaries: list[TableSummary]) -> str:
             f"titles: {titles.rows if titles else 0:,} (distinct title ids in events: {distinct.get('title_id', 0):,})"
         )
     return "\n".join(lines)
+
+
+#: Tables without a ``time_column`` whose date range is still worth showing.
+_DATE_COLUMNS = {"titles": "date_added", "accounts": "created_at", "profiles": "created_at"}
+
+
+def _time_range(lake: Lake, summary: TableSummary) -> tuple[str, Any, Any]:
+    """(column, min, max) of the table's time column, or of its date column for catalog tables."""
+    from core.tables import TABLES
+
+    spec_column = TABLES[summary.name].time_column
+    if spec_column:
+        return spec_column, summary.min_time, summary.max_time
+    column = _DATE_COLUMNS.get(summary.name)
+    if column is None or summary.rows == 0:
+        return "", None, None
+    values = lake.read(summary.name, [column])[column].dropna()
+    if values.empty:
+        return column, None, None
+    return column, values.min(), values.max()
 
 
 def _need(path: Path | None, fmt: str) -> Path:
@@ -159,12 +180,14 @@ def _print_report(report: IngestReport) -> None:
         typer.echo(f"note: {note}")
 
 
-def _summary_dict(summary: TableSummary) -> dict[str, Any]:
+def _summary_dict(lake: Lake, summary: TableSummary) -> dict[str, Any]:
+    column, low, high = _time_range(lake, summary)
     return {
         "table": summary.name,
         "rows": summary.rows,
         "parts": summary.parts,
-        "min_time": summary.min_time.isoformat() if summary.min_time is not None else None,
-        "max_time": summary.max_time.isoformat() if summary.max_time is not None else None,
+        "time_column": column or None,
+        "min_time": low.isoformat() if low is not None else None,
+        "max_time": high.isoformat() if high is not None else None,
         "distinct": summary.distinct or {},
     }

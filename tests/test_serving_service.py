@@ -42,12 +42,30 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return settings
 
 
+@pytest.fixture(scope="module")
+def served(app: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, Settings]]:
+    """One workspace, one registered champion and one running service for the whole module.
+
+    Only one lifespan of ``app`` may run at a time (the app holds one service
+    instance), so tests that need their own service run before this starts
+    (readiness) or reuse it last (hot reload).
+    """
+    tmp = tmp_path_factory.mktemp("serving")
+    settings = Settings(home=tmp / "ws")
+    settings.workspace.ensure()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MARQUEE_HOME", str(settings.workspace.home))
+        patch.setenv("MARQUEE_SERVING_POLL_S", "0.2")
+        world.write_lake(settings)
+        world.register(settings, world.build_bundle(), tmp)
+        with TestClient(app) as test_client:  # type: ignore[arg-type]
+            wait_for(lambda: test_client.get("/readyz").status_code == 200, "the champion to load")
+            yield test_client, settings
+
+
 @pytest.fixture
-def client(app: object, env: Settings, tmp_path: Path) -> Iterator[TestClient]:
-    world.register(env, world.build_bundle(), tmp_path)
-    with TestClient(app) as test_client:  # type: ignore[arg-type]
-        wait_for(lambda: test_client.get("/readyz").status_code == 200, "the champion to load")
-        yield test_client
+def client(served: tuple[TestClient, Settings]) -> TestClient:
+    return served[0]
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
@@ -57,6 +75,19 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) ->
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_not_ready_until_champion_exists(app: object, env: Settings, tmp_path: Path) -> None:
+    version = world.register(env, world.build_bundle(), tmp_path, alias=None)
+    with TestClient(app) as client:  # type: ignore[arg-type]
+        time.sleep(0.5)
+        assert client.get("/readyz").status_code == 503
+        response = client.post("/recommend", json={"profile_id": "viewer"})
+        assert response.status_code == 503
+        assert "marquee train" in response.json()["error"]
+        world.move_alias(env, "champion", version)
+        wait_for(lambda: client.get("/readyz").status_code == 200, "readiness after the alias is set")
+        assert client.post("/recommend", json={"profile_id": "viewer"}).json()["model_version"] == version
 
 
 def test_recommend_known_profile_is_personal(client: TestClient) -> None:
@@ -126,22 +157,19 @@ def test_bad_bodies_get_a_clear_400(client: TestClient, content: str, needle: st
     assert client.post("/recommend", json={"profile_id": "viewer"}).status_code == 200
 
 
-def test_not_ready_until_champion_exists(app: object, env: Settings, tmp_path: Path) -> None:
-    version = world.register(env, world.build_bundle(), tmp_path, alias=None)
-    with TestClient(app) as client:  # type: ignore[arg-type]
-        time.sleep(0.5)
-        assert client.get("/readyz").status_code == 503
-        response = client.post("/recommend", json={"profile_id": "viewer"})
-        assert response.status_code == 503
-        assert "marquee train" in response.json()["error"]
-        world.move_alias(env, "champion", version)
-        wait_for(lambda: client.get("/readyz").status_code == 200, "readiness after the alias is set")
-        assert client.post("/recommend", json={"profile_id": "viewer"}).json()["model_version"] == version
+def test_metrics_endpoint_counts_fallbacks(client: TestClient) -> None:
+    client.post("/recommend", json={"profile_id": "stranger"})
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert "marquee_fallbacks" in response.text
+    assert 'reason="unknown_profile"' in response.text
 
 
 def test_hot_reload_moves_model_version_without_failed_requests(
-    client: TestClient, env: Settings, tmp_path: Path
+    served: tuple[TestClient, Settings], tmp_path: Path
 ) -> None:
+    """Last in the module: it moves the shared champion."""
+    client, env = served
     new_version = world.register(env, world.build_bundle(metadata={"note": "v2"}), tmp_path, alias="challenger")
     wait_for(
         lambda: (
@@ -177,11 +205,3 @@ def test_hot_reload_moves_model_version_without_failed_requests(
     # once swapped, never back to the old version
     first_new = versions.index(new_version)
     assert set(versions[first_new:]) == {new_version}
-
-
-def test_metrics_endpoint_counts_fallbacks(client: TestClient) -> None:
-    client.post("/recommend", json={"profile_id": "stranger"})
-    response = client.get("/metrics")
-    assert response.status_code == 200
-    assert "marquee_fallbacks" in response.text
-    assert 'reason="unknown_profile"' in response.text

@@ -194,7 +194,7 @@ def test_vectorised_windows_match_a_plain_loop(seed: int) -> None:
 def test_snapshots_land_where_windows_change_and_never_after_as_of() -> None:
     day = _s(T0)
     codes, times = snapshot_times(np.array([0, 0]), np.array([day + 3600, day + 3 * DAY_S]), as_of_s=day + 10 * DAY_S)
-    expected = {day + d * DAY_S for d in (1, 2, 4, 5, 8)} | {day + 10 * DAY_S}
+    expected = {day + d * DAY_S for d in (1, 2, 4, 5, 8)} | {day + 10 * DAY_S, 0}  # 0: the "no history" row
     assert set(times.tolist()) == expected
     assert (codes == 0).all() and times.max() <= day + 10 * DAY_S
 
@@ -225,7 +225,10 @@ def test_features_at_t_ignore_every_event_at_or_after_t() -> None:
         ("profile_genre_affinity", "profile_id"),
         ("title_popularity", "title_id"),
     ):
-        a = full[name][full[name]["event_timestamp"] <= cut]
+        epoch = full[name]["event_timestamp"] == pd.Timestamp(0, tz="UTC")
+        # Every entity has a "no history" row at the epoch, future ones too: zeros, nothing to leak.
+        assert not full[name][epoch].drop(columns=[key, "event_timestamp"]).map(_has_value).any().any()
+        a = full[name][~epoch & (full[name]["event_timestamp"] <= cut)]
         b = before[name]
         # ``before`` also has a row per entity at its as_of (the cut); compare the rows both have.
         joined = a.merge(b, on=[key, "event_timestamp"], suffixes=("", "_before"), validate="one_to_one")
@@ -237,6 +240,13 @@ def test_features_at_t_ignore_every_event_at_or_after_t() -> None:
     # The burst is visible after the cut, so the comparison above had something to miss.
     after = full["profile_genre_affinity"]
     assert after[after["event_timestamp"] > cut]["affinity_genres"].map(lambda g: "Z" in list(g)).any()
+
+
+def _has_value(v: object) -> bool:
+    """Whether a feature value says anything (a non-zero number or a non-empty list)."""
+    if isinstance(v, list | np.ndarray):
+        return len(v) > 0
+    return bool(pd.notna(v) and v != 0)
 
 
 def test_build_writes_tables_and_manifest(tmp_path: Path) -> None:

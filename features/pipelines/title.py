@@ -54,7 +54,7 @@ def title_popularity(
         ``title_completion_rate`` (float32), ``title_trend`` (float32: plays of the
         last day over the daily average of the last 7; 1 = steady, 0 when no plays
         in 7 days) and ``title_days_since_release`` / ``title_days_since_added``
-        (float32, NaN when the catalog does not say).
+        (float32, NaN when the catalog does not say or T is earlier).
     """
     seconds = np.asarray(seconds, dtype=np.int64)
     title_ids = np.asarray(title_ids, dtype=object)
@@ -85,8 +85,12 @@ def title_popularity(
         plays_7d = np.asarray(out["title_plays_7d"], dtype=np.float64)
         out["title_trend"] = np.where(plays_7d > 0, plays_1d * 7.0 / plays_7d, 0.0).astype(np.float32)
     release_s, added_s = _catalog_times(titles, title_ids)
-    out["title_days_since_release"] = ((seconds - release_s) / DAY_S).astype(np.float32)
-    out["title_days_since_added"] = ((seconds - added_s) / DAY_S).astype(np.float32)
+    with np.errstate(invalid="ignore"):
+        since_release = (seconds - release_s) / DAY_S
+        since_added = (seconds - added_s) / DAY_S
+    # Before its release (or before it was added) a title has no age: NaN, not a negative one.
+    out["title_days_since_release"] = np.where(since_release >= 0, since_release, np.nan).astype(np.float32)
+    out["title_days_since_added"] = np.where(since_added >= 0, since_added, np.nan).astype(np.float32)
     return pd.DataFrame(out)
 
 

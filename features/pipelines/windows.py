@@ -109,6 +109,7 @@ def snapshot_times(
     as_of_s: int,
     offsets_days: tuple[int, ...] = (0, *WINDOWS_DAYS),
     at_as_of: bool = True,
+    genesis: bool = True,
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """The (code, T) pairs at which an entity's windowed features change.
 
@@ -128,6 +129,10 @@ def snapshot_times(
         seen = codes[seconds < as_of_s]
         all_codes = np.concatenate([all_codes, seen])
         all_times = np.concatenate([all_times, np.full(len(seen), as_of_s, dtype=np.int64)])
+    if genesis:
+        first = np.unique(codes)
+        all_codes = np.concatenate([all_codes, first])
+        all_times = np.concatenate([all_times, np.zeros(len(first), dtype=np.int64)])
     keep = all_times <= as_of_s
     span = np.int64(as_of_s + 1)
     keys = np.sort(all_codes[keep] * span + all_times[keep])

@@ -1,0 +1,265 @@
+"""The Feast store end to end on SQLite and on a real Redis: materialize, point-in-time frames, online reads, push.
+
+Every test runs once per online store. Redis tests use a unique Feast project per
+run (keys are suffixed with it) and delete their keys afterwards.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import require_service
+
+from core.errors import InvalidInputError, SchemaError
+from core.lake import Lake
+from core.settings import Settings
+from features.feast_repo.config import feature_store_config, redis_connection_string
+from features.online import OnlineFeatureReader
+from features.pipelines.match import genre_match_scores
+from features.pipelines.plays import plays_from_events
+from features.push import push_watch_events
+from features.retrieval import training_frame
+from features.store import materialize, open_store
+
+T0 = pd.Timestamp("2021-05-01", tz="UTC")
+DAY = pd.Timedelta("1D")
+GENRES = ["Action", "Comedy", "Drama", "Kids", "Horror"]
+
+
+def small_lake(root: Path, seed: int = 5) -> Lake:
+    """30 profiles, 12 movies and 2 series (3 episodes each), ~1500 reports over 40 days."""
+    rng = np.random.default_rng(seed)
+    lake = Lake(root)
+    movies = [f"m{i}" for i in range(12)]
+    series = ["s0", "s1"]
+    titles = pd.DataFrame(
+        {
+            "title_id": movies + series,
+            "type": ["movie"] * 12 + ["series"] * 2,
+            "title": movies + series,
+            "genres": [list(rng.choice(GENRES, size=rng.integers(1, 3), replace=False)) for _ in range(14)],
+            "languages": [["en"]] * 14,
+            "maturity_level": rng.integers(0, 4, 14),
+            "release_year": rng.integers(1990, 2021, 14),
+            "date_added": [T0 - pd.Timedelta(days=int(d)) for d in rng.integers(0, 400, 14)],
+            "duration_s": [5400] * 12 + [1500] * 2,
+        }
+    )
+    episodes = pd.DataFrame(
+        {
+            "episode_id": [f"{s}e{k}" for s in series for k in range(3)],
+            "series_id": [s for s in series for _ in range(3)],
+            "season_number": 1,
+            "episode_number": [k + 1 for _ in series for k in range(3)],
+            "duration_s": 1500,
+        }
+    )
+    items = movies + episodes["episode_id"].tolist()
+    n = 1500
+    seconds = rng.integers(0, 40 * 86_400, n)
+    seconds[:20] = (seconds[:20] // 86_400) * 86_400  # some reports exactly at midnight
+    item = rng.choice(items, n)
+    events = pd.DataFrame(
+        {
+            "event_id": [f"e{i}" for i in range(n)],
+            "profile_id": [f"p{i}" for i in rng.integers(0, 30, n)],
+            "title_id": item,
+            "ts": T0 + pd.to_timedelta(seconds, unit="s"),
+            "position_s": rng.integers(30, 5400, n),
+            "duration_s": [1500 if "e" in t[1:] else 5400 for t in item],
+        }
+    )
+    events["position_s"] = np.minimum(events["position_s"], events["duration_s"])
+    lake.write("titles", titles)
+    lake.write("episodes", episodes)
+    lake.write("watch_events", events)
+    return lake
+
+
+def _settings(home: Path, backend: str) -> Settings:
+    if backend == "redis":
+        require_service("Redis", "127.0.0.1", 6379)
+        return Settings(home=home, feast_online="redis://127.0.0.1:6379")
+    return Settings(home=home)
+
+
+class Built:
+    """A materialized store with its lake and settings."""
+
+    def __init__(self, settings: Settings, lake: Lake, project: str) -> None:
+        self.settings = settings
+        self.lake = lake
+        self.store = open_store(settings, project=project)
+        self.report = materialize(self.store, lake)
+
+    def close(self) -> None:
+        self.store.teardown()
+
+
+def _build(tmp: Path, backend: str) -> Built:
+    settings = _settings(tmp / "ws", backend)
+    return Built(settings, small_lake(tmp / "lake"), project=f"mqt{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    """Read-only store shared by the tests of one backend."""
+    b = _build(tmp_path_factory.mktemp(request.param), request.param)
+    yield b
+    b.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def fresh(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Built]:
+    """A store of its own, for tests that write to it."""
+    b = _build(tmp_path, request.param)
+    yield b
+    b.close()
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, list | np.ndarray) or isinstance(b, list | np.ndarray):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    if isinstance(a, float) or isinstance(b, float):
+        return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-6)
+    return bool(a == b)
+
+
+def _latest_offline(built: Built, name: str, key: str) -> pd.DataFrame:
+    table = pd.read_parquet(Path(built.store.repo_path) / "data" / f"{name}.parquet")
+    return table.sort_values("event_timestamp").groupby(key).tail(1).set_index(key)
+
+
+def test_online_values_equal_the_latest_offline_rows(built: Built) -> None:
+    for view, key, service in (
+        ("profile_activity", "profile_id", "profile_v1"),
+        ("profile_genre_affinity", "profile_id", "profile_v1"),
+        ("title_popularity", "title_id", "title_v1"),
+        ("title_metadata", "title_id", "title_v1"),
+    ):
+        latest = _latest_offline(built, view, key)
+        sample = sorted(latest.index)[:: max(1, len(latest) // 10)]
+        online = built.store.get_online_features(
+            built.store.get_feature_service(service), [{key: k} for k in sample]
+        ).to_dict()
+        assert len(sample) >= 2
+        for i, entity in enumerate(sample):
+            for column in latest.columns.drop("event_timestamp"):
+                expected = latest.loc[entity, column]
+                expected = list(expected) if isinstance(expected, np.ndarray) else expected
+                assert _same(online[column][i], expected), (view, entity, column, online[column][i], expected)
+
+
+def test_training_frame_uses_only_events_before_each_label(built: Built) -> None:
+    events = built.lake.read("watch_events")
+    labels = events.sample(60, random_state=1).sort_values("ts")
+    episodes = built.lake.read("episodes")
+    series = dict(zip(episodes["episode_id"], episodes["series_id"], strict=True))
+    entity_df = pd.DataFrame(
+        {
+            "profile_id": labels["profile_id"].to_numpy(),
+            "title_id": [series.get(t, t) for t in labels["title_id"]],
+            "event_timestamp": labels["ts"].to_numpy(),
+            "label": 1,
+        }
+    )
+    frame = training_frame(built.store, entity_df, "ranker_v1")
+    assert len(frame) == len(entity_df) and frame["label"].eq(1).all()
+    steps = plays_from_events(events, episodes)
+    for row in frame.itertuples():
+        # Snapshots are taken at midnights, so the row in force at t holds the plays
+        # strictly before t's midnight: never the label's own event, nothing after it.
+        cutoff = pd.Timestamp(row.event_timestamp).floor("D")
+        mine = steps[(steps["profile_id"] == row.profile_id) & (steps["ts"] < cutoff)]
+        theirs = steps[(steps["title_id"] == row.title_id) & (steps["ts"] < cutoff)]
+        week = theirs[theirs["ts"] >= cutoff - 7 * DAY]
+        assert row.plays_total == mine["play"].sum()
+        assert row.plays_7d == mine.loc[mine["ts"] >= cutoff - 7 * DAY, "play"].sum()
+        assert row.title_plays_total == theirs["play"].sum()
+        assert row.title_viewers_7d == week["profile_id"].nunique()
+    expected_match = genre_match_scores(frame["affinity_genres"], frame["affinity_shares"], frame["genres"])
+    np.testing.assert_allclose(frame["genre_match"].to_numpy(dtype=float), expected_match, rtol=1e-6)
+
+
+def test_training_frame_names_missing_columns(built: Built) -> None:
+    with pytest.raises(InvalidInputError, match="title_id"):
+        training_frame(built.store, pd.DataFrame({"profile_id": ["p1"], "event_timestamp": [T0]}), "ranker_v1")
+
+
+def test_reader_serves_titles_from_memory_with_the_online_values(built: Built) -> None:
+    reader = OnlineFeatureReader(built.store)
+    ids = ["m0", "s1", "nope", "m5"]
+    cached = reader.title_features(ids)
+    direct = reader.feast_title_features(ids)
+    assert cached["title_id"].tolist() == ids
+    for column in direct.columns.drop("title_id"):
+        for i in (0, 1, 3):
+            assert _same(cached[column].iloc[i], direct[column].iloc[i]), column
+    assert cached.drop(columns="title_id").iloc[2].isna().all()
+    matrix = reader.title_matrix(ids)
+    assert matrix.shape == (4, len(reader.numeric_columns)) and matrix.dtype == np.float32
+    assert np.isnan(matrix[2]).all() and not np.isnan(matrix[0, reader.numeric_columns.index("release_year")])
+    profile = reader.profile_features("p3")
+    assert profile["plays_total"] == _latest_offline(built, "profile_activity", "profile_id").loc["p3", "plays_total"]
+
+
+def test_push_updates_the_profiles_and_titles_it_touches(fresh: Built) -> None:
+    reader = OnlineFeatureReader(fresh.store, check_interval_s=0)
+    before_profile = reader.profile_features("p1")
+    before_title = reader.title_features(["m3", "s0"]).set_index("title_id")
+    untouched = reader.profile_features("p2")
+    as_of = pd.Timestamp(fresh.report.tables.as_of)
+    new = pd.DataFrame(
+        {
+            "event_id": ["n1", "n2", "n3", "n4"],
+            "profile_id": ["p1", "p1", "p1", "newcomer"],
+            "title_id": ["m3", "s0e1", "s0e2", "m3"],
+            "ts": [as_of + pd.Timedelta(5, "D") + pd.Timedelta(h, "h") for h in (1, 2, 3, 4)],
+            "position_s": [5400, 1500, 1500, 100],
+            "duration_s": [5400, 1500, 1500, 5400],
+        }
+    )
+    report = push_watch_events(fresh.store, new, fresh.lake)
+    assert (report.profiles, report.titles) == (2, 2)
+    after = reader.profile_features("p1")
+    assert after["plays_total"] == before_profile["plays_total"] + 3
+    assert after["plays_1d"] == 3 and after["completed_1d"] == 3  # five quiet days before: only the new ones
+    assert after["days_since_last_watch"] == pytest.approx(3601 / 86_400, abs=1e-6)  # rows stamped 1 s after the newest
+    assert reader.profile_features("newcomer")["plays_total"] == 1
+    assert reader.profile_features("p2") == untouched
+    titles = reader.title_features(["m3", "s0"]).set_index("title_id")
+    assert titles.loc["m3", "title_plays_total"] == before_title.loc["m3", "title_plays_total"] + 2
+    assert titles.loc["s0", "title_plays_total"] == before_title.loc["s0", "title_plays_total"] + 2
+    assert titles.loc["m3", "title_viewers_1d"] == 2
+
+
+def test_push_refuses_bad_events_and_changes_nothing(fresh: Built) -> None:
+    reader = OnlineFeatureReader(fresh.store)
+    before = reader.profile_features("p1")
+    bad = pd.DataFrame({"event_id": ["x"], "profile_id": ["p1"], "title_id": ["m1"], "ts": [T0]})
+    with pytest.raises(SchemaError, match="position_s"):
+        push_watch_events(fresh.store, bad, fresh.lake)
+    with pytest.raises(InvalidInputError, match="at least one"):
+        push_watch_events(fresh.store, bad.iloc[0:0], fresh.lake)
+    assert reader.profile_features("p1") == before
+
+
+def test_generated_config_follows_settings(tmp_path: Path) -> None:
+    sqlite = feature_store_config(Settings(home=tmp_path))
+    assert sqlite["online_store"] == {"type": "sqlite", "path": str(tmp_path.resolve() / "feast" / "online.db")}
+    assert sqlite["offline_store"] == {"type": "file"}
+    redis = feature_store_config(Settings(home=tmp_path, feast_online="redis://:s3cret@cache:6380/2"), project="x")
+    assert redis["online_store"] == {"type": "redis", "connection_string": "cache:6380,db=2,password=s3cret"}
+    assert redis["project"] == "x"
+    assert redis_connection_string("rediss://h") == "h:6379,ssl=true"
+    with pytest.raises(InvalidInputError, match="redis://host:port"):
+        redis_connection_string("redis://")

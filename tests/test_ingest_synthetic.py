@@ -107,8 +107,14 @@ def test_series_are_watched_in_binge_runs_of_consecutive_episodes(joined: pd.Dat
     )
     assert next_episode.mean() > 0.5
     gap = (episodes["ts"].shift(-1) - episodes["ts"]).dt.total_seconds()
-    # the next episode starts after this one ends (independent sessions of one profile may rarely overlap)
-    assert (gap[next_episode] >= episodes["duration_s"][next_episode]).mean() > 0.95
+    assert (gap[next_episode] >= episodes["position_s"][next_episode]).all()  # the next starts after this one
+
+
+def test_a_profile_watches_one_thing_at_a_time(frames: DatasetFrames) -> None:
+    events = frames.watch_events.sort_values(["profile_id", "ts"])
+    ends = events["ts"] + pd.to_timedelta(events["position_s"], unit="s")
+    same_profile = events["profile_id"].shift(-1) == events["profile_id"]
+    assert not (same_profile & (events["ts"].shift(-1) < ends)).any()
 
 
 def test_weekly_seasonality_and_window(joined: pd.DataFrame) -> None:

@@ -345,11 +345,44 @@ def _draw(catalog: _Catalog, genre: np.ndarray, cluster: np.ndarray, u: np.ndarr
     return draw
 
 
+def _one_thing_at_a_time(profile: np.ndarray, ts: np.ndarray, watched_s: np.ndarray) -> np.ndarray:
+    """Delay events that would start before the same profile's previous watch ended.
+
+    Per profile, in time order: ``start_i = max(ts_i, start_{i-1} + watched_{i-1} + 1 min)``.
+    The recurrence has a closed form, ``start = S + cummax(ts - S)`` with ``S`` the running
+    sum of watch lengths, so it runs as one segmented cumulative maximum.
+
+    Args:
+        profile: profile index per event, int, shape ``(n,)``.
+        ts: start time per event in ms, int64, shape ``(n,)``.
+        watched_s: seconds watched per event, int, shape ``(n,)``.
+
+    Returns:
+        New start times in ms, aligned with the input.
+    """
+    order = np.lexsort((ts, profile))
+    p, t = profile[order], ts[order]
+    length = watched_s[order].astype(np.int64) * 1000 + 60_000
+    first = np.r_[True, p[1:] != p[:-1]]
+    segment = np.cumsum(first) - 1
+    before = np.cumsum(length) - length
+    before -= before[first][segment]
+    value = t - before
+    base = value.min()
+    value -= base  # non-negative, so segments can be separated by adding segment * span
+    span = int(value.max()) + 1
+    running_max = np.maximum.accumulate(value + segment * span) - segment * span
+    result = np.empty_like(ts)
+    result[order] = before + running_max + base
+    return result
+
+
 def _events_frame(chunks: list[dict[str, np.ndarray]], catalog: _Catalog, people: _People, target: int) -> pd.DataFrame:
-    merged = {key: np.concatenate([c[key] for c in chunks]) for key in chunks[0]}
     # Sessions are independent and spread over the whole window, so cutting the
     # surplus in generation order keeps every part of the window; then sort by time.
-    order = np.argsort(merged["ts"][:target], kind="stable")
+    merged = {key: np.concatenate([c[key] for c in chunks])[:target] for key in chunks[0]}
+    merged["ts"] = _one_thing_at_a_time(merged["profile"], merged["ts"], merged["position"])
+    order = np.argsort(merged["ts"], kind="stable")
     episode = merged["episode"][order]
     title_ids = np.where(
         episode >= 0,

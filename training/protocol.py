@@ -77,7 +77,8 @@ def _to_seconds(ts: pd.Series) -> np.ndarray:
     """int64 seconds since the epoch from ints or datetimes (naive datetimes count as UTC)."""
     if pd.api.types.is_datetime64_any_dtype(ts):
         values = pd.to_datetime(ts, utc=True)
-        return (values.astype("int64") // 10**9).to_numpy(np.int64)  # type: ignore[no-any-return]
+        # Unit-independent: lake timestamps are datetime64[ms], so int64 // 10**9 would be wrong.
+        return ((values - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)).to_numpy(np.int64)  # type: ignore[no-any-return]
     return ts.to_numpy(np.int64)  # type: ignore[no-any-return]
 
 

@@ -70,6 +70,10 @@ def test_first_run_registers_a_champion_with_runs_metrics_and_bundle(
     assert meta["ranker_columns"] == bundle.ranker.feature_names
     assert meta["ranker_columns"][:3] == ["cand_popularity_score", "cand_popularity_rrank", "cand_popularity_hit"]
     assert meta["feature_service"] == "ranker_v1" and meta["seed"] == 3
+    # Point-in-time features reached the ranker: profile activity, title popularity (episodes
+    # looked up under their series) and the on-demand genre match are not all zero.
+    for column in ("plays_total", "title_plays_total", "genre_match"):
+        assert bundle.ranker.mean[meta["ranker_columns"].index(column)] > 0, column
     assert meta["primary_candidate"] in MODELS and meta["ranker_used"] == first.ranker_used
     assert meta["dataset_hash"] == parent.data.tags["marquee.dataset_hash"]
     # The ranker ships as "used" only when it beat the best single candidate on held-out profiles.
@@ -151,3 +155,5 @@ def test_training_data_window_and_sizes(tmp_path: Path) -> None:
     assert data.n_events == 500
     assert data.data_window[0] < data.data_window[1]
     assert data.interactions.duplicated(["user_id", "item_id"]).sum() == 0
+    # Lake timestamps are milliseconds; interactions carry seconds since the epoch.
+    assert data.interactions["ts"].max() == int(pd.Timestamp(data.data_window[1]).timestamp())

@@ -74,6 +74,8 @@ class TrainingConfig:
         candidate_k: titles each candidate model proposes per profile.
         use_ranker: train the neural ranker over the candidate union.
         ranker_params: ``NeuralRanker`` constructor params.
+        max_profiles: at most this many validation profiles (seeded sample) get candidate lists,
+            ranker rows and metrics: bounds the cost on large data, all of them on small data.
         ranker_profiles: at most this many validation profiles train the ranker (speed bound).
         holdout_fraction: share of validation profiles kept out of ranker training, on
             which candidates and ranked lists are compared (and promotion is decided).
@@ -91,6 +93,7 @@ class TrainingConfig:
     candidate_k: int = 50
     use_ranker: bool = True
     ranker_params: dict[str, Any] = field(default_factory=dict)
+    max_profiles: int = 8000
     ranker_profiles: int = 5000
     holdout_fraction: float = 0.25
     refit: bool = True
@@ -108,6 +111,8 @@ class TrainingConfig:
             raise InvalidInputError(f"holdout_fraction must be between 0.05 and 0.9, got {self.holdout_fraction}")
         if not 0 <= self.trials <= 200:
             raise InvalidInputError(f"trials must be between 0 and 200, got {self.trials}")
+        if self.max_profiles < 20:
+            raise InvalidInputError(f"max_profiles must be at least 20, got {self.max_profiles}")
         if self.ranker_profiles < 10:
             raise InvalidInputError(f"ranker_profiles must be at least 10, got {self.ranker_profiles}")
         unknown = sorted(set(self.params) - set(self.models))
@@ -153,6 +158,14 @@ def split_validation(data: TrainingData) -> Split:
     return validation_split(data.interactions)
 
 
+def sample_profiles(users: list[str], limit: int, seed: int) -> list[str]:
+    """At most ``limit`` of ``users`` (seeded, sorted), all of them when there are fewer."""
+    if len(users) <= limit:
+        return sorted(users)
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(np.asarray(sorted(users), dtype=object), size=limit, replace=False).tolist())
+
+
 def holdout_users(users: list[str], fraction: float, seed: int) -> set[str]:
     """A seeded share of validation profiles kept out of ranker training (at least one)."""
     rng = np.random.default_rng(seed)
@@ -165,12 +178,18 @@ def cutoff_times(train: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in train.groupby("user_id", sort=False)["ts"].max().items()}
 
 
-def feature_tables(lake: Lake) -> dict[str, pd.DataFrame]:
-    """The feature store's as-of tables computed from the lake (the rows Feast's offline store holds)."""
+def feature_tables(lake: Lake) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """The feature store's as-of tables computed from the lake (the rows Feast's offline store holds).
+
+    Returns:
+        The tables by name, and episode id → series id (title features are per catalog title).
+    """
     events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
     titles = lake.read_or_empty("titles")
     episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
-    return dict(compute_feature_tables(events, titles, episodes).tables)
+    tables = dict(compute_feature_tables(events, titles, episodes).tables)
+    catalog_title = dict(zip(episodes["episode_id"].astype(str), episodes["series_id"].astype(str), strict=True))
+    return tables, catalog_title
 
 
 def fit_ranker(data: RankerData, rows: np.ndarray, config: TrainingConfig) -> NeuralRanker:
@@ -240,7 +259,8 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
     with watch.stage("split"):
         split = split_validation(data)
     relevant_all = split.test_items()
-    users = sorted(relevant_all)
+    users = sample_profiles(sorted(relevant_all), config.max_profiles, config.seed)
+    relevant_all = {u: relevant_all[u] for u in users}
     holdout = holdout_users(users, config.holdout_fraction, config.seed)
     relevant_holdout = {u: relevant_all[u] for u in users if u in holdout}
     n_items = int(split.train["item_id"].nunique())
@@ -273,9 +293,11 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
     ranker_info: dict[str, Any] = {}
     if config.use_ranker:
         with watch.stage("features"):
-            tables = feature_tables(lake)
+            tables, catalog_title = feature_tables(lake)
         with watch.stage("ranker_data"):
-            rdata = build_ranker_data(lists, cutoff_times(split.train), relevant_all, config.models, tables)
+            rdata = build_ranker_data(
+                lists, cutoff_times(split.train), relevant_all, config.models, tables, catalog_title
+            )
         in_holdout = rdata.frame["user_id"].isin(holdout).to_numpy()
         train_rows = _ranker_training_rows(rdata, in_holdout, config)
         if train_rows.any():
@@ -394,6 +416,7 @@ def _log_and_register(
                 "trials": config.trials,
                 "candidate_k": config.candidate_k,
                 "use_ranker": config.use_ranker,
+                "max_profiles": config.max_profiles,
                 "ranker_profiles": config.ranker_profiles,
                 "holdout_fraction": config.holdout_fraction,
                 "refit": config.refit,

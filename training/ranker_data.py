@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from features.pipelines.match import genre_match_scores
 from features.ranking_frame import candidate_columns, candidate_frame, numeric_feature_columns, ranking_matrix
 
 logger = logging.getLogger(__name__)
@@ -30,6 +31,9 @@ logger = logging.getLogger(__name__)
 TS = "event_timestamp"
 PROFILE_TABLES = ("profile_activity",)
 TITLE_TABLES = ("title_popularity", "title_metadata")
+AFFINITY_TABLE = "profile_genre_affinity"
+#: The on-demand profile × title feature of the ``ranker_v1`` feature service.
+GENRE_MATCH = "genre_match"
 
 
 @dataclass(frozen=True)
@@ -96,12 +100,45 @@ def table_columns(tables: Mapping[str, pd.DataFrame], names: Sequence[str], key:
     }
 
 
+def genre_match(
+    users: npt.NDArray[np.object_],
+    titles: npt.NDArray[np.object_],
+    stamp: pd.Series,
+    tables: Mapping[str, pd.DataFrame],
+) -> npt.NDArray[np.float64]:
+    """The profile's genre-affinity share over the title's genres, as of each row's time.
+
+    The same definition as the ``genre_match`` on-demand feature of ``ranker_v1``
+    (``features.pipelines.match.genre_match_scores``), so serving reads the same value.
+    """
+    affinity = as_of_join(
+        pd.DataFrame({"profile_id": users, TS: stamp}),
+        tables[AFFINITY_TABLE],
+        "profile_id",
+        ["affinity_genres", "affinity_shares"],
+    )
+    meta = tables["title_metadata"]
+    genres = pd.Series(meta["genres"].to_numpy(), index=meta["title_id"].astype(str)).groupby(level=0).last()
+    title_genres = genres.reindex(pd.Index(titles)).to_numpy()
+    return genre_match_scores(
+        _lists_or_none(affinity["affinity_genres"].to_numpy()),
+        _lists_or_none(affinity["affinity_shares"].to_numpy()),
+        _lists_or_none(title_genres),
+    )
+
+
+def _lists_or_none(values: npt.NDArray[np.object_]) -> list[object]:
+    """Joins leave NaN/NA where an entity had no row; the match function expects None there."""
+    return [v if isinstance(v, (list, tuple, np.ndarray)) else None for v in values]
+
+
 def build_ranker_data(
     lists: pd.DataFrame,
     cutoffs: Mapping[str, int],
     relevant: Mapping[str, set[str]],
     sources: Sequence[str],
     tables: Mapping[str, pd.DataFrame],
+    catalog_title: Mapping[str, str] | None = None,
 ) -> RankerData:
     """Label the candidate union of each profile and attach point-in-time features.
 
@@ -111,6 +148,9 @@ def build_ranker_data(
         relevant: user_id → titles watched after the cutoff (the labels).
         sources: candidate sources in column order.
         tables: feature tables by name (``features.pipelines.compute_feature_tables``).
+        catalog_title: episode id → series id. Candidates are what was played (an episode),
+            title features are per catalog title (the series), so features are looked up
+            under the catalog title; ids not in the map are their own catalog title.
     """
     wide = candidate_frame(lists, sources, keys=["user_id"])
     users = wide["user_id"].astype(str).to_numpy()
@@ -125,10 +165,17 @@ def build_ranker_data(
         features.update({c: joined[c].to_numpy(np.float64) for c in cols})
         columns += cols
     titles = wide["title_id"].astype(str).to_numpy()
+    if catalog_title:
+        titles_for_features = pd.Series(titles).map(catalog_title).fillna(pd.Series(titles)).to_numpy()
+    else:
+        titles_for_features = titles
     for name, cols in table_columns(tables, TITLE_TABLES, "title_id").items():
-        joined = as_of_join(pd.DataFrame({"title_id": titles, TS: stamp}), tables[name], "title_id", cols)
+        joined = as_of_join(pd.DataFrame({"title_id": titles_for_features, TS: stamp}), tables[name], "title_id", cols)
         features.update({c: joined[c].to_numpy(np.float64) for c in cols})
         columns += cols
+    if AFFINITY_TABLE in tables and "title_metadata" in tables:
+        features[GENRE_MATCH] = genre_match(users, titles_for_features, stamp, tables)
+        columns.append(GENRE_MATCH)
     frame = pd.concat([wide, pd.DataFrame(features, index=wide.index)], axis=1)
     pairs = pd.MultiIndex.from_arrays([users, titles])
     positives = pd.MultiIndex.from_tuples([(u, t) for u, items in relevant.items() for t in items])

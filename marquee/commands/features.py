@@ -14,6 +14,14 @@ from marquee.commands._common import load_settings
 features_app = typer.Typer(help="The feature store: apply, materialize, get.", no_args_is_help=True)
 
 
+@features_app.callback()
+def _quiet_feast() -> None:
+    """Silence Feast's notice that on-demand views are "experimental" (we use them on purpose)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental feature")
+
+
 def register(app: typer.Typer) -> None:
     """Add the `features` command group to the root CLI."""
     app.add_typer(features_app, name="features")

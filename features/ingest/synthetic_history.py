@@ -194,7 +194,9 @@ def _people(
     first_in_account = np.r_[True, account_of[1:] != account_of[:-1]]
     account_country = rng.choice(len(catalog.countries), size=n_accounts, p=config.weights())
     country = account_country[account_of]
-    kids = (rng.random(n) < config.kids_share * 1.4) & ~first_in_account
+    # Kids are never an account's first profile, so scale the odds to hit kids_share overall.
+    kid_odds = min(1.0, config.kids_share * n / max(1, int((~first_in_account).sum())))
+    kids = (rng.random(n) < kid_odds) & ~first_in_account
     kid_level = np.where(rng.random(n) < 0.5, int(MaturityLevel.LITTLE_KIDS), int(MaturityLevel.OLDER_KIDS))
     adult_level = np.where(rng.random(n) < 0.05, int(MaturityLevel.TEENS), int(MaturityLevel.ADULTS))
     level = np.where(kids, kid_level, adult_level)

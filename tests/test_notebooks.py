@@ -2,14 +2,17 @@
 
 Each notebook is executed with nbclient in a fresh temporary workspace
 (``MARQUEE_HOME``), exactly as a data scientist would run it; any cell error
-fails the test. The kernel is the ``python3`` kernel of the interpreter running
-pytest (jupyter_client maps the kernel spec's ``python`` to ``sys.executable``),
-so a fresh virtualenv with ipykernel installed is all it needs.
+fails the test. The kernel is a ``python3`` kernel spec written for the test that
+runs ``sys.executable -m ipykernel_launcher``: the interpreter running pytest, so
+a fresh virtualenv with ipykernel installed is all it needs, and a user-level
+``python3`` kernel pointing at another Python cannot be picked up instead.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import nbformat
@@ -20,6 +23,17 @@ NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = {"01_quickstart", "02_feature_exploration", "03_experiment_analysis"}
 CELL_TIMEOUT_S = 300
+
+
+def _kernel_spec_dir(root: Path) -> Path:
+    """A Jupyter data dir whose ``python3`` kernel is this interpreter; put it first on ``JUPYTER_PATH``."""
+    spec = root / "kernels" / "python3"
+    spec.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Python 3 (marquee tests)", "language": "python"})
+    )
+    return root
 
 
 def _snapshot(folder: Path) -> set[str]:
@@ -53,6 +67,7 @@ def test_notebook_executes_without_errors(path: Path, tmp_path: Path, monkeypatc
 
     notebook = nbformat.read(path, as_version=4)
     monkeypatch.setenv("MARQUEE_HOME", str(tmp_path / "ws"))
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernel_spec_dir(tmp_path / "jupyter")))
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     # A model server or tracking server configured in the caller's shell must not leak in.
     for name in ("MARQUEE_MLFLOW_TRACKING_URI", "MARQUEE_DATABASE_URL", "MLFLOW_TRACKING_URI"):

@@ -168,16 +168,12 @@ def _check_complete(path: Path, frame: pd.DataFrame, columns: Sequence[Column], 
 
 
 def _encoding_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataFormatError:
+    """The error for undecodable bytes, with the line they are on (pandas reports only a chunk offset)."""
     line = None
     try:
-        raw = path.read_bytes()
-        text_error = None
-        try:
-            raw.decode(encoding)
-        except UnicodeDecodeError as again:
-            text_error = again
-        if text_error is not None:
-            line = raw.count(b"\n", 0, text_error.start) + 1
+        path.read_bytes().decode(encoding)
+    except UnicodeDecodeError as located:
+        line = located.object.count(b"\n", 0, located.start) + 1
     except OSError:
         pass
     return DataFormatError(

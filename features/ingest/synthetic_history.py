@@ -26,6 +26,7 @@ Sessions are drawn in batches until ``n_events`` events exist; the first
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -253,7 +254,7 @@ def _sessions(
     people: _People,
     rng: np.random.Generator,
     count: int,
-    start: pd.Timestamp,
+    start: datetime,
     start_ms: int,
 ) -> dict[str, np.ndarray]:
     profile = np.searchsorted(people.activity_cdf, rng.random(count), side="right").clip(0, len(people.ids) - 1)

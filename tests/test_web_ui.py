@@ -196,12 +196,17 @@ def test_rows_search_title_and_playback(page: Any, api_url: str, tmp_path: Path)
     assert shown and shown <= catalog_ids
     assert page.get_by_test_id("current-profile").inner_text() == "Robin"
 
-    # Search as you type: typing key by key (debounced) ends on the one matching title.
+    # Search as you type: typing key by key (debounced) ends on the one matching title,
+    # with fewer requests than keystrokes.
+    searches: list[str] = []
+    page.on("request", lambda request: searches.append(request.url) if "/v1/search" in request.url else None)
     page.get_by_test_id("search-input").press_sequentially("zebr", delay=60)
     page.get_by_test_id("search-view").wait_for(state="visible")
     results = page.locator("[data-testid=search-results] [data-testid=title-card]")
     results.first.wait_for(state="visible")
     assert results.evaluate_all("cards => cards.map(c => c.dataset.titleId)") == ["t-zebra"]
+    assert 1 <= len(searches) < len("zebr"), searches
+    assert "q=zebr" in searches[-1]
 
     # Open the title: the detail view shows its name and synopsis.
     results.first.click()
@@ -246,6 +251,16 @@ def test_rows_search_title_and_playback(page: Any, api_url: str, tmp_path: Path)
     continuing.first.wait_for(state="visible")
     assert continuing.evaluate_all("cards => cards.map(c => c.dataset.titleId)") == ["t-zebra"]
     page.screenshot(path=str(tmp_path / "web-home.png"), full_page=True)
+
+    # The profile picker lists the profile we made; picking it opens its home page again.
+    page.get_by_test_id("switch-profile").click()
+    tiles = page.get_by_test_id("profile-tile")
+    tiles.first.wait_for(state="visible")
+    assert tiles.count() == 1
+    assert tiles.first.get_attribute("data-profile-id") == profile_id
+    assert "Robin" in tiles.first.inner_text()
+    tiles.first.click()
+    page.get_by_test_id("row").first.wait_for(state="visible")
 
 
 def test_wrong_password_is_shown_on_the_form(page: Any, api_url: str) -> None:

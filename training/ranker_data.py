@@ -132,6 +132,30 @@ def _lists_or_none(values: npt.NDArray[np.object_]) -> list[object]:
     return [v if isinstance(v, (list, tuple, np.ndarray)) else None for v in values]
 
 
+def point_in_time_features(entity: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``ranker_v1`` features of each (``profile_id``, ``title_id``, ``event_timestamp``) row.
+
+    Numerically the same as ``features.retrieval.training_frame(store, entity, "ranker_v1")``
+    (Feast's point-in-time join over the same tables; ``tests/test_training_features_feast.py``
+    checks it), computed in memory because Feast's offline retrieval of a few hundred thousand
+    rows would take most of the training time budget.
+
+    Returns:
+        One column per numeric feature (profile tables, title tables, then ``genre_match``),
+        NaN where an entity has no row at or before the time, in ``entity``'s row order.
+    """
+    features: dict[str, npt.NDArray[np.float64]] = {}
+    for key, names in (("profile_id", PROFILE_TABLES), ("title_id", TITLE_TABLES)):
+        for name, cols in table_columns(tables, names, key).items():
+            joined = as_of_join(entity[[key, TS]], tables[name], key, cols)
+            features.update({c: joined[c].to_numpy(np.float64) for c in cols})
+    if AFFINITY_TABLE in tables and "title_metadata" in tables:
+        features[GENRE_MATCH] = genre_match(
+            entity["profile_id"].to_numpy(), entity["title_id"].to_numpy(), entity[TS], tables
+        )
+    return pd.DataFrame(features, index=entity.index)
+
+
 def build_ranker_data(
     lists: pd.DataFrame,
     cutoffs: Mapping[str, int],
@@ -158,26 +182,15 @@ def build_ranker_data(
     if np.isnan(cutoff_s.astype(np.float64)).any():
         raise ValueError("every profile with candidates needs a cutoff time")
     stamp = pd.Series(pd.to_datetime(cutoff_s, unit="s", utc=True))
-    columns = candidate_columns(sources)
-    features: dict[str, npt.NDArray[np.float64]] = {}
-    for name, cols in table_columns(tables, PROFILE_TABLES, "profile_id").items():
-        joined = as_of_join(pd.DataFrame({"profile_id": users, TS: stamp}), tables[name], "profile_id", cols)
-        features.update({c: joined[c].to_numpy(np.float64) for c in cols})
-        columns += cols
     titles = wide["title_id"].astype(str).to_numpy()
     if catalog_title:
-        titles_for_features = pd.Series(titles).map(catalog_title).fillna(pd.Series(titles)).to_numpy()
-    else:
-        titles_for_features = titles
-    for name, cols in table_columns(tables, TITLE_TABLES, "title_id").items():
-        joined = as_of_join(pd.DataFrame({"title_id": titles_for_features, TS: stamp}), tables[name], "title_id", cols)
-        features.update({c: joined[c].to_numpy(np.float64) for c in cols})
-        columns += cols
-    if AFFINITY_TABLE in tables and "title_metadata" in tables:
-        features[GENRE_MATCH] = genre_match(users, titles_for_features, stamp, tables)
-        columns.append(GENRE_MATCH)
-    frame = pd.concat([wide, pd.DataFrame(features, index=wide.index)], axis=1)
-    pairs = pd.MultiIndex.from_arrays([users, titles])
+        titles = pd.Series(titles).map(catalog_title).fillna(pd.Series(titles)).to_numpy()
+    entity = pd.DataFrame({"profile_id": users, "title_id": titles, TS: stamp})
+    features = point_in_time_features(entity, tables)
+    features.index = wide.index
+    columns = candidate_columns(sources) + list(features.columns)
+    frame = pd.concat([wide, features], axis=1)
+    pairs = pd.MultiIndex.from_arrays([users, wide["title_id"].astype(str).to_numpy()])
     positives = pd.MultiIndex.from_tuples([(u, t) for u, items in relevant.items() for t in items])
     frame["label"] = pairs.isin(positives).astype(np.float32)
     logger.info(

@@ -55,6 +55,27 @@ def test_wrong_field_count_in_dat_file(tmp_path: Path, filled_lake) -> None:
     assert "3 field(s) instead of 4" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("1::1193::5::978300760\n1::661::3::978302109::9\n", 2),  # one line with a surplus field
+        ("1::1193::5::978300760::1\n1::661::3::978302109::9\n", 1),  # every line: still not 4 fields
+    ],
+)
+def test_surplus_fields_are_not_dropped_silently(tmp_path: Path, filled_lake, text: str, line: int) -> None:
+    folder = ml1m(tmp_path / "bad")
+    (folder / "ratings.dat").write_text(text)
+    error = _expect(filled_lake, "movielens", folder)
+    assert error.line == line and "5 field(s) instead of 4" in str(error)
+
+
+def test_surplus_field_in_csv(tmp_path: Path, filled_lake) -> None:
+    folder = ml_csv(tmp_path / "bad")
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4.0,964982703\n1,3,4.0,964981247,x\n")
+    error = _expect(filled_lake, "movielens", folder)
+    assert error.line == 3 and "5 field(s) instead of 4" in str(error)
+
+
 def test_empty_numeric_value(tmp_path: Path, filled_lake) -> None:
     folder = ml_csv(tmp_path / "bad")
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,,964982703\n")

@@ -28,6 +28,9 @@ _UNIT_SEPARATOR = "\x1f"
 
 Kind = Literal["int", "float", "str"]
 
+#: Name of a column that only a line with too many fields fills.
+_EXTRA = "__surplus__"
+
 
 @dataclass(frozen=True)
 class Column:
@@ -87,7 +90,8 @@ def read_delimited(
         if field_names is None:
             raise ValueError("field_names is required for a file without a header")
         names = list(field_names)
-    dtypes = {c.name: {"int": "int64", "float": "float64", "str": "object"}[c.kind] for c in columns}
+    dtypes = {name: "object" for name in [*names, _EXTRA]}
+    dtypes.update({c.name: {"int": "int64", "float": "float64", "str": "object"}[c.kind] for c in columns})
     quoting = csv.QUOTE_MINIMAL if sep == "," else csv.QUOTE_NONE
     try:
         source: Path | io.StringIO = path
@@ -98,9 +102,11 @@ def read_delimited(
         frame = pd.read_csv(
             source,
             sep=pandas_sep,
-            header=0 if header else None,
-            names=None if header else names,
-            usecols=[c.name for c in columns],
+            header=None,
+            skiprows=1 if header else 0,
+            # One more name than fields: a line with a surplus field fills it instead of
+            # being silently truncated (pandas drops surplus fields of selected columns).
+            names=[*names, _EXTRA],
             dtype=dtypes,
             encoding=encoding,
             quoting=quoting,
@@ -114,6 +120,16 @@ def read_delimited(
         logger.debug("fast parse of %s failed (%s); scanning for the bad line", path, exc)
         _scan(path, columns, sep=sep, header=header, encoding=encoding, field_names=names)
         raise DataFormatError(path, f"cannot be parsed ({exc})", expected=f"fields {names_of(columns)}") from None
+    surplus = frame[_EXTRA].fillna("").astype(bool).to_numpy()
+    if surplus.any():
+        _scan(path, columns, sep=sep, header=header, encoding=encoding, field_names=names)
+        row = int(surplus.argmax())
+        raise DataFormatError(
+            path,
+            f"more than {len(names)} fields",
+            line=row + (2 if header else 1),
+            expected=f"{len(names)} fields separated by {sep!r}: {', '.join(names)}",
+        )
     _check_complete(path, frame, columns, header=header)
     return frame[[c.name for c in columns]]
 

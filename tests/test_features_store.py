@@ -263,3 +263,28 @@ def test_generated_config_follows_settings(tmp_path: Path) -> None:
     assert redis_connection_string("rediss://h") == "h:6379,ssl=true"
     with pytest.raises(InvalidInputError, match="redis://host:port"):
         redis_connection_string("redis://")
+
+
+def test_direct_load_leaves_what_feasts_own_materialize_leaves(fresh: Built) -> None:
+    from features.store import MATERIALIZE_START
+
+    def everything() -> dict[str, dict[str, list[Any]]]:
+        out = {}
+        for service, key, view in (
+            ("profile_v1", "profile_id", "profile_activity"),
+            ("title_v1", "title_id", "title_metadata"),
+        ):
+            ids = sorted(pd.read_parquet(Path(fresh.store.repo_path) / "data" / f"{view}.parquet")[key].unique())
+            rows = [{key: k} for k in ids]
+            out[service] = fresh.store.get_online_features(fresh.store.get_feature_service(service), rows).to_dict()
+        return out
+
+    direct = everything()
+    _, end = fresh.report.tables.window
+    fresh.store.materialize(MATERIALIZE_START.to_pydatetime(), (end + pd.Timedelta(seconds=1)).to_pydatetime())
+    feast = everything()
+    for service, columns in direct.items():
+        assert columns.keys() == feast[service].keys()
+        for column, values in columns.items():
+            assert len(values) > 10
+            assert all(_same(a, b) for a, b in zip(values, feast[service][column], strict=True)), (service, column)

@@ -194,6 +194,14 @@ FEAST_OBJECTS = [
     title_v1,
 ]
 
+#: Feature views served online, with their entity's join key.
+ONLINE_TABLES = {
+    profile_activity_fv.name: "profile_id",
+    profile_genre_affinity_fv.name: "profile_id",
+    title_popularity_fv.name: "title_id",
+    title_metadata_fv.name: "title_id",
+}
+
 #: Push source of each feature view that accepts pushes.
 PUSH_SOURCES = {
     "profile_activity": profile_activity_push.name,

@@ -47,14 +47,20 @@ def materialize_command(
         datetime | None, typer.Option(help="Last snapshot time (UTC); default the midnight after the last event.")
     ] = None,
     half_life_days: Annotated[float, typer.Option(min=0.01, help="Half-life of the genre-affinity decay.")] = 30.0,
+    engine: Annotated[
+        str, typer.Option(help="direct: write latest rows (fast); feast: FeatureStore.materialize.")
+    ] = "direct",
 ) -> None:
     """Build the feature tables from the lake and load their latest rows into the online store."""
     import pandas as pd
 
+    from core.errors import InvalidInputError
     from core.lake import Lake
     from features.pipelines import PipelineOptions
     from features.store import materialize, open_store
 
+    if engine not in ("direct", "feast"):
+        raise InvalidInputError(f"--engine must be 'direct' or 'feast', got {engine!r}")
     settings = load_settings()
     store = open_store(settings)
     stamp = None if as_of is None else pd.Timestamp(as_of).tz_localize("UTC") if as_of.tzinfo is None else as_of
@@ -64,6 +70,7 @@ def materialize_command(
         as_of=None if stamp is None else pd.Timestamp(stamp),
         options=PipelineOptions(half_life_days=half_life_days),
         progress=True,
+        engine="feast" if engine == "feast" else "direct",
     )
     tables = report.tables
     typer.echo(f"events {tables.events:,} → plays {tables.plays:,}; data window {tables.data_start} .. {tables.as_of}")

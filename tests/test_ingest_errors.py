@@ -83,6 +83,13 @@ def test_empty_numeric_value(tmp_path: Path, filled_lake) -> None:
     assert (error.line, error.column) == (2, "rating")
 
 
+def test_line_numbers_count_blank_lines(tmp_path: Path, filled_lake) -> None:
+    folder = movietweetings(tmp_path / "bad")
+    (folder / "ratings.dat").write_text("1::0114709::7::1365029107\n\n\n1::0113497::11::1366576639\n")
+    error = _expect(filled_lake, "movietweetings", folder)
+    assert (error.line, error.column) == (4, "rating")
+
+
 def test_out_of_range_rating(tmp_path: Path, filled_lake) -> None:
     folder = ml_csv(tmp_path / "bad")
     (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4,1\n1,3,7.5,2\n")

@@ -127,15 +127,39 @@ def read_delimited(
         raise DataFormatError(
             path,
             f"more than {len(names)} fields",
-            line=row + (2 if header else 1),
+            line=line_of(path, row, sep=sep, header=header, encoding=encoding),
             expected=f"{len(names)} fields separated by {sep!r}: {', '.join(names)}",
         )
-    _check_complete(path, frame, columns, header=header)
+    _check_complete(path, frame, columns, sep=sep, header=header, encoding=encoding)
     return frame[[c.name for c in columns]]
 
 
+def line_of(path: Path, row: int, *, sep: str, header: bool, encoding: str = "utf-8") -> int:
+    """The 1-based line number of data row ``row`` (0-based, as pandas numbers it) of ``path``.
+
+    Blank lines (which pandas skips) and quoted line breaks are counted, so the number
+    is the one an editor shows. Only called on the error path: it reads the file again.
+    """
+    data_rows = (number for number, _ in _rows(path, sep, encoding))
+    if header:
+        next(data_rows, None)
+    for index, number in enumerate(data_rows):
+        if index == row:
+            return number
+    return row + (2 if header else 1)
+
+
 def check_range(
-    frame: pd.DataFrame, column: str, low: float, high: float, *, path: Path, header: bool, expected: str
+    frame: pd.DataFrame,
+    column: str,
+    low: float,
+    high: float,
+    *,
+    path: Path,
+    sep: str,
+    header: bool,
+    expected: str,
+    encoding: str = "utf-8",
 ) -> None:
     """Raise ``DataFormatError`` at the first row whose ``column`` lies outside ``[low, high]``."""
     bad = ((frame[column] < low) | (frame[column] > high)).to_numpy()
@@ -144,7 +168,7 @@ def check_range(
         raise DataFormatError(
             path,
             f"{column} {frame[column].iloc[row]} is out of range",
-            line=row + (2 if header else 1),
+            line=line_of(path, row, sep=sep, header=header, encoding=encoding),
             column=column,
             expected=expected,
         )
@@ -166,7 +190,9 @@ def _header(path: Path, sep: str, encoding: str) -> list[str]:
     return [name.strip() for name in next(csv.reader([first], delimiter=sep))]
 
 
-def _check_complete(path: Path, frame: pd.DataFrame, columns: Sequence[Column], *, header: bool) -> None:
+def _check_complete(
+    path: Path, frame: pd.DataFrame, columns: Sequence[Column], *, sep: str, header: bool, encoding: str
+) -> None:
     """Numeric columns may not be empty (pandas reads an empty float as NaN without complaint)."""
     for column in columns:
         if column.kind == "str":
@@ -177,7 +203,7 @@ def _check_complete(path: Path, frame: pd.DataFrame, columns: Sequence[Column], 
             raise DataFormatError(
                 path,
                 "empty value",
-                line=row + (2 if header else 1),
+                line=line_of(path, row, sep=sep, header=header, encoding=encoding),
                 column=column.name,
                 expected=column.expected,
             )

@@ -29,7 +29,7 @@ import pandas as pd
 
 from core.errors import DataFormatError
 from core.lake import Lake
-from features.ingest.delimited import Column, check_range, read_delimited, require_file
+from features.ingest.delimited import Column, check_range, line_of, read_delimited, require_file
 from features.ingest.frames import DatasetFrames, IngestReport, write_frames
 from features.ingest.ratings import RatingSource, genre_lists, rating_frames, text_encoding
 
@@ -114,7 +114,7 @@ def _read_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         header=False,
         field_names=["user", "item", "rating", "timestamp"],
     )
-    check_range(ratings, "rating", 0.0, MAX_RATING, path=data, header=False, expected=_RATING.expected)
+    check_range(ratings, "rating", 0.0, MAX_RATING, path=data, sep="\t", header=False, expected=_RATING.expected)
     flags = [f"g{i}" for i in range(len(ML100K_GENRES))]
     fields = ["item", "title", "release_date", "video_release_date", "imdb_url", *flags]
     columns = [
@@ -123,7 +123,7 @@ def _read_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         *(Column(f, "int", "a genre flag 0 or 1") for f in flags),
     ]
     movies = read_delimited(item, columns, sep="|", header=False, encoding=text_encoding(item), field_names=fields)
-    _check_unique_items(movies, path=item, header=False)
+    _check_unique_items(movies, path=item, sep="|", header=False, encoding=text_encoding(item))
     matrix = movies[flags].to_numpy() > 0
     genres = pd.Series(
         [[ML100K_GENRES[j] for j in row.nonzero()[0] if j > 0] for row in matrix], index=movies.index, dtype=object
@@ -150,8 +150,18 @@ def _read_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         encoding=text_encoding(movies_file),
         field_names=["item", "title", "genres"],
     )
-    check_range(ratings, "rating", 0.0, MAX_RATING, path=ratings_file, header=False, expected=_RATING.expected)
-    _check_unique_items(movies, path=movies_file, header=False)
+    check_range(
+        ratings,
+        "rating",
+        0.0,
+        MAX_RATING,
+        path=ratings_file,
+        sep="::",
+        header=False,
+        expected=_RATING.expected,
+        encoding=text_encoding(ratings_file),
+    )
+    _check_unique_items(movies, path=movies_file, sep="::", header=False, encoding=text_encoding(movies_file))
     movies["genres"] = _genres(movies["genres"])
     return ratings, movies
 
@@ -180,8 +190,8 @@ def _read_csv_layout(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         sep=",",
         header=True,
     ).rename(columns={"movieId": "item"})
-    check_range(ratings, "rating", 0.0, MAX_RATING, path=ratings_file, header=True, expected=_RATING.expected)
-    _check_unique_items(movies, path=movies_file, header=True)
+    check_range(ratings, "rating", 0.0, MAX_RATING, path=ratings_file, sep=",", header=True, expected=_RATING.expected)
+    _check_unique_items(movies, path=movies_file, sep=",", header=True)
     movies["genres"] = _genres(movies["genres"])
     tags_file = folder / "tags.csv"
     if tags_file.exists():
@@ -204,14 +214,14 @@ def _genres(raw: pd.Series) -> pd.Series:
     return lists.map(lambda genres: ["Children" if g == "Children's" else g for g in genres])
 
 
-def _check_unique_items(movies: pd.DataFrame, *, path: Path, header: bool) -> None:
+def _check_unique_items(movies: pd.DataFrame, *, path: Path, sep: str, header: bool, encoding: str = "utf-8") -> None:
     duplicated = movies["item"].duplicated().to_numpy()
     if duplicated.any():
         row = int(duplicated.argmax())
         raise DataFormatError(
             path,
             f"movie id {movies['item'].iloc[row]} is listed twice",
-            line=row + (2 if header else 1),
+            line=line_of(path, row, sep=sep, header=header, encoding=encoding),
             expected="each movie id once",
         )
 

@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.errors import DataFormatError
 from core.lake import Lake
-from features.ingest.delimited import Column, check_range, read_delimited, require_file
+from features.ingest.delimited import Column, check_range, line_of, read_delimited, require_file
 from features.ingest.frames import DatasetFrames, IngestReport, write_frames
 from features.ingest.ratings import RatingSource, genre_lists, rating_frames, text_encoding
 
@@ -61,10 +61,19 @@ def read_movietweetings(path: str | Path) -> DatasetFrames:
         encoding=text_encoding(ratings_file),
         field_names=["user", "imdb_id", "rating", "timestamp"],
     )
+    ratings_encoding, movies_encoding = text_encoding(ratings_file), text_encoding(movies_file)
     check_range(
-        ratings, "rating", 0.0, MAX_RATING, path=ratings_file, header=False, expected="a rating between 0 and 10"
+        ratings,
+        "rating",
+        0.0,
+        MAX_RATING,
+        path=ratings_file,
+        sep="::",
+        header=False,
+        expected="a rating between 0 and 10",
+        encoding=ratings_encoding,
     )
-    ratings["imdb_id"] = _imdb_ids(ratings["imdb_id"], ratings_file)
+    ratings["imdb_id"] = _imdb_ids(ratings["imdb_id"], ratings_file, ratings_encoding)
     movies = read_delimited(
         movies_file,
         [_IMDB, Column("title", "str", "a title"), Column("genres", "str", "genres separated by '|'")],
@@ -73,12 +82,15 @@ def read_movietweetings(path: str | Path) -> DatasetFrames:
         encoding=text_encoding(movies_file),
         field_names=["imdb_id", "title", "genres"],
     )
-    movies["imdb_id"] = _imdb_ids(movies["imdb_id"], movies_file)
+    movies["imdb_id"] = _imdb_ids(movies["imdb_id"], movies_file, movies_encoding)
     duplicated = movies["imdb_id"].duplicated().to_numpy()
     if duplicated.any():
         row = int(duplicated.argmax())
         raise DataFormatError(
-            movies_file, f"IMDb id {movies['imdb_id'].iloc[row]} is listed twice", line=row + 1, expected="each id once"
+            movies_file,
+            f"IMDb id {movies['imdb_id'].iloc[row]} is listed twice",
+            line=line_of(movies_file, row, sep="::", header=False, encoding=movies_encoding),
+            expected="each id once",
         )
     catalog = pd.DataFrame(
         {"item": movies["imdb_id"], "title": movies["title"], "genres": genre_lists(movies["genres"].fillna(""))}
@@ -94,13 +106,17 @@ def load_movietweetings(path: str | Path, lake: Lake) -> IngestReport:
     return write_frames(lake, frames, started=started, path=str(path))
 
 
-def _imdb_ids(raw: pd.Series, path: Path) -> pd.Series:
+def _imdb_ids(raw: pd.Series, path: Path, encoding: str) -> pd.Series:
     """Strip, drop a ``tt`` prefix, require digits and zero-pad to seven."""
     ids = raw.fillna("").astype(str).str.strip().str.removeprefix("tt")
     bad = ~ids.str.fullmatch(r"\d+").to_numpy()
     if bad.any():
         row = int(bad.argmax())
         raise DataFormatError(
-            path, f"bad IMDb id {raw.iloc[row]!r}", line=row + 1, column="imdb_id", expected=_IMDB.expected
+            path,
+            f"bad IMDb id {raw.iloc[row]!r}",
+            line=line_of(path, row, sep="::", header=False, encoding=encoding),
+            column="imdb_id",
+            expected=_IMDB.expected,
         )
     return ids.str.zfill(7)

@@ -11,8 +11,10 @@ Feast every time, so they are always fresh.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,19 @@ logger = logging.getLogger(__name__)
 
 #: Titles read from the online store per Feast call when filling the cache.
 LOAD_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class _TitleCache:
+    """One consistent snapshot of every title's online features.
+
+    ``padded`` and ``matrix`` have one extra last row of nulls that unknown ids point at.
+    """
+
+    index: dict[str, int]
+    padded: pd.DataFrame
+    matrix: npt.NDArray[np.float32]
+    numeric_columns: tuple[str, ...]
 
 
 class OnlineFeatureReader:
@@ -62,11 +77,8 @@ class OnlineFeatureReader:
         self.check_interval_s = check_interval_s
         self._version = ""
         self._checked = 0.0
-        self._index: dict[str, int] = {}
-        self._frame = pd.DataFrame()
-        self._padded = pd.DataFrame()
-        self._matrix = np.zeros((1, 0), dtype=np.float32)
-        self.numeric_columns: list[str] = []
+        self._cache: _TitleCache | None = None
+        self._refresh_lock = threading.Lock()
 
     # -- profiles -------------------------------------------------------------------------
 
@@ -85,13 +97,14 @@ class OnlineFeatureReader:
     def title_features(self, title_ids: Sequence[str]) -> pd.DataFrame:
         """Features of candidate titles from memory, one row per id in the given order.
 
-        Unknown titles get a row of nulls. Columns are those of the title service
-        (``title_popularity`` and ``title_metadata``) plus ``title_id``.
+        Unknown titles get a row of nulls. Columns are ``title_id`` then those of the
+        title service (``title_popularity``, ``title_metadata``) in definition order;
+        numbers come back as float64 (NaN for missing), genre and language lists as lists.
         """
-        self._maybe_refresh()
-        missing = len(self._frame)
-        positions = [self._index.get(str(t), missing) for t in title_ids]
-        frame = self._padded.iloc[positions].reset_index(drop=True)
+        cache = self._current()
+        missing = len(cache.index)
+        positions = [cache.index.get(str(t), missing) for t in title_ids]
+        frame = cache.padded.iloc[positions].reset_index(drop=True)
         frame.insert(0, "title_id", [str(t) for t in title_ids])
         return frame
 
@@ -102,14 +115,19 @@ class OnlineFeatureReader:
             title_ids: candidate titles.
             columns: which numeric columns, in order; default :attr:`numeric_columns`.
         """
-        self._maybe_refresh()
-        missing = len(self._frame)
-        positions = np.fromiter((self._index.get(str(t), missing) for t in title_ids), dtype=np.intp)
-        matrix = self._matrix[positions]
+        cache = self._current()
+        missing = len(cache.index)
+        positions = np.fromiter((cache.index.get(str(t), missing) for t in title_ids), dtype=np.intp)
+        matrix = cache.matrix[positions]
         if columns is None:
             return matrix
-        wanted = [self.numeric_columns.index(c) for c in columns]
+        wanted = [cache.numeric_columns.index(c) for c in columns]
         return matrix[:, wanted]
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        """Columns of :meth:`title_matrix`: the title service's scalar features, in definition order."""
+        return list(self._current().numeric_columns)
 
     def feast_title_features(self, title_ids: Sequence[str]) -> pd.DataFrame:
         """The same features read through Feast (no cache): for checks and benchmarks."""
@@ -117,29 +135,39 @@ class OnlineFeatureReader:
         return self.store.get_online_features(self._title_service, rows).to_df()
 
     def refresh(self) -> int:
-        """Reload every title's features from the online store; return how many were loaded."""
-        self._version = online_version(self._repo)
-        self._checked = time.monotonic()
-        ids = self._known_titles()
-        parts = [self.feast_title_features(ids[i : i + LOAD_BATCH]) for i in range(0, len(ids), LOAD_BATCH)]
-        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"title_id": []})
-        self._index = {t: i for i, t in enumerate(frame["title_id"].astype(str))}
-        ordered = [c for c in _service_features(self._title_service, scalar_only=False) if c in frame.columns]
-        self._frame = frame.loc[:, ordered]
-        self._padded = pd.concat([self._frame, pd.DataFrame(index=[len(self._frame)])], ignore_index=False)
-        self.numeric_columns = [c for c in self._frame.columns if pd.api.types.is_numeric_dtype(self._frame[c].dtype)]
-        numeric = self._frame[self.numeric_columns].to_numpy(dtype=np.float32, na_value=np.nan)
-        self._matrix = np.vstack([numeric, np.full((1, len(self.numeric_columns)), np.nan, dtype=np.float32)])
-        logger.info("online features: cached %d titles (%d numeric columns)", len(frame), len(self.numeric_columns))
-        return len(frame)
+        """Reload every title's features from the online store; return how many were loaded.
 
-    def _maybe_refresh(self) -> None:
+        The new cache is built aside and swapped in with one assignment, so
+        concurrent readers see either the old or the new one, never a mix.
+        """
+        with self._refresh_lock:
+            version = online_version(self._repo)
+            ids = self._known_titles()
+            parts = [self.feast_title_features(ids[i : i + LOAD_BATCH]) for i in range(0, len(ids), LOAD_BATCH)]
+            frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"title_id": []})
+            ordered = [c for c in _service_features(self._title_service, scalar_only=False) if c in frame.columns]
+            numeric_columns = [c for c in _service_features(self._title_service, scalar_only=True) if c in ordered]
+            values = frame.loc[:, ordered]
+            padded = pd.concat([values, pd.DataFrame(index=[len(values)])])
+            for column in numeric_columns:
+                padded[column] = pd.to_numeric(padded[column], errors="coerce").astype(np.float64)
+            matrix = padded[numeric_columns].to_numpy(dtype=np.float32, na_value=np.nan)
+            index = {t: i for i, t in enumerate(frame["title_id"].astype(str))}
+            self._cache = _TitleCache(index, padded, matrix, tuple(numeric_columns))
+            self._version = version
+            self._checked = time.monotonic()
+        logger.info("online features: cached %d titles (%d numeric columns)", len(index), len(numeric_columns))
+        return len(index)
+
+    def _current(self) -> _TitleCache:
         now = time.monotonic()
-        if self._checked and now - self._checked < self.check_interval_s:
-            return
+        if self._cache is not None and now - self._checked < self.check_interval_s:
+            return self._cache
         self._checked = now
-        if not self._index or online_version(self._repo) != self._version:
+        if self._cache is None or online_version(self._repo) != self._version:
             self.refresh()
+        assert self._cache is not None
+        return self._cache
 
     def _known_titles(self) -> list[str]:
         import pyarrow.parquet as pq

@@ -57,6 +57,10 @@ CATALOG = [
     ("t-race", "Final Lap", ["Sports"], "A driver's last season."),
 ]
 
+#: One series with two episodes: Play on the series streams its first episode.
+SERIES = ("t-light", "Lighthouse Keepers", ["Dramas"], "Two keepers, one island, a long winter.")
+EPISODES = [("t-light-s1e1", 1, "Arrival", 2700), ("t-light-s1e2", 2, "The Storm", 2820)]
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -66,24 +70,25 @@ def _free_port() -> int:
 
 def _catalog_frame() -> pd.DataFrame:
     added = datetime(2024, 1, 1, tzinfo=UTC)
+    entries = [*CATALOG, SERIES]
     return pd.DataFrame(
         {
-            "title_id": [c[0] for c in CATALOG],
-            "type": ["movie"] * len(CATALOG),
-            "title": [c[1] for c in CATALOG],
-            "synopsis": [c[3] for c in CATALOG],
-            "genres": [c[2] for c in CATALOG],
-            "languages": [["en"]] * len(CATALOG),
-            "maturity_rating": ["PG"] * len(CATALOG),
-            "maturity_level": [1] * len(CATALOG),
-            "release_year": [2015 + i for i in range(len(CATALOG))],
-            "date_added": [added] * len(CATALOG),
-            "duration_s": [5400 + 60 * i for i in range(len(CATALOG))],
-            "cast": [["Ada Lane", "Ben Cole"]] * len(CATALOG),
-            "director": [["Cleo Park"]] * len(CATALOG),
-            "countries": [[]] * len(CATALOG),
-            "video_qualities": [["SD", "HD"]] * len(CATALOG),
-            "tags": [[]] * len(CATALOG),
+            "title_id": [c[0] for c in entries],
+            "type": ["movie"] * len(CATALOG) + ["series"],
+            "title": [c[1] for c in entries],
+            "synopsis": [c[3] for c in entries],
+            "genres": [c[2] for c in entries],
+            "languages": [["en"]] * len(entries),
+            "maturity_rating": ["PG"] * len(entries),
+            "maturity_level": [1] * len(entries),
+            "release_year": [2015 + i for i in range(len(entries))],
+            "date_added": [added] * len(entries),
+            "duration_s": [5400 + 60 * i for i in range(len(CATALOG))] + [None],
+            "cast": [["Ada Lane", "Ben Cole"]] * len(entries),
+            "director": [["Cleo Park"]] * len(entries),
+            "countries": [[]] * len(entries),
+            "video_qualities": [["SD", "HD"]] * len(entries),
+            "tags": [[]] * len(entries),
         }
     )
 
@@ -104,7 +109,21 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("web") / "ws"
     settings = Settings(home=home)
     settings.workspace.ensure()
-    Lake(settings.workspace.lake_dir).write("titles", _catalog_frame())
+    lake = Lake(settings.workspace.lake_dir)
+    lake.write("titles", _catalog_frame())
+    lake.write(
+        "episodes",
+        pd.DataFrame(
+            {
+                "episode_id": [e[0] for e in EPISODES],
+                "series_id": [SERIES[0]] * len(EPISODES),
+                "season_number": [1] * len(EPISODES),
+                "episode_number": [e[1] for e in EPISODES],
+                "title": [e[2] for e in EPISODES],
+                "duration_s": [e[3] for e in EPISODES],
+            }
+        ),
+    )
     port = _free_port()
     env = {
         **os.environ,
@@ -187,7 +206,7 @@ def test_rows_search_title_and_playback(page: Any, api_url: str, tmp_path: Path)
     # Rows render with title cards from our catalog (fallback rows: no model server).
     rows = page.get_by_test_id("row")
     assert rows.count() >= 1
-    catalog_ids = {c[0] for c in CATALOG}
+    catalog_ids = {c[0] for c in [*CATALOG, SERIES]}
     shown = set(
         page.locator("[data-testid=row] [data-testid=title-card]").evaluate_all(
             "cards => cards.map(c => c.dataset.titleId)"
@@ -195,6 +214,9 @@ def test_rows_search_title_and_playback(page: Any, api_url: str, tmp_path: Path)
     )
     assert shown and shown <= catalog_ids
     assert page.get_by_test_id("current-profile").inner_text() == "Robin"
+    # No model server runs: the page says the rows are the popularity fallback.
+    assert page.get_by_test_id("home-source").get_attribute("data-source") == "fallback"
+    assert "Popular picks" in page.get_by_test_id("home-source").inner_text()
 
     # Search as you type: typing key by key (debounced) ends on the one matching title,
     # with fewer requests than keystrokes.
@@ -261,6 +283,35 @@ def test_rows_search_title_and_playback(page: Any, api_url: str, tmp_path: Path)
     assert "Robin" in tiles.first.inner_text()
     tiles.first.click()
     page.get_by_test_id("row").first.wait_for(state="visible")
+
+
+def test_a_series_lists_its_episodes_and_plays_each(page: Any, api_url: str, tmp_path: Path) -> None:
+    _sign_up(page, api_url, "series@example.com", "a long enough password")
+    page.get_by_test_id("profile-name").fill("Sam")
+    page.get_by_test_id("profile-create").click()
+    page.get_by_test_id("row").first.wait_for(state="visible")
+    page.get_by_test_id("search-input").press_sequentially("lighthouse", delay=20)
+    hit = page.locator(f"[data-testid=search-results] [data-title-id={SERIES[0]}]")
+    hit.wait_for(state="visible")
+    hit.click()
+    page.get_by_test_id("title-view").wait_for(state="visible")
+    assert page.get_by_test_id("title-name").inner_text() == SERIES[1]
+    assert "1 season" in page.get_by_test_id("title-meta").inner_text()
+
+    episodes = page.get_by_test_id("episode")
+    assert episodes.evaluate_all("items => items.map(e => e.dataset.episodeId)") == [e[0] for e in EPISODES]
+    assert "The Storm" in episodes.nth(1).inner_text()
+
+    # Play on the series streams its first episode; an episode plays itself.
+    page.get_by_test_id("play-button").click()
+    page.get_by_test_id("player").wait_for(state="visible")
+    assert f"Content {EPISODES[0][0]}" in page.get_by_test_id("manifest-url").inner_text()
+    episodes.nth(1).click()
+    page.wait_for_function(
+        f"() => document.getElementById('manifest-url').textContent.includes('Content {EPISODES[1][0]}')"
+    )
+    assert page.get_by_test_id("manifest-text").inner_text().startswith("#EXTM3U")
+    page.screenshot(path=str(tmp_path / "web-series.png"), full_page=True)
 
 
 def test_wrong_password_is_shown_on_the_form(page: Any, api_url: str) -> None:

@@ -438,10 +438,44 @@
     const director =
       Array.isArray(title.director) && title.director.length ? `Director: ${title.director.join(", ")}` : "";
     $("title-people").textContent = [cast, director].filter(Boolean).join("  ·  ");
+    renderEpisodes(Array.isArray(title.seasons) ? title.seasons : []);
   }
 
-  async function onPlay() {
-    const id = $("title-view").dataset.titleId;
+  /** A series lists its seasons; each episode plays on its own (Play on the series starts the first). */
+  function renderEpisodes(seasons) {
+    const box = $("episodes");
+    box.replaceChildren();
+    box.hidden = seasons.length === 0;
+    for (const season of seasons) {
+      const heading = document.createElement("h3");
+      heading.textContent = `Season ${season.season_number}`;
+      box.append(heading);
+      for (const episode of season.episodes || []) {
+        const button = document.createElement("button");
+        button.className = "episode";
+        button.dataset.testid = "episode";
+        button.dataset.episodeId = episode.episode_id;
+        const number = document.createElement("span");
+        number.className = "number";
+        number.textContent = `E${episode.episode_number}`;
+        const name = document.createElement("span");
+        name.textContent = episode.title || `Episode ${episode.episode_number}`;
+        const length = document.createElement("span");
+        length.className = "length";
+        length.textContent = episode.duration_s ? `${Math.round(episode.duration_s / 60)} min` : "";
+        button.append(number, name, length);
+        button.addEventListener("click", () => play(episode.episode_id));
+        box.append(button);
+      }
+    }
+  }
+
+  function onPlay() {
+    return play($("title-view").dataset.titleId);
+  }
+
+  /** Fetch the HLS manifest of a movie, a series (its first episode) or one episode. */
+  async function play(id) {
     if (!id || !state.profile) return;
     $("play-error").textContent = "";
     $("play-button").disabled = true;

@@ -42,11 +42,13 @@ class TitleCatalog:
         title_ids: shape (n,), str.
         maturity: shape (n,), int8 — ``MaturityLevel`` of each title.
         countries: per title, the set of licensed countries; empty means everywhere.
+        genres: per title, its genres (for the ranker's ``genre_match`` feature).
     """
 
     title_ids: list[str] = field(default_factory=list)
     maturity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     countries: list[frozenset[str]] = field(default_factory=list)
+    genres: list[list[str]] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -57,6 +59,11 @@ class TitleCatalog:
 
     def __contains__(self, title_id: object) -> bool:
         return title_id in self._index
+
+    def genres_of(self, title_id: str) -> list[str] | None:
+        """The title's genres, or ``None`` when the catalog does not know it."""
+        idx = self._index.get(title_id)
+        return self.genres[idx] if idx is not None and idx < len(self.genres) else None
 
     @property
     def known(self) -> bool:
@@ -83,11 +90,15 @@ class TitleCatalog:
         """Build from the lake's ``titles`` table."""
         if titles.empty:
             return cls()
-        countries = [frozenset(c) if c is not None else frozenset() for c in titles["countries"].tolist()]
+        n = len(titles)
+        raw_countries = titles["countries"].tolist() if "countries" in titles.columns else [None] * n
+        raw_genres = titles["genres"].tolist() if "genres" in titles.columns else [None] * n
+        countries = [frozenset(c) if c is not None else frozenset() for c in raw_countries]
         return cls(
             title_ids=titles["title_id"].astype(str).tolist(),
             maturity=titles["maturity_level"].fillna(int(MaturityLevel.ADULTS)).to_numpy(dtype=np.int8),
             countries=countries,
+            genres=[list(g) if g is not None else [] for g in raw_genres],
         )
 
 

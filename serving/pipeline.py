@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +32,7 @@ from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
 from serving.catalog import TitleCatalog, ViewerData
 from serving.contract import MAX_K
+from serving.features import OnlineRankerFeatures, needs_online_features
 from serving.ranking import ranking_matrix
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ class RecommendationPipeline:
         *,
         version: str,
         n_candidates: int = 100,
-        profile_features: Callable[[str], dict[str, float]] | None = None,
+        features: OnlineRankerFeatures | None = None,
     ) -> None:
         """Prepare the pipeline.
 
@@ -92,7 +93,7 @@ class RecommendationPipeline:
             viewers: profiles, latest histories and completed titles.
             version: the model version reported in every answer.
             n_candidates: how many titles each generator proposes before filtering.
-            profile_features: online profile features for the ranker (name → value), if any.
+            features: online profile and title features for the ranker, if the store is set up.
         """
         if not bundle.candidates:
             raise InvalidInputError("the model bundle has no candidate generators; retrain and register it again")
@@ -102,10 +103,22 @@ class RecommendationPipeline:
         self.version = version
         metadata = bundle.metadata
         self.n_candidates = int(metadata.get("candidate_k") or n_candidates)
-        self._profile_features = profile_features
+        self.features = features
         # Training may ship a ranker it decided not to use (``ranker_used: false``, see ``ranker_note``).
         self.ranker = bundle.ranker if bundle.ranker is not None and metadata.get("ranker_used", True) else None
         self.feature_columns: list[str] = list(metadata.get("ranker_columns") or metadata.get("feature_columns") or [])
+        if (
+            self.ranker is not None
+            and features is None
+            and needs_online_features(self.feature_columns, bundle.candidates)
+        ):
+            # Ranking on zeros where features should be would mis-rank; the primary candidate is the safe choice.
+            logger.warning(
+                "model version %s has a ranker that reads online features, but the feature store has none; "
+                "serving its primary candidate instead (run `marquee features materialize`)",
+                version,
+            )
+            self.ranker = None
         personal = {role: g for role, g in bundle.candidates.items() if role != POPULARITY_ROLE}
         primary = metadata.get("primary_candidate")
         if self.ranker is not None:
@@ -237,8 +250,12 @@ class RecommendationPipeline:
         title_ids = list(dict.fromkeys(t for ids, _ in lists.values() for t in ids))
         if not title_ids:
             return []
-        profile = self._profile_features(viewer.profile_id) if self._profile_features else {}
-        matrix = ranking_matrix(self.feature_columns, title_ids, lists, profile, {})
+        profile, title_columns = (
+            self.features.columns(viewer.profile_id, title_ids, self.feature_columns, self.catalog.genres_of)
+            if self.features
+            else ({}, {})
+        )
+        matrix = ranking_matrix(self.feature_columns, title_ids, lists, profile, title_columns)
         scores = self.ranker.score(matrix)
         return sorted(zip(title_ids, scores.tolist(), strict=True), key=lambda x: -x[1])
 

@@ -29,7 +29,7 @@ def ranking_matrix(
     title_ids: Sequence[str],
     lists: Mapping[str, tuple[Sequence[str], Sequence[float]]],
     profile_features: Mapping[str, float],
-    title_features: Mapping[str, Mapping[str, float]],
+    title_columns: Mapping[str, npt.NDArray[np.float32]],
 ) -> npt.NDArray[np.float32]:
     """Rows of ranker features, one per candidate title.
 
@@ -38,7 +38,7 @@ def ranking_matrix(
         title_ids: the candidates (the union of all lists), shape (n,).
         lists: source → (title ids best first, scores), as the generators returned them.
         profile_features: the profile's numeric online features, name → value.
-        title_features: title_id → {name: value}.
+        title_columns: title feature name → values for ``title_ids``, shape (n,) (NaN when unknown).
 
     Returns:
         shape (n, len(columns)) float32, NaN and infinities replaced by 0.
@@ -50,7 +50,6 @@ def ranking_matrix(
     n = len(title_ids)
     matrix = np.zeros((n, len(columns)), dtype=np.float32)
     position = {t: i for i, t in enumerate(title_ids)}
-    title_columns = {name for feats in title_features.values() for name in feats}
     for j, column in enumerate(columns):
         if column.startswith(_CANDIDATE_PREFIX) and column.count("_") >= 2:
             source, _, suffix = column[len(_CANDIDATE_PREFIX) :].rpartition("_")
@@ -62,7 +61,7 @@ def ranking_matrix(
         if column in profile_features:
             matrix[:, j] = profile_features[column]
         elif column in title_columns:
-            matrix[:, j] = [title_features.get(t, {}).get(column, 0.0) for t in title_ids]
+            matrix[:, j] = title_columns[column]
         elif column not in _warned:
             _warned.add(column)
             logger.warning("ranker column %r has no source at serving time; it is 0", column)

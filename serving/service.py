@@ -13,6 +13,9 @@ because BentoML takes them from the class decorator:
 * ``MARQUEE_SERVING_MAX_CONCURRENCY`` (default 64): requests in flight before
   BentoML answers 503 right away, so overload sheds load instead of queueing.
 * ``MARQUEE_SERVING_WORKERS`` (default 1): worker processes.
+* ``MARQUEE_SERVING_POLL_S`` (default 5), ``MARQUEE_SERVING_CANDIDATES`` (default
+  100, the bundle's ``candidate_k`` wins), ``MARQUEE_SERVING_ONLINE_FEATURES``
+  (default on): read at start-up, in ``__init__``.
 * ``MARQUEE_SERVING_ACCESS_LOG`` (default off): BentoML's per-request access log.
   Off by default because a log line per request costs a visible share of a
   1 ms request; ``/metrics`` counts requests, latencies and fallbacks instead.
@@ -111,7 +114,8 @@ class MarqueeRecommender:
         settings = Settings()
         poll_s = float(os.environ.get("MARQUEE_SERVING_POLL_S", "5"))
         n_candidates = int(os.environ.get("MARQUEE_SERVING_CANDIDATES", "100"))
-        self.loader = ModelLoader(settings, poll_s=poll_s, n_candidates=n_candidates)
+        online = os.environ.get("MARQUEE_SERVING_ONLINE_FEATURES", "1").lower() not in ("0", "false", "no")
+        self.loader = ModelLoader(settings, poll_s=poll_s, n_candidates=n_candidates, use_online_features=online)
         self.loader.on_swap = lambda alias, version: MODEL_SWAPS.labels(alias=alias).inc()
         self.loader.start(background=True)
 

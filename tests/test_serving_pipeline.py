@@ -155,3 +155,31 @@ def test_ranking_matrix_equals_the_shared_ranking_frame() -> None:
     expected = frame_matrix(frame, columns)
     got = ranking_matrix(columns, title_ids, lists, {}, {})
     np.testing.assert_allclose(got, expected, rtol=1e-6)
+
+
+def test_ranker_reorders_candidates(data: tuple[TitleCatalog, ViewerData]) -> None:
+    """A real neural ranker taught "the more popular candidate wins" must overrule item-kNN's order."""
+    from models.ranker import NeuralRanker
+
+    columns = ["cand_popularity_rrank", "cand_item_knn_rrank"]
+    rng = np.random.default_rng(0)
+    n_groups, per_group = 300, 8
+    x = rng.random((n_groups * per_group, 2), dtype=np.float32)
+    groups = np.repeat(np.arange(n_groups), per_group)
+    labels = np.zeros(len(x), dtype=np.float32)
+    for g in range(n_groups):
+        rows = np.flatnonzero(groups == g)
+        labels[rows[np.argmax(x[rows, 0])]] = 1.0
+    ranker = NeuralRanker(hidden=(16,), epochs=15, seed=0).fit(x, groups, labels, columns)
+    bundle = world.build_bundle(metadata={"ranker_columns": columns, "ranker_used": True})
+    bundle.ranker = ranker
+    ranked = RecommendationPipeline(bundle, *data, version="3").recommend("viewer", k=3)
+    plain = RecommendationPipeline(world.build_bundle(), *data, version="2").recommend("viewer", k=3)
+    assert ids(plain.items)[0] == "a4"  # item-kNN alone: the viewer's cluster
+    assert ids(ranked.items)[0] == "k1"  # most popular title the viewer has not watched
+    assert ranked.source == "model"
+    assert not {"a1", "a2", "a3", "fr1"} & set(ids(ranked.items))
+    # the batchable /score API path: right shape scores, wrong shape is a clear error
+    assert RecommendationPipeline(bundle, *data, version="3").score_rows(x[:5]).shape == (5,)
+    with pytest.raises(InvalidInputError, match="features must have shape"):
+        RecommendationPipeline(bundle, *data, version="3").score_rows(x[:5, :1])

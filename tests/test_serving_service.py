@@ -38,6 +38,7 @@ def env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The service reads its settings from the environment at start-up, as in production."""
     monkeypatch.setenv("MARQUEE_HOME", str(settings.workspace.home))
     monkeypatch.setenv("MARQUEE_SERVING_POLL_S", "0.2")
+    monkeypatch.setenv("MARQUEE_SERVING_ONLINE_FEATURES", "0")  # these bundles have no ranker
     world.write_lake(settings)
     return settings
 
@@ -56,6 +57,7 @@ def served(app: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MARQUEE_HOME", str(settings.workspace.home))
         patch.setenv("MARQUEE_SERVING_POLL_S", "0.2")
+        patch.setenv("MARQUEE_SERVING_ONLINE_FEATURES", "0")  # these bundles have no ranker
         world.write_lake(settings)
         world.register(settings, world.build_bundle(), tmp)
         with TestClient(app) as test_client:  # type: ignore[arg-type]

@@ -60,6 +60,8 @@ def register(group: typer.Typer) -> None:
         command = bentoml_command(port, host)
         typer.echo(f"model server on http://{host}:{port} (workspace {settings.workspace.home}); Ctrl-C stops it")
         process = subprocess.Popen(command, cwd=root, env=env)
+        # A supervisor stops us with SIGTERM: pass it on so bentoml drains and stops its workers.
+        signal.signal(signal.SIGTERM, lambda signum, frame: process.send_signal(signal.SIGTERM))
         try:
             code = process.wait()
         except KeyboardInterrupt:
@@ -69,5 +71,5 @@ def register(group: typer.Typer) -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
                 code = process.wait()
-        if code not in (0, -signal.SIGINT, 130):
+        if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143):
             raise typer.Exit(code)

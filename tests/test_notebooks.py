@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,6 +59,18 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
     source = "\n".join(cell.source for cell in notebook.cells)
     assert "MARQUEE_HOME" in source, "the workspace must come from MARQUEE_HOME (or a temp dir), never the repo"
     assert "/work/" not in source and "/home/" not in source, "no machine-specific absolute paths in notebooks"
+
+
+def test_notebooks_pass_ruff() -> None:
+    """The repo's lint config skips notebooks; their code is still held to the same rules."""
+    paths = [str(p) for p in NOTEBOOKS]
+    check = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "--output-format", "concise", *paths],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
 
 
 @pytest.mark.slow

@@ -50,11 +50,28 @@ def ranking_matrix(
     n = len(title_ids)
     matrix = np.zeros((n, len(columns)), dtype=np.float32)
     position = {t: i for i, t in enumerate(title_ids)}
+    per_source: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
+    for source, (item_ids, scores) in lists.items():
+        # (row of each proposed title, its score, its 1-based rank in the source's list)
+        kept = [(position[t], s, r) for r, (t, s) in enumerate(zip(item_ids, scores, strict=True), 1) if t in position]
+        per_source[source] = (
+            np.array([k[0] for k in kept], dtype=np.intp),
+            np.array([k[1] for k in kept], dtype=np.float32),
+            np.array([k[2] for k in kept], dtype=np.float32),
+        )
     for j, column in enumerate(columns):
         if column.startswith(_CANDIDATE_PREFIX) and column.count("_") >= 2:
             source, _, suffix = column[len(_CANDIDATE_PREFIX) :].rpartition("_")
-            if source in lists and suffix in ("score", "rrank", "hit"):
-                _fill_candidate(matrix[:, j], position, lists[source], suffix)
+            if source in per_source and suffix in ("score", "rrank", "hit"):
+                rows, values, ranks = per_source[source]
+                col = matrix[:, j]
+                if suffix == "score":
+                    col[:] = values.min() if len(values) else 0.0
+                    col[rows] = values
+                elif suffix == "rrank":
+                    col[rows] = 1.0 / ranks
+                else:
+                    col[rows] = 1.0
                 continue
             if suffix in ("score", "rrank", "hit"):
                 continue  # a source this bundle did not run: every title "absent" (score 0, rrank 0, hit 0)
@@ -66,25 +83,3 @@ def ranking_matrix(
             _warned.add(column)
             logger.warning("ranker column %r has no source at serving time; it is 0", column)
     return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _fill_candidate(
-    out: npt.NDArray[np.float32],
-    position: Mapping[str, int],
-    source_list: tuple[Sequence[str], Sequence[float]],
-    suffix: str,
-) -> None:
-    """One candidate column: proposed titles get their value, the others the "absent" value."""
-    item_ids, scores = source_list
-    if suffix == "score":
-        out[:] = float(np.min(scores)) if len(scores) else 0.0
-    for rank, (title_id, score) in enumerate(zip(item_ids, scores, strict=True), start=1):
-        i = position.get(title_id)
-        if i is None:
-            continue
-        if suffix == "score":
-            out[i] = score
-        elif suffix == "rrank":
-            out[i] = max(out[i], 1.0 / rank)
-        else:
-            out[i] = 1.0

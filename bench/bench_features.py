@@ -146,7 +146,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         root = Path(tmp)
         result = bench_pipeline(frames, root / "pipeline")
-        print("\n### Feature pipelines (lake frames → as-of feature tables), 2-core CPU\n")
+        load = os.getloadavg()[0]
+        print(f"\n### Feature pipelines (lake frames → as-of feature tables), 2-core CPU, load average {load:.1f}\n")
         print("| events | plays | feature-table rows | compute s | compute + write s | events/s |")
         print("|---:|---:|---|---:|---:|---:|")
         rows = ", ".join(f"{k} {v:,}" for k, v in result["rows"].items())  # type: ignore[attr-defined]
@@ -167,7 +168,8 @@ def main() -> None:
             redis = Settings(home=root / "ws-redis", feast_online="redis://127.0.0.1:6379")
             table += bench_online(redis, lake, "Redis", args.requests, args.seed)
 
-    print(f"\n### Online reads, in-process, {args.requests} requests per row (ms)\n")
+    load = os.getloadavg()[0]
+    print(f"\n### Online reads, in-process, {args.requests} requests per row (ms), load average {load:.1f}\n")
     print("| path | online store | entities | p50 | p99 | goal p99 |")
     print("|---|---|---|---:|---:|---:|")
     print("| Feast Python feature server (published anchor, HTTP) | Redis | 1 row | — | 7.2 | |")

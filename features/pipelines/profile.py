@@ -72,6 +72,7 @@ def profile_activity(
     play_seconds = to_seconds(plays["ts"])
     span = int(max(play_seconds.max(initial=0), seconds.max(initial=0))) + 1
     line, order = Timeline.build(play_codes, play_seconds, span)
+    query = line.query(codes, seconds)
     minutes = prefix_sum(plays["minutes"].to_numpy(np.float64)[order])
     completed = prefix_sum(plays["completed"].to_numpy(np.float64)[order])
     starts = prefix_sum(plays["play"].to_numpy(np.float64)[order])
@@ -82,18 +83,18 @@ def profile_activity(
         "event_timestamp": from_seconds(seconds),
     }
     for w in WINDOWS_DAYS:
-        out[f"plays_{w}d"] = np.rint(line.window_sum(starts, codes, seconds, w * DAY_S)).astype(np.int64)
+        out[f"plays_{w}d"] = np.rint(query.sum(starts, w * DAY_S)).astype(np.int64)
     for w in WINDOWS_DAYS:
-        out[f"watch_minutes_{w}d"] = line.window_sum(minutes, codes, seconds, w * DAY_S).astype(np.float32)
+        out[f"watch_minutes_{w}d"] = query.sum(minutes, w * DAY_S).astype(np.float32)
     for w in WINDOWS_DAYS:
-        out[f"completed_{w}d"] = np.rint(line.window_sum(completed, codes, seconds, w * DAY_S)).astype(np.int64)
-    total = np.rint(line.window_sum(starts, codes, seconds, None)).astype(np.int64)
+        out[f"completed_{w}d"] = np.rint(query.sum(completed, w * DAY_S)).astype(np.int64)
+    total = np.rint(query.sum(starts, None)).astype(np.int64)
     out["plays_total"] = total
-    last = line.last_before(codes, seconds)
+    last = query.last()
     out["days_since_last_watch"] = ((seconds - last) / DAY_S).astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["completion_rate"] = (line.window_sum(completed, codes, seconds, None) / total).astype(np.float32)
-        out["binge_ratio"] = (line.window_sum(binge, codes, seconds, None) / total).astype(np.float32)
+        out["completion_rate"] = (query.sum(completed, None) / total).astype(np.float32)
+        out["binge_ratio"] = (query.sum(binge, None) / total).astype(np.float32)
     out["distinct_genres"] = _distinct_genres(plays, title_genres, play_codes, play_seconds, codes, seconds, span)
     return pd.DataFrame(out)
 
@@ -148,8 +149,9 @@ def genre_affinity(
             # Cumulative sums restart per profile: weights of different profiles have
             # different anchors, and one running total across them would lose precision.
             running = pd.Series(weight[mask][order]).groupby(line.codes).cumsum().to_numpy()
-            hi = line.before(codes, seconds)
-            has = hi > line.start(codes)
+            genre_query = line.query(codes, seconds)
+            hi = genre_query.bound(0)
+            has = hi > genre_query.bound(None)
             shares[has, g] = running[hi[has] - 1]
         total = shares.sum(axis=1, keepdims=True)
         with np.errstate(invalid="ignore", divide="ignore"):

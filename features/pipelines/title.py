@@ -6,6 +6,8 @@ episode count for its series (see :mod:`features.pipelines.plays`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -65,22 +67,22 @@ def title_popularity(
     longest = max(WINDOWS_DAYS) * DAY_S
     span = int(max(play_seconds.max(initial=0), seconds.max(initial=0))) + longest + 1
     line, order = Timeline.build(play_codes, play_seconds, span)
+    query = line.query(codes, seconds)
     completed = prefix_sum(plays["completed"].to_numpy(np.float64)[order])
     starts = prefix_sum(plays["play"].to_numpy(np.float64)[order])
 
     out: dict[str, object] = {"title_id": title_ids, "event_timestamp": from_seconds(seconds)}
     for w in WINDOWS_DAYS:
-        out[f"title_plays_{w}d"] = np.rint(line.window_sum(starts, codes, seconds, w * DAY_S)).astype(np.int64)
+        out[f"title_plays_{w}d"] = np.rint(query.sum(starts, w * DAY_S)).astype(np.int64)
     viewer_codes = pd.Index(pd.unique(plays["profile_id"].to_numpy())).get_indexer(plays["profile_id"].to_numpy())
+    pairs = _ViewerPlays.build(play_codes, viewer_codes, play_seconds)
     for w in WINDOWS_DAYS:
-        out[f"title_viewers_{w}d"] = _distinct_viewers(
-            play_codes, viewer_codes, play_seconds, codes, seconds, w * DAY_S, span
-        )
-    total = np.rint(line.window_sum(starts, codes, seconds, None)).astype(np.int64)
+        out[f"title_viewers_{w}d"] = _distinct_viewers(pairs, codes, seconds, w * DAY_S, span)
+    total = np.rint(query.sum(starts, None)).astype(np.int64)
     out["title_plays_total"] = total
-    out["title_viewers_total"] = _distinct_viewers(play_codes, viewer_codes, play_seconds, codes, seconds, None, span)
+    out["title_viewers_total"] = _distinct_viewers(pairs, codes, seconds, None, span)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out["title_completion_rate"] = (line.window_sum(completed, codes, seconds, None) / total).astype(np.float32)
+        out["title_completion_rate"] = (query.sum(completed, None) / total).astype(np.float32)
         plays_1d = np.asarray(out["title_plays_1d"], dtype=np.float64)
         plays_7d = np.asarray(out["title_plays_7d"], dtype=np.float64)
         out["title_trend"] = np.where(plays_7d > 0, plays_1d * 7.0 / plays_7d, 0.0).astype(np.float32)
@@ -94,10 +96,28 @@ def title_popularity(
     return pd.DataFrame(out)
 
 
+@dataclass(frozen=True)
+class _ViewerPlays:
+    """Play steps sorted by (title, profile, time), shared by every viewer window."""
+
+    title: npt.NDArray[np.int64]
+    t: npt.NDArray[np.int64]
+    same_pair: npt.NDArray[np.bool_]
+
+    @classmethod
+    def build(
+        cls, play_codes: npt.NDArray[np.int64], viewer_codes: npt.NDArray[np.intp], play_seconds: npt.NDArray[np.int64]
+    ) -> _ViewerPlays:
+        order = np.lexsort((play_seconds, viewer_codes, play_codes))
+        title = play_codes[order]
+        viewer = viewer_codes[order]
+        same_pair = np.zeros(len(order), dtype=bool)
+        same_pair[1:] = (title[1:] == title[:-1]) & (viewer[1:] == viewer[:-1])
+        return cls(title, play_seconds[order], same_pair)
+
+
 def _distinct_viewers(
-    play_codes: npt.NDArray[np.int64],
-    viewer_codes: npt.NDArray[np.intp],
-    play_seconds: npt.NDArray[np.int64],
+    pairs: _ViewerPlays,
     codes: npt.NDArray[np.int64],
     seconds: npt.NDArray[np.int64],
     window_s: int | None,
@@ -110,12 +130,7 @@ def _distinct_viewers(
     ``(first, last + window]``, so a profile is counted once; the count at T is
     then the segments started before T minus those ended before T.
     """
-    order = np.lexsort((play_seconds, viewer_codes, play_codes))
-    title = play_codes[order]
-    viewer = viewer_codes[order]
-    t = play_seconds[order]
-    same_pair = np.zeros(len(t), dtype=bool)
-    same_pair[1:] = (title[1:] == title[:-1]) & (viewer[1:] == viewer[:-1])
+    title, t, same_pair = pairs.title, pairs.t, pairs.same_pair
     if window_s is None:
         starts = ~same_pair
         start_line, _ = Timeline.build(title[starts], t[starts], span)

@@ -54,9 +54,23 @@ class Timeline:
     def build(
         cls, codes: npt.NDArray[np.int64], seconds: npt.NDArray[np.int64], span: int
     ) -> tuple[Timeline, npt.NDArray[np.intp]]:
-        """Sort events by (code, time); return the timeline and the sorting permutation."""
-        order = np.lexsort((seconds, codes))
-        return cls(codes[order].astype(np.int64), seconds[order].astype(np.int64), span), order
+        """Sort events by (code, time); return the timeline and the sorting permutation.
+
+        Plays usually arrive sorted already (by profile, then time), so that case
+        costs one pass instead of a sort.
+        """
+        codes = np.asarray(codes, dtype=np.int64)
+        seconds = np.asarray(seconds, dtype=np.int64)
+        keys = codes * np.int64(span) + seconds
+        if len(keys) < 2 or bool(np.all(keys[1:] >= keys[:-1])):
+            order = np.arange(len(keys), dtype=np.intp)
+            return cls(codes, seconds, span), order
+        order = np.argsort(keys, kind="stable")
+        return cls(codes[order], seconds[order], span), order
+
+    def query(self, codes: npt.NDArray[np.int64], seconds: npt.NDArray[np.int64]) -> Query:
+        """Queries (code, T) against this timeline, with their search results cached."""
+        return Query(self, np.asarray(codes, dtype=np.int64), np.asarray(seconds, dtype=np.int64))
 
     def before(self, codes: npt.NDArray[np.int64], seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
         """Index of the first event of ``codes`` at or after ``seconds`` (= events strictly before, globally)."""
@@ -71,9 +85,7 @@ class Timeline:
         self, codes: npt.NDArray[np.int64], seconds: npt.NDArray[np.int64], window_s: int | None
     ) -> npt.NDArray[np.int64]:
         """Events of each code in ``[T - window, T)``; ``window_s=None`` counts all before T."""
-        hi = self.before(codes, seconds)
-        lo = self.start(codes) if window_s is None else self.before(codes, seconds - window_s)
-        return (hi - lo).astype(np.int64)
+        return self.query(codes, seconds).count(window_s)
 
     def window_sum(
         self,
@@ -83,16 +95,49 @@ class Timeline:
         window_s: int | None,
     ) -> npt.NDArray[np.float64]:
         """Sum of a value over ``[T - window, T)``; ``cumsum`` comes from :func:`prefix_sum`."""
-        hi = self.before(codes, seconds)
-        lo = self.start(codes) if window_s is None else self.before(codes, seconds - window_s)
-        return cumsum[hi] - cumsum[lo]
+        return self.query(codes, seconds).sum(cumsum, window_s)
 
     def last_before(self, codes: npt.NDArray[np.int64], seconds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """Time (seconds) of each code's last event strictly before T; NaN when none."""
-        hi = self.before(codes, seconds)
-        has = hi > self.start(codes)
-        out = np.full(len(codes), np.nan)
-        out[has] = self.seconds[hi[has] - 1]
+        return self.query(codes, seconds).last()
+
+
+@dataclass
+class Query:
+    """Many (code, T) queries against one :class:`Timeline`.
+
+    Several features share the same bounds (plays, minutes and completions over
+    the same 7-day window), so each ``searchsorted`` runs once and is reused.
+    """
+
+    line: Timeline
+    codes: npt.NDArray[np.int64]
+    seconds: npt.NDArray[np.int64]
+    _bounds: dict[int | None, npt.NDArray[np.intp]] = field(default_factory=dict, repr=False)
+
+    def bound(self, window_s: int | None) -> npt.NDArray[np.intp]:
+        """Index of the first event in ``[T - window, ...)`` (the code's first event when None)."""
+        if window_s not in self._bounds:
+            if window_s is None:
+                self._bounds[None] = self.line.start(self.codes)
+            else:
+                self._bounds[window_s] = self.line.before(self.codes, self.seconds - window_s)
+        return self._bounds[window_s]
+
+    def count(self, window_s: int | None) -> npt.NDArray[np.int64]:
+        """Events in ``[T - window, T)`` (all before T when None)."""
+        return (self.bound(0) - self.bound(window_s)).astype(np.int64)
+
+    def sum(self, cumsum: npt.NDArray[np.float64], window_s: int | None) -> npt.NDArray[np.float64]:
+        """Sum over ``[T - window, T)`` of the values whose :func:`prefix_sum` is ``cumsum``."""
+        return cumsum[self.bound(0)] - cumsum[self.bound(window_s)]
+
+    def last(self) -> npt.NDArray[np.float64]:
+        """Time (seconds) of the code's last event strictly before T; NaN when none."""
+        hi = self.bound(0)
+        has = hi > self.bound(None)
+        out = np.full(len(self.codes), np.nan)
+        out[has] = self.line.seconds[hi[has] - 1]
         return out
 
 

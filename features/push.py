@@ -27,7 +27,7 @@ from features.pipelines import PipelineOptions, read_manifest
 from features.pipelines.plays import plays_from_events
 from features.pipelines.profile import genre_affinity, profile_activity
 from features.pipelines.title import title_popularity
-from features.store import _bump_online_version
+from features.store import bump_online_version
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -119,7 +119,7 @@ def push_watch_events(
         "title_popularity": title_popularity(plays, titles, title_ids, seconds_t),
     }
     _push(store, frames)
-    _bump_online_version(Path(store.repo_path))
+    bump_online_version(Path(store.repo_path))
     logger.info(
         "push: %d events → %d profiles, %d titles (as of %s)", len(new), len(touched_profiles), len(title_ids), as_of
     )

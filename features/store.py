@@ -89,7 +89,7 @@ def apply_definitions(store: FeatureStore) -> list[str]:
         store.apply(list(FEAST_OBJECTS))
     except (ConnectionError, OSError) as exc:
         raise ServiceUnavailableError(f"cannot reach the Feast online store: {exc}") from exc
-    _bump_online_version(Path(store.repo_path))
+    bump_online_version(Path(store.repo_path))
     return sorted(s.name for s in store.list_feature_services())
 
 
@@ -129,7 +129,7 @@ def materialize(
             write_latest_rows(store, end, progress=progress)
     except (ConnectionError, OSError) as exc:
         raise ServiceUnavailableError(f"cannot reach the Feast online store: {exc}") from exc
-    _bump_online_version(repo)
+    bump_online_version(repo)
     return MaterializeReport(report, MATERIALIZE_START, end, time.perf_counter() - started)
 
 
@@ -167,7 +167,8 @@ def online_version(repo: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def _bump_online_version(repo: Path) -> None:
+def bump_online_version(repo: Path) -> None:
+    """Mark the online data as changed, so :class:`features.online.OnlineFeatureReader` caches reload."""
     tmp = repo / f".{ONLINE_VERSION_FILE}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(uuid.uuid4().hex)
     os.replace(tmp, repo / ONLINE_VERSION_FILE)

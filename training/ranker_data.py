@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from scipy import sparse
 
-from features.pipelines.match import genre_match_scores
 from features.ranking_frame import candidate_columns, candidate_frame, numeric_feature_columns, ranking_matrix
 
 logger = logging.getLogger(__name__)
@@ -65,8 +65,10 @@ class RankerData:
         return frame["label"].to_numpy(np.float32)
 
 
-def _utc_ns(values: pd.Series) -> pd.Series:
-    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+def _epoch_ns(values: pd.Series) -> npt.NDArray[np.int64]:
+    """int64 nanoseconds since the epoch (vectorised: tz-aware ``to_numpy`` would box every value)."""
+    stamps = pd.to_datetime(values, utc=True)
+    return ((stamps - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(1, "ns")).to_numpy(np.int64)  # type: ignore[no-any-return]
 
 
 def as_of_join(rows: pd.DataFrame, table: pd.DataFrame, key: str, columns: Sequence[str]) -> pd.DataFrame:
@@ -75,11 +77,11 @@ def as_of_join(rows: pd.DataFrame, table: pd.DataFrame, key: str, columns: Seque
     This is the point-in-time join Feast's offline store performs; rows without an
     earlier table row get NaN. The result is aligned with ``rows``' order.
     """
-    left = pd.DataFrame({key: rows[key].astype(str).to_numpy(), TS: _utc_ns(rows[TS]).to_numpy()})
+    left = pd.DataFrame({key: rows[key].astype(str).to_numpy(), TS: _epoch_ns(rows[TS])})
     left["_row"] = np.arange(len(left))
-    right = table[[key, TS, *columns]].copy()
+    right = table[[key, *columns]].copy()
     right[key] = right[key].astype(str)
-    right[TS] = _utc_ns(right[TS])
+    right[TS] = _epoch_ns(table[TS])
     merged = pd.merge_asof(
         left.sort_values(TS, kind="mergesort"),
         right.sort_values(TS, kind="mergesort"),
@@ -106,30 +108,58 @@ def genre_match(
     stamp: pd.Series,
     tables: Mapping[str, pd.DataFrame],
 ) -> npt.NDArray[np.float64]:
-    """The profile's genre-affinity share over the title's genres, as of each row's time.
+    """The profile's genre-affinity share summed over the title's genres, as of each row's time.
 
-    The same definition as the ``genre_match`` on-demand feature of ``ranker_v1``
-    (``features.pipelines.match.genre_match_scores``), so serving reads the same value.
+    The definition of the ``genre_match`` on-demand feature of ``ranker_v1``
+    (``features.pipelines.match.genre_match_scores``), vectorised: the affinity is
+    joined once per distinct (profile, time), and the per-row sum is a row-wise
+    product of a sparse profile × genre share matrix and a title × genre indicator.
+    ``tests/test_training_features_feast.py`` checks it equals Feast's value.
     """
-    affinity = as_of_join(
-        pd.DataFrame({"profile_id": users, TS: stamp}),
-        tables[AFFINITY_TABLE],
-        "profile_id",
-        ["affinity_genres", "affinity_shares"],
-    )
+    keys = pd.DataFrame({"profile_id": np.asarray(users, dtype=object), TS: _epoch_ns(stamp)})
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(keys))
+    distinct = uniques.to_frame(index=False, name=["profile_id", TS])
+    distinct[TS] = pd.to_datetime(distinct[TS], unit="ns", utc=True)
+    affinity = as_of_join(distinct, tables[AFFINITY_TABLE], "profile_id", ["affinity_genres", "affinity_shares"])
     meta = tables["title_metadata"]
-    genres = pd.Series(meta["genres"].to_numpy(), index=meta["title_id"].astype(str)).groupby(level=0).last()
-    title_genres = genres.reindex(pd.Index(titles)).to_numpy()
-    return genre_match_scores(
-        _lists_or_none(affinity["affinity_genres"].to_numpy()),
-        _lists_or_none(affinity["affinity_shares"].to_numpy()),
-        _lists_or_none(title_genres),
+    title_genres = pd.Series(meta["genres"].to_numpy(), index=meta["title_id"].astype(str)).groupby(level=0).last()
+    vocabulary: dict[str, int] = {}
+    profile_matrix = _sparse_rows(affinity["affinity_genres"], affinity["affinity_shares"], vocabulary)
+    title_codes, title_uniques = pd.factorize(pd.Series(titles, dtype=object))
+    per_title = title_genres.reindex(pd.Index(title_uniques))
+    title_matrix = _sparse_rows(per_title, None, vocabulary)
+    width = max(len(vocabulary), 1)
+    profile_matrix.resize((profile_matrix.shape[0], width))
+    title_matrix.resize((title_matrix.shape[0], width))
+    product = profile_matrix[codes].multiply(title_matrix[title_codes])
+    return np.asarray(product.sum(axis=1), dtype=np.float64).reshape(-1)
+
+
+def _sparse_rows(names: pd.Series, values: pd.Series | None, vocabulary: dict[str, int]) -> sparse.csr_matrix:
+    """One sparse row per entry: ``values`` (or 1.0) at the columns of ``names``; NaN/None rows are empty.
+
+    Repeated names in a row count once (a title listing a genre twice matches it once).
+    """
+    indptr = [0]
+    indices: list[int] = []
+    data: list[float] = []
+    value_rows = values.to_numpy() if values is not None else [None] * len(names)
+    for row_names, row_values in zip(names.to_numpy(), value_rows, strict=True):
+        if isinstance(row_names, (list, tuple, np.ndarray)) and len(row_names):
+            seen: set[int] = set()
+            weights = row_values if isinstance(row_values, (list, tuple, np.ndarray)) else None
+            for position, name in enumerate(row_names):
+                column = vocabulary.setdefault(str(name), len(vocabulary))
+                if column in seen or (weights is not None and position >= len(weights)):
+                    continue
+                seen.add(column)
+                indices.append(column)
+                data.append(float(weights[position]) if weights is not None else 1.0)
+        indptr.append(len(indices))
+    return sparse.csr_matrix(
+        (np.asarray(data, np.float64), np.asarray(indices, np.int64), np.asarray(indptr, np.int64)),
+        shape=(len(indptr) - 1, max(len(vocabulary), 1)),
     )
-
-
-def _lists_or_none(values: npt.NDArray[np.object_]) -> list[object]:
-    """Joins leave NaN/NA where an entity had no row; the match function expects None there."""
-    return [v if isinstance(v, (list, tuple, np.ndarray)) else None for v in values]
 
 
 def point_in_time_features(entity: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
@@ -146,9 +176,13 @@ def point_in_time_features(entity: pd.DataFrame, tables: Mapping[str, pd.DataFra
     """
     features: dict[str, npt.NDArray[np.float64]] = {}
     for key, names in (("profile_id", PROFILE_TABLES), ("title_id", TITLE_TABLES)):
+        # Join each distinct (entity, time) once: many candidate rows share a profile and cutoff.
+        codes, uniques = pd.factorize(pd.MultiIndex.from_arrays([entity[key].astype(str), _epoch_ns(entity[TS])]))
+        distinct = uniques.to_frame(index=False, name=[key, TS])
+        distinct[TS] = pd.to_datetime(distinct[TS], unit="ns", utc=True)
         for name, cols in table_columns(tables, names, key).items():
-            joined = as_of_join(entity[[key, TS]], tables[name], key, cols)
-            features.update({c: joined[c].to_numpy(np.float64) for c in cols})
+            joined = as_of_join(distinct, tables[name], key, cols)
+            features.update({c: joined[c].to_numpy(np.float64)[codes] for c in cols})
     if AFFINITY_TABLE in tables and "title_metadata" in tables:
         features[GENRE_MATCH] = genre_match(
             entity["profile_id"].to_numpy(), entity["title_id"].to_numpy(), entity[TS], tables

@@ -79,7 +79,10 @@ def build_state(
         exposures=ExposureLog(lake),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),
-        login_limiter=RateLimiter(options.login_limit, options.login_window_s, "login attempts"),
+        login_limiter=RateLimiter(options.login_limit, options.login_window_s, "login attempts for this e-mail"),
+        client_limiter=RateLimiter(
+            options.client_limit, options.login_window_s, "sign-ups and logins from this address"
+        ),
         account_limiter=RateLimiter(options.account_limit, options.account_window_s, "requests for this account"),
         metrics=Metrics(),
     )

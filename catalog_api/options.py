@@ -32,7 +32,9 @@ class ApiOptions:
     """API tunables.
 
     Attributes:
-        login_limit: login attempts allowed per e-mail and per client address per ``login_window_s``.
+        login_limit: login attempts allowed per e-mail per ``login_window_s``.
+        client_limit: sign-ups plus login attempts allowed per client address per ``login_window_s``
+            (higher than ``login_limit``: many households share one address behind NAT).
         account_limit: authenticated requests allowed per account per ``account_window_s``.
         model_budget_s: time budget for model-server calls on a home request.
         breaker_failures: consecutive model-server failures that open the circuit.
@@ -51,6 +53,7 @@ class ApiOptions:
     """
 
     login_limit: int = 10
+    client_limit: int = 100
     login_window_s: float = 60.0
     account_limit: int = 600
     account_window_s: float = 60.0

@@ -67,5 +67,6 @@ class AppState:
     experiments: ExperimentBridge
     tokens: TokenIssuer
     login_limiter: RateLimiter
+    client_limiter: RateLimiter
     account_limiter: RateLimiter
     metrics: Metrics

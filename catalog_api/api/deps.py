@@ -43,8 +43,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 
 
-def get_claims(state: StateDep, session: SessionDep, token: TokenDep) -> TokenClaims:
-    """The verified, unrevoked access token of the request."""
+def verify_access(state: AppState, session: Session, token: str | None) -> TokenClaims:
+    """The verified, unrevoked access token, counted against the account's rate limit."""
     if not token:
         raise UnauthorizedError("missing bearer token; get one at POST /v1/auth/token")
     claims = state.tokens.verify(token, "access")
@@ -52,6 +52,11 @@ def get_claims(state: StateDep, session: SessionDep, token: TokenDep) -> TokenCl
         raise UnauthorizedError("token revoked (logged out); log in again at /v1/auth/token")
     state.account_limiter.hit(claims.account_id)
     return claims
+
+
+def get_claims(state: StateDep, session: SessionDep, token: TokenDep) -> TokenClaims:
+    """The verified, unrevoked access token of the request."""
+    return verify_access(state, session, token)
 
 
 CurrentClaims = Annotated[TokenClaims, Depends(get_claims)]

@@ -30,7 +30,9 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
         schema: PostgreSQL only: put this schema first on the search path, so a
             test run can own a throw-away schema in a shared database.
     """
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A request may wait on the model server while holding no connection, but bursts still need
+    # more than SQLAlchemy's default 5 + 10 connections; SQLite connections are cheap.
+    kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 40, "pool_timeout": 10}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif schema:

@@ -18,15 +18,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from starlette.concurrency import run_in_threadpool
-
 from catalog_api.circuit_breaker import BreakerState
 from catalog_api.db.tables import ProfileRow
 from catalog_api.playback.service import Viewer
 from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint, RowItem
 from catalog_api.services.affinity import genre_affinity
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
-from catalog_api.services.events import ContinueEntry, LatestPosition, continue_watching, latest_positions
+from catalog_api.services.events import ContinueEntry, LatestPosition, continue_watching
 from catalog_api.services.experiments import PageAssignment
 from catalog_api.services.popularity import PopularityTable
 from catalog_api.state import AppState
@@ -150,19 +148,19 @@ async def personalize(
     )
 
 
-def _load_positions(state: AppState, profile_id: str) -> list[LatestPosition]:
-    with state.sessions() as session:
-        return latest_positions(session, profile_id)
-
-
-async def build_home(state: AppState, profile: ProfileRow, plan: str, device: str, request_id: str) -> HomeResponse:
-    """The home page of ``profile``; never raises for model-server trouble."""
+async def build_home(
+    state: AppState,
+    profile: ProfileRow,
+    positions: list[LatestPosition],
+    plan: str,
+    device: str,
+    request_id: str,
+) -> HomeResponse:
+    """The home page of ``profile`` given its latest positions; never raises for model-server trouble."""
     snapshot = state.catalog.snapshot
     popularity: PopularityTable = state.popularity.table
-    positions = await run_in_threadpool(_load_positions, state, profile.profile_id)
     watched_titles = list(dict.fromkeys(t.title_id for p in positions if (t := snapshot.resolve(p.title_id))))
-    assignment: PageAssignment = await run_in_threadpool(
-        state.experiments.assign,
+    assignment: PageAssignment = state.experiments.assign(
         unit_id=profile.profile_id,
         account_id=profile.account_id,
         country=profile.country,

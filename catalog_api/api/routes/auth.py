@@ -27,7 +27,7 @@ def _pair(state: AppState, account_id: str) -> TokenPair:
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
 def signup(body: SignupRequest, session: SessionDep, state: StateDep, request: Request) -> AccountPublic:
     """Create an account (409 if the e-mail is taken)."""
-    state.login_limiter.hit(f"ip:{request.client.host if request.client else '-'}:signup")
+    state.client_limiter.hit(request.client.host if request.client else "-")
     account = accounts.create_account(session, body)
     session.commit()
     return AccountPublic.model_validate(account)
@@ -40,7 +40,7 @@ def login(
     """OAuth2 password flow (``username`` is the e-mail); rate-limited per e-mail and per client address."""
     email_key = f"email:{form.username.strip().lower()}"
     state.login_limiter.hit(email_key)
-    state.login_limiter.hit(f"ip:{request.client.host if request.client else '-'}")
+    state.client_limiter.hit(request.client.host if request.client else "-")
     account = accounts.authenticate(session, form.username, form.password)
     state.login_limiter.reset(email_key)
     return _pair(state, account.account_id)

@@ -1,0 +1,340 @@
+"""Benchmark of the catalog API: search in-process, home rows and manifests under constant-rate load.
+
+What it does, on the real Netflix catalog (``../shared/data/netflix-titles``)
+plus a seeded synthetic watch history written to a temporary workspace:
+
+1. search: the search service in-process (text backend, maturity and region
+   filters, the profile's re-ranking) on a fixed set of queries typed as
+   users type them (prefixes, typos, people, genres); p50 / p99 per query;
+2. starts a model server (``--serving-url`` to use a running one, e.g. the
+   BentoML server; otherwise a small stand-in HTTP server that speaks
+   ``serving.contract`` and recommends from the exported history) and the API
+   (``marquee serve api``, one uvicorn process), then signs up accounts,
+   creates profiles and posts their histories over HTTP;
+3. an open-loop load generator (asyncio + httpx): requests are *scheduled* at
+   a constant rate whatever the server does, and latency is measured from the
+   scheduled time, so a stalled server cannot hide its queue (no coordinated
+   omission). Home rows, then manifests.
+
+Usage: ``python bench/bench_api.py [--rate 200] [--seconds 20] [--serving-url URL]``.
+Prints tables; exits non-zero only when something could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+NETFLIX = REPO.parent / "shared" / "data" / "netflix-titles" / "netflix_titles.csv"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fill_workspace(home: Path, csv: Path, n_events: int, seed: int) -> None:
+    """The Netflix catalog and a synthetic history in the workspace lake."""
+    from core.lake import Lake
+    from features.ingest.frames import write_frames
+    from features.ingest.netflix import read_netflix_titles
+    from features.ingest.synthetic import SyntheticConfig
+
+    frames = read_netflix_titles(csv, SyntheticConfig(seed=seed, n_profiles=2000, n_events=n_events))
+    write_frames(Lake(home / "lake"), frames, started=time.perf_counter(), path=str(csv))
+
+
+def percentiles(samples_s: list[float]) -> tuple[float, float, float]:
+    """p50, p99 and max in milliseconds."""
+    array = np.asarray(samples_s) * 1000
+    return float(np.percentile(array, 50)), float(np.percentile(array, 99)), float(array.max())
+
+
+def bench_search(home: Path, seed: int) -> dict[str, Any]:
+    """Search latency in-process on the real catalog."""
+    from catalog_api.app import build_state
+    from catalog_api.options import ApiOptions
+    from catalog_api.services.search import SearchFilters, search_titles
+    from core.settings import Settings
+
+    settings = Settings(home=home)
+    started = time.perf_counter()
+    state = build_state(settings, ApiOptions())
+    build_s = time.perf_counter() - started
+    snapshot = state.catalog.snapshot
+    rng = random.Random(seed)
+    titles = list(snapshot.titles.values())
+    queries: list[str] = []
+    for title in rng.sample(titles, 400):
+        words = title.title.split()
+        typed = " ".join(words[:2])
+        queries.append(typed[: max(3, len(typed) * 2 // 3)])  # a prefix, as the user types
+        if len(words[0]) >= 5:
+            chars = list(words[0].lower())
+            i = rng.randrange(1, len(chars) - 1)
+            chars[i], chars[i + 1] = chars[i + 1], chars[i]
+            queries.append("".join(chars))  # a typo
+        if title.cast:
+            queries.append(title.cast[0])
+        if title.genres:
+            queries.append(f"{title.genres[0]} {rng.choice(['love', 'war', 'family', 'murder', 'school'])}")
+    plays = state.popularity.table.plays
+    affinity = {"Dramas": 0.4, "Comedies": 0.3, "Documentaries": 0.3}
+    for query in queries[:50]:  # warm-up
+        search_titles(state.catalog.backend, snapshot, query, maturity_level=3, country="US",
+                      filters=SearchFilters(), affinity=affinity, plays=plays, limit=20)  # fmt: skip
+    latencies, hits = [], 0
+    for i, query in enumerate(queries):
+        level = 1 if i % 4 == 0 else 3  # a quarter of the searches from kids profiles
+        t0 = time.perf_counter()
+        found = search_titles(state.catalog.backend, snapshot, query, maturity_level=level, country="US",
+                              filters=SearchFilters(), affinity=affinity, plays=plays, limit=20)  # fmt: skip
+        latencies.append(time.perf_counter() - t0)
+        hits += bool(found)
+    p50, p99, worst = percentiles(latencies)
+    state.engine.dispose()
+    return {"titles": len(snapshot), "queries": len(queries), "with_hits": hits, "p50": p50, "p99": p99,
+            "max": worst, "startup_s": build_s}  # fmt: skip
+
+
+def model_server_main(home: Path, port: int) -> None:
+    """A stand-in model server: popularity re-ranked by the profile's genres from the exported history."""
+    import pandas as pd
+    import uvicorn
+    from fastapi import FastAPI
+
+    from core.lake import Lake
+    from serving.contract import RecommendRequest, RecommendResponse, ScoredTitle, SimilarRequest, SimilarResponse
+
+    lake = Lake(home / "lake")
+    titles = lake.read("titles", ["title_id", "genres", "maturity_level"])
+    genres = dict(zip(titles["title_id"], titles["genres"].map(list), strict=True))
+    levels = dict(zip(titles["title_id"], titles["maturity_level"], strict=True))
+    cache: dict[str, Any] = {"at": 0.0, "history": {}, "popular": []}
+
+    def refresh() -> None:
+        if time.monotonic() - cache["at"] < 2:
+            return
+        events = lake.read_or_empty("watch_events", ["profile_id", "title_id"])
+        events["title_id"] = events["title_id"].str.split("-s").str[0]
+        cache["history"] = events.groupby("profile_id")["title_id"].apply(list).to_dict()
+        cache["popular"] = list(events["title_id"].value_counts().index[:2000])
+        cache["at"] = time.monotonic()
+
+    app = FastAPI()
+
+    @app.post("/recommend")
+    def recommend(body: RecommendRequest) -> RecommendResponse:
+        refresh()
+        liked: dict[str, int] = {}
+        for title_id in cache["history"].get(body.profile_id, []):
+            for genre in genres.get(title_id, []):
+                liked[genre] = liked.get(genre, 0) + 1
+        skip = set(body.exclude)
+        level = 3 if body.maturity_level is None else body.maturity_level
+        scored = [
+            (t, sum(liked.get(g, 0) for g in genres.get(t, [])) + 1.0 / (rank + 1))
+            for rank, t in enumerate(cache["popular"][:500])
+            if t not in skip and levels.get(t, 3) <= level
+        ]
+        scored.sort(key=lambda p: -p[1])
+        items = [ScoredTitle(title_id=t, score=float(s)) for t, s in scored[: body.k]]
+        return RecommendResponse(items=items, model_version="bench-stand-in", source="model")
+
+    @app.post("/similar")
+    def similar(body: SimilarRequest) -> SimilarResponse:
+        refresh()
+        seed = set(genres.get(body.title_id, []))
+        found = [t for t in cache["popular"][:500] if t != body.title_id and seed & set(genres.get(t, []))]
+        items = [ScoredTitle(title_id=t, score=1.0 / (i + 1)) for i, t in enumerate(found[: body.k])]
+        return SimilarResponse(items=items, model_version="bench-stand-in")
+
+    del pd
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, path: str = "/readyz") -> None:
+    """Poll until the server answers 200 (or fail with its output)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            if httpx.get(url + path, timeout=1).status_code in (200, 404, 405):
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise SystemExit(f"{what} did not start in 120 s")
+
+
+def setup_users(api: str, accounts: int, seed: int, catalog_ids: list[str]) -> list[tuple[dict[str, str], str]]:
+    """Accounts with two profiles each (one kids), each with a few watch events."""
+    rng = random.Random(seed)
+    users = []
+    with httpx.Client(base_url=api, timeout=30) as http:
+        for a in range(accounts):
+            email = f"bench{a}@example.com"
+            http.post("/v1/auth/signup", json={"email": email, "password": "bench password", "plan": "premium"})
+            token = http.post("/v1/auth/token", data={"username": email, "password": "bench password"})
+            token.raise_for_status()
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            for p, kids in enumerate((False, True)):
+                profile = http.post("/v1/profiles", json={"name": f"p{p}", "is_kids": kids}, headers=headers)
+                profile.raise_for_status()
+                profile_id = profile.json()["profile_id"]
+                for e, title_id in enumerate(rng.sample(catalog_ids, 6)):
+                    body = {
+                        "event_id": f"{profile_id}-{e}",
+                        "title_id": title_id,
+                        "position_s": 500,
+                        "duration_s": 1000,
+                    }
+                    http.post(f"/v1/profiles/{profile_id}/events", json=body, headers=headers)
+                users.append((headers, profile_id))
+    return users
+
+
+async def open_loop(api: str, rate: float, seconds: float, make_request: Any) -> dict[str, Any]:
+    """Send ``rate`` requests per second for ``seconds``; latency from the scheduled send time."""
+    total = int(rate * seconds)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sources: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=api, timeout=10, limits=limits) as http:
+
+        async def one(i: int, scheduled: float) -> None:
+            method_path, params, headers = make_request(i)
+            try:
+                response = await http.get(method_path, params=params, headers=headers)
+                status = response.status_code
+                if status == 200 and method_path.endswith("/home"):
+                    source = response.json()["source"]
+                    sources[source] = sources.get(source, 0) + 1
+            except httpx.HTTPError:
+                status = 0
+            latencies.append(time.perf_counter() - scheduled)
+            statuses[status] = statuses.get(status, 0) + 1
+
+        start = time.perf_counter() + 0.1
+        tasks = []
+        for i in range(total):
+            scheduled = start + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        sent_s = time.perf_counter() - start
+        await asyncio.gather(*tasks)
+    p50, p99, worst = percentiles(latencies)
+    return {"requests": total, "achieved_rate": total / sent_s, "p50": p50, "p99": p99, "max": worst,
+            "statuses": statuses, "sources": sources}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="duration of each load phase")
+    parser.add_argument("--accounts", type=int, default=40, help="accounts (two profiles each) for the load")
+    parser.add_argument("--events", type=int, default=100_000, help="synthetic watch events in the lake")
+    parser.add_argument("--serving-url", default=None, help="a running model server (default: start a stand-in)")
+    parser.add_argument("--netflix", type=Path, default=NETFLIX)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--model-server-only", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model_server_only is not None:
+        model_server_main(args.model_server_only, args.port)
+        return
+    if not args.netflix.exists():
+        raise SystemExit(f"the Netflix catalog is missing at {args.netflix}; pass --netflix PATH")
+
+    with tempfile.TemporaryDirectory(prefix="marquee-bench-api-") as tmp:
+        home = Path(tmp) / "ws"
+        print(f"loading {args.netflix.name} and {args.events:,} synthetic events...", file=sys.stderr, flush=True)
+        fill_workspace(home, args.netflix, args.events, args.seed)
+        search = bench_search(home, args.seed)
+        print("\n## Search, in-process (embedded index, filters, re-ranking)\n")
+        print("| titles | queries | with hits | p50 ms | p99 ms | max ms | index build + start-up s |")
+        print("|---|---|---|---|---|---|---|")
+        print(f"| {search['titles']:,} | {search['queries']} | {search['with_hits']} | {search['p50']:.2f} | "
+              f"{search['p99']:.2f} | {search['max']:.2f} | {search['startup_s']:.1f} |", flush=True)  # fmt: skip
+
+        env = {**os.environ, "MARQUEE_HOME": str(home), "MARQUEE_LOG_LEVEL": "WARNING"}
+        processes: list[subprocess.Popen[bytes]] = []
+        try:
+            serving_url = args.serving_url
+            if serving_url is None:
+                port = free_port()
+                serving_url = f"http://127.0.0.1:{port}"
+                processes.append(subprocess.Popen(
+                    [sys.executable, __file__, "--model-server-only", str(home), "--port", str(port)], env=env
+                ))  # fmt: skip
+                wait_ready(serving_url, processes[-1], "model server stand-in", "/docs")
+            api_port = free_port()
+            api = f"http://127.0.0.1:{api_port}"
+            env["MARQUEE_SERVING_URL"] = serving_url
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "marquee", "serve", "api", "--port", str(api_port), "--export-every", "1"],
+                env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+            ))  # fmt: skip
+            wait_ready(api, processes[-1], "marquee serve api")
+            from core.lake import Lake
+
+            catalog_ids = list(Lake(home / "lake").read("titles", ["title_id"])["title_id"])
+            print(f"creating {args.accounts} accounts with histories...", file=sys.stderr, flush=True)
+            users = setup_users(api, args.accounts, args.seed, catalog_ids)
+            print("load phases...", file=sys.stderr, flush=True)
+            time.sleep(3)  # let the API export the new events and the model server re-read them
+
+            def home_request(i: int) -> tuple[str, dict[str, str], dict[str, str]]:
+                headers, profile_id = users[i % len(users)]
+                return f"/v1/profiles/{profile_id}/home", {"device": "tv"}, headers
+
+            def manifest_request(i: int) -> tuple[str, dict[str, str], dict[str, str]]:
+                headers, profile_id = users[(i * 2) % len(users)]  # adult profiles
+                title_id = catalog_ids[(i * 7919) % len(catalog_ids)]
+                return f"/v1/playback/{title_id}/manifest", {"profile_id": profile_id, "device": "tv"}, headers
+
+            asyncio.run(open_loop(api, args.rate, 3, home_request))  # warm-up
+            results = {
+                "home rows": asyncio.run(open_loop(api, args.rate, args.seconds, home_request)),
+                "manifest": asyncio.run(open_loop(api, args.rate, args.seconds, manifest_request)),
+            }
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=10)
+        print(f"\n## Open-loop load on loopback: {args.rate:.0f} req/s for {args.seconds:.0f} s, one uvicorn process\n")
+        print("| endpoint | requests | achieved req/s | p50 ms | p99 ms | max ms | statuses | home source |")
+        print("|---|---|---|---|---|---|---|---|")
+        for name, r in results.items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
+            sources = ", ".join(f"{k}: {v}" for k, v in sorted(r["sources"].items())) or "—"
+            print(f"| {name} | {r['requests']} | {r['achieved_rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+                  f"{r['max']:.1f} | {statuses} | {sources} |")  # fmt: skip
+        print(f"\nmodel server: {'stand-in (bench)' if args.serving_url is None else args.serving_url}")
+
+
+if __name__ == "__main__":
+    main()

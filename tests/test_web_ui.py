@@ -1,8 +1,8 @@
 """The web page, driven in headless Chromium against a real API process.
 
-A real ``uvicorn`` serves the API on a free port with a temporary workspace
-whose lake holds a small catalog; no model server runs, so the home rows come
-from the popularity fallback. The browser signs up through the page, creates a
+``marquee serve api`` (a real uvicorn process) serves the API on a free port
+with a temporary workspace whose lake holds a small catalog; no model server
+runs, so the home rows come from the popularity fallback. The browser signs up through the page, creates a
 profile, checks the rows, searches as it types, opens a title and presses Play,
 which must show the HLS manifest. A screenshot is saved under ``tmp_path``.
 
@@ -134,14 +134,9 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     env.pop("MARQUEE_DATABASE_URL", None)
     log = (home / "api.log").open("w")
-    # A real uvicorn process, as `marquee serve api` runs it; settings come from the environment.
-    launch = (
-        "import uvicorn; from catalog_api.app import create_app; from core.settings import Settings; "
-        f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", launch], cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-    )
+    # `marquee serve api`: the command a person runs, a real uvicorn process; settings come from the environment.
+    command = [sys.executable, "-m", "marquee.cli", "serve", "api", "--port", str(port), "--export-every", "0"]
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

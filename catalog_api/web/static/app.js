@@ -19,12 +19,21 @@
   const state = {
     token: sessionStorage.getItem(TOKEN_KEY),
     refreshToken: sessionStorage.getItem(REFRESH_KEY),
-    profile: JSON.parse(sessionStorage.getItem(PROFILE_KEY) || "null"),
+    profile: storedProfile(),
     signup: false,
     previousView: "home-view",
     searchSeq: 0,
     searchTimer: null,
   };
+
+  /** The profile picked earlier in this tab, or null (also when the stored value is unreadable). */
+  function storedProfile() {
+    try {
+      return JSON.parse(sessionStorage.getItem(PROFILE_KEY) || "null");
+    } catch {
+      return null;
+    }
+  }
 
   // ---------------------------------------------------------------- HTTP
 
@@ -68,7 +77,12 @@
     } else if (form !== undefined) {
       body = new URLSearchParams(form);
     }
-    const response = await fetch(API + path, { method, headers, body });
+    let response;
+    try {
+      response = await fetch(API + path, { method, headers, body });
+    } catch {
+      throw new ApiError(0, "cannot reach the Marquee API; check your connection or that the API is running");
+    }
     const type = response.headers.get("content-type") || "";
     const payload = type.includes("json") ? await response.json().catch(() => null) : await response.text();
     if (!response.ok) {

@@ -20,7 +20,6 @@ Usage: ``python bench/bench_api.py [--rate 200] [--seconds 20] [--serving-url UR
 Prints tables; exits non-zero only when something could not run.
 """
 
-from __future__ import annotations
 
 import argparse
 import asyncio

@@ -15,6 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
@@ -58,10 +59,17 @@ class SearchIndex:
                     current = postings[word][title.title_id]
                     postings[word][title.title_id] = max(current, weight)
         n_docs = max(1, len(snapshot.titles))
-        self._postings: dict[str, dict[str, float]] = {}
+        self._doc_ids = sorted(snapshot.titles)
+        position = {doc: i for i, doc in enumerate(self._doc_ids)}
+        # Postings as arrays (doc index int32, weight x idf float32): a query word costs a few
+        # vectorised operations over at most the whole catalog, however common the word.
+        self._postings: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         for word, docs in postings.items():
             idf = math.log(1.0 + (n_docs - len(docs) + 0.5) / (len(docs) + 0.5))
-            self._postings[word] = {doc: weight * idf for doc, weight in docs.items()}
+            self._postings[word] = (
+                np.fromiter((position[d] for d in docs), dtype=np.int32, count=len(docs)),
+                np.fromiter((w * idf for w in docs.values()), dtype=np.float32, count=len(docs)),
+            )
         self._vocabulary = sorted(self._postings)
         self._by_length: dict[int, list[str]] = defaultdict(list)
         for word in self._vocabulary:
@@ -104,22 +112,26 @@ class SearchIndex:
     def search(self, query: str, limit: int = 1000) -> list[SearchHit]:
         """Titles matching ``query``, best first (unfiltered; callers apply maturity and region)."""
         words = tokens(query) or tokens(query, keep_stopwords=True)
-        if not words:
+        if not words or not self._doc_ids:
             return []
-        totals: dict[str, float] = defaultdict(float)
-        matched: dict[str, int] = defaultdict(int)
+        n_docs = len(self._doc_ids)
+        totals = np.zeros(n_docs, dtype=np.float32)
+        matched = np.zeros(n_docs, dtype=np.int16)
         for position, word in enumerate(words):
-            best: dict[str, float] = {}
+            best = np.zeros(n_docs, dtype=np.float32)
             typing = position == len(words) - 1
             for match, quality in self.expand(word, typing=typing).items():
-                for doc, weight in self._postings[match].items():
-                    score = weight * quality
-                    if score > best.get(doc, 0.0):
-                        best[doc] = score
-            for doc, score in best.items():
-                totals[doc] += score
-                matched[doc] += 1
-        n_words = len(words)
-        hits = [SearchHit(doc, score * (matched[doc] / n_words) ** 2) for doc, score in totals.items()]
+                docs, weights = self._postings[match]
+                best[docs] = np.maximum(best[docs], weights * quality)
+            totals += best
+            matched += best > 0
+        found = np.flatnonzero(totals)
+        if not found.size:
+            return []
+        scores = totals[found] * (matched[found] / len(words)) ** 2
+        if found.size > limit:
+            keep = np.argpartition(-scores, limit - 1)[:limit]
+            found, scores = found[keep], scores[keep]
+        hits = [SearchHit(self._doc_ids[i], float(score)) for i, score in zip(found, scores, strict=True)]
         hits.sort(key=lambda h: (-h.score, h.title_id))
-        return hits[:limit]
+        return hits

@@ -7,6 +7,7 @@ baseline, not the model for a large catalog.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -18,6 +19,19 @@ from models.history import Histories
 from models.scoring import ItemScorer, UserContext, user_matrix
 
 MAX_ITEMS = 30_000
+
+#: (data fingerprint, λ) → B. Tuning the half-life refits with the same λ on the same data;
+#: this keeps those refits from paying the O(items³) inversion again. Small on purpose.
+_B_CACHE: dict[tuple[str, float], npt.NDArray[np.float32]] = {}
+_B_CACHE_SIZE = 3
+
+
+def _fingerprint(hist: Histories) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (hist.indptr, hist.item_idx):
+        digest.update(np.ascontiguousarray(array).tobytes())
+    digest.update(str(hist.n_items).encode())
+    return digest.hexdigest()
 
 
 def interaction_matrix(hist: Histories, binary: bool = True) -> sp.csr_matrix:
@@ -45,6 +59,10 @@ class EASE(ItemScorer):
     def _fit(self, hist: Histories, **context: Any) -> None:
         if hist.n_items > MAX_ITEMS:
             raise ValueError(f"EASE needs a dense items² matrix; {hist.n_items} items is more than {MAX_ITEMS}")
+        key = (_fingerprint(hist), float(self.lam))
+        if key in _B_CACHE:
+            self._B = _B_CACHE[key]
+            return
         X = interaction_matrix(hist)
         G = (X.T @ X).toarray().astype(np.float64)
         G[np.diag_indices_from(G)] += self.lam
@@ -52,6 +70,9 @@ class EASE(ItemScorer):
         B = P / (-np.diag(P))
         B[np.diag_indices_from(B)] = 0.0
         self._B = B.astype(np.float32)
+        if len(_B_CACHE) >= _B_CACHE_SIZE:
+            _B_CACHE.pop(next(iter(_B_CACHE)))
+        _B_CACHE[key] = self._B
 
     def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
         return user_matrix(users, self.history.n_items, self.half_life) @ self._B  # type: ignore[no-any-return]

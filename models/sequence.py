@@ -96,6 +96,9 @@ class SequenceKNN(ItemScorer):
         knn_weight: float = 1.0,
         time_weight: float = 0.0,
         time_tau_days: float = 30.0,
+        reverse_weight: float = 0.0,
+        pop_exponent: float = 0.0,
+        row_exponent: float = 0.0,
     ) -> None:
         super().__init__(
             window=window,
@@ -107,6 +110,9 @@ class SequenceKNN(ItemScorer):
             knn_weight=knn_weight,
             time_weight=time_weight,
             time_tau_days=time_tau_days,
+            reverse_weight=reverse_weight,
+            pop_exponent=pop_exponent,
+            row_exponent=row_exponent,
         )
         self.window = int(window)
         self.step_decay = float(step_decay)
@@ -117,13 +123,25 @@ class SequenceKNN(ItemScorer):
         self.knn_weight = float(knn_weight)
         self.time_weight = float(time_weight)
         self.time_tau_days = float(time_tau_days)
+        self.reverse_weight = float(reverse_weight)
+        self.pop_exponent = float(pop_exponent)
+        self.row_exponent = float(row_exponent)
         self._trans = sp.csr_matrix((0, 0), dtype=np.float32)
         self._sim = sp.csr_matrix((0, 0), dtype=np.float32)
         self._days = sp.csr_matrix((0, 0), dtype=np.float32)
         self._first_day = 0
 
     def _fit(self, hist: Histories, **context: Any) -> None:
-        self._trans = transition_matrix(hist, self.window, self.step_decay)
+        trans = transition_matrix(hist, self.window, self.step_decay)
+        if self.reverse_weight > 0:
+            trans = trans + self.reverse_weight * trans.T
+        if self.pop_exponent > 0:
+            pop = np.maximum(np.bincount(hist.item_idx, minlength=hist.n_items), 1).astype(np.float32)
+            trans = trans @ sp.diags(pop**-self.pop_exponent)
+        if self.row_exponent > 0:
+            rows = np.maximum(np.asarray(trans.sum(axis=1)).ravel(), 1e-6)
+            trans = sp.diags(rows**-self.row_exponent) @ trans
+        self._trans = sp.csr_matrix(trans, dtype=np.float32)
         self._sim = (
             cosine_neighbours(hist, self.neighbours)
             if self.knn_weight > 0

@@ -25,7 +25,7 @@ SEEN = 3
 FAST: dict[str, dict[str, Any]] = {
     "als": {"factors": 2, "iterations": 20, "regularization": 0.1},  # the checkerboard has rank 2
     "lightfm": {"no_components": 4, "epochs": 10},
-    "sasrec": {"epochs": 30, "max_len": 8, "dims": 16},
+    "sasrec": {"epochs": 30, "max_len": 8, "dims": 16, "blocks": 1, "batch_size": 16, "learning_rate": 0.01},
     "ease": {"lam": 10.0},
     "recency_ease": {"lam": 10.0},
 }
@@ -173,7 +173,7 @@ def test_similar_items(name: str, world: tuple[Interactions, dict[str, set[str]]
 
 
 def test_unknown_model_name_lists_the_known_ones() -> None:
-    with pytest.raises(ValueError, match="unknown model 'nope'.*seqknn"):
+    with pytest.raises(ValueError, match=r"unknown model 'nope'.*seqknn"):
         model_class("nope")
 
 

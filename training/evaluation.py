@@ -51,8 +51,41 @@ def check_model_names(names: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def fit_model(name: str, params: Mapping[str, Any], train: pd.DataFrame, seed: int = 0) -> CandidateGenerator:
-    """Build the registered model ``name`` with ``params`` and fit it on ``train`` (a protocol frame)."""
+def title_features(titles: pd.DataFrame) -> dict[str, list[str]]:
+    """title_id → feature tokens (genres, maturity, decade, cast, director, tags) from a lake ``titles`` frame."""
+    from models.lightfm_hybrid import title_tokens
+
+    def listed(row: Mapping[str, Any], column: str) -> list[str]:
+        value = row.get(column)
+        return [str(v) for v in value] if value is not None and not isinstance(value, str | float) else []
+
+    out: dict[str, list[str]] = {}
+    for row in titles.to_dict("records"):
+        year = row.get("release_year")
+        maturity = row.get("maturity_level")
+        out[str(row["title_id"])] = title_tokens(
+            genres=listed(row, "genres"),
+            maturity_level=None if maturity is None or pd.isna(maturity) else int(maturity),
+            release_year=None if year is None or pd.isna(year) else int(year),
+            cast=listed(row, "cast"),
+            director=listed(row, "director"),
+            tags=listed(row, "tags"),
+        )
+    return out
+
+
+def fit_model(
+    name: str,
+    params: Mapping[str, Any],
+    train: pd.DataFrame,
+    seed: int = 0,
+    item_features: Mapping[str, Sequence[str]] | None = None,
+) -> CandidateGenerator:
+    """Build the registered model ``name`` with ``params`` and fit it on ``train`` (a protocol frame).
+
+    ``item_features`` (title_id → tokens) reach the models that use them; only train
+    titles are passed, so the catalog every model ranks stays the protocol's.
+    """
     cls = model_class(name)
     kwargs = dict(params)
     if "seed" in cls.__init__.__code__.co_varnames:
@@ -60,7 +93,11 @@ def fit_model(name: str, params: Mapping[str, Any], train: pd.DataFrame, seed: i
     model = cls(**kwargs)
     if not isinstance(model, CandidateGenerator):
         raise InvalidInputError(f"model {name!r} is a ranker, not a candidate generator; it cannot rank alone")
-    return model.fit(to_interactions(train))
+    context: dict[str, Any] = {}
+    if item_features:
+        known = set(train["item_id"].unique())
+        context["item_features"] = {k: list(v) for k, v in item_features.items() if k in known}
+    return model.fit(to_interactions(train), **context)
 
 
 def rank_users(model: CandidateGenerator, users: Sequence[str], n: int = 20) -> dict[str, list[str]]:
@@ -87,7 +124,14 @@ def score_split(model: CandidateGenerator, split: Split) -> dict[str, float]:
     )
 
 
-def evaluate_model(name: str, split: Split, *, tune: bool = True, seed: int = 0) -> dict[str, Any]:
+def evaluate_model(
+    name: str,
+    split: Split,
+    *,
+    tune: bool = True,
+    seed: int = 0,
+    item_features: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Any]:
     """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test."""
     params: dict[str, Any] = {}
     tuning_seconds = 0.0
@@ -96,20 +140,20 @@ def evaluate_model(name: str, split: Split, *, tune: bool = True, seed: int = 0)
         started = time.perf_counter()
 
         def objective(p: Mapping[str, Any], val: Split) -> float:
-            return score_split(fit_model(name, p, val.train, seed), val)["ndcg@10"]
+            return score_split(fit_model(name, p, val.train, seed, item_features), val)["ndcg@10"]
 
         result = tune_on_validation(objective, split.train, space)
         params = result.params
         tuning_seconds = time.perf_counter() - started
     started = time.perf_counter()
-    model = fit_model(name, params, split.train, seed)
+    model = fit_model(name, params, split.train, seed, item_features)
     fit_seconds = time.perf_counter() - started
     metrics = score_split(model, split)
     return {
         **{k: round(v, 4) for k, v in metrics.items()},
         "fit_seconds": round(fit_seconds, 2),
         "tuning_seconds": round(tuning_seconds, 1),
-        "params": params,
+        "params": {k: v for k, v in getattr(model, "params", params).items() if k != "seed"},
     }
 
 
@@ -121,6 +165,7 @@ def evaluate_models(
     tune: bool = True,
     seed: int = 0,
     progress: bool = True,
+    item_features: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """The whole protocol on one dataset; the report ``marquee evaluate`` writes.
 
@@ -131,6 +176,7 @@ def evaluate_models(
         tune: tune hyper-parameters on validation (off: defaults, for quick checks).
         seed: seed of the models that draw random numbers.
         progress: show a progress bar.
+        item_features: title_id → feature tokens for hybrid models (``title_features``).
 
     Returns:
         ``{"protocol", "dataset", "split", "models": {name: metrics}, "best", "best_baseline", "ratio"}``.
@@ -141,7 +187,7 @@ def evaluate_models(
     report: dict[str, Any] = {"protocol": PROTOCOL, "dataset": dataset, "split": split.describe(), "models": {}}
     for name in tqdm(names, desc="models", disable=not progress):
         logger.info("evaluating %s", name)
-        report["models"][name] = evaluate_model(name, split, tune=tune, seed=seed)
+        report["models"][name] = evaluate_model(name, split, tune=tune, seed=seed, item_features=item_features)
     results = report["models"]
     best = max(results, key=lambda n: results[n]["ndcg@10"])
     baseline = max((n for n in results if n in BASELINES), key=lambda n: results[n]["ndcg@10"])

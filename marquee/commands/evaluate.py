@@ -42,8 +42,8 @@ def evaluate(
         raise InvalidInputError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
     chosen = [m.strip() for m in models.split(",") if m.strip()] or list(DEFAULT_MODELS)
     check_model_names(chosen)
-    interactions, dataset = _load(name, path)
-    report = evaluate_models(interactions, chosen, dataset=dataset, tune=tune, seed=seed)
+    interactions, features, dataset = _load(name, path)
+    report = evaluate_models(interactions, chosen, dataset=dataset, tune=tune, seed=seed, item_features=features)
     typer.echo(f"{report['protocol']} on {dataset}: {report['split']}")
     typer.echo(format_table(report))
     typer.echo(f"best: {report['best']} — {report['ratio']:.3f} × the best baseline ({report['best_baseline']})")
@@ -53,8 +53,9 @@ def evaluate(
         typer.echo(f"report written to {out}")
 
 
-def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, str]:
-    """Interactions of the dataset (protocol frame) and a name for the report."""
+def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]], str]:
+    """Interactions of the dataset (protocol frame), title feature tokens, and a name for the report."""
+    from training.evaluation import title_features
     from training.protocol import interactions_from_events
 
     if fmt == "lake":
@@ -65,10 +66,10 @@ def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, str]:
         events = lake.read_or_empty("watch_events")
         if events.empty:
             raise InvalidInputError("the workspace lake has no watch events; load a dataset first (marquee data ...)")
-        return interactions_from_events(events), "lake"
+        return interactions_from_events(events), title_features(lake.read_or_empty("titles")), "lake"
     if not path.exists():
         raise InvalidInputError(f"{path} does not exist; give the dataset's folder or file")
     from features.ingest import read_dataset
 
     frames = read_dataset(fmt, path)
-    return interactions_from_events(frames.watch_events), f"{fmt}:{path.name}"
+    return interactions_from_events(frames.watch_events), title_features(frames.titles), f"{fmt}:{path.name}"

@@ -3,7 +3,9 @@
 What it does, on a fresh temporary workspace:
 
 1. builds a synthetic catalog of 10,000 titles and 5,000 profiles with histories,
-   fits popularity + implicit ALS with 64 factors, registers them as champion;
+   fits popularity + implicit ALS with 64 factors and a neural ranker on their
+   candidate columns, registers the bundle as champion (online Feast features are
+   left out here: the feature store has its own benchmark);
 2. times the in-process pipeline (candidates → features → ranking → filters) for k=10;
 3. starts two real servers side by side: an echo BentoML service (the framework's
    floor) and ``serving.service:MarqueeRecommender``;
@@ -41,7 +43,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from core.lake import Lake  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from models.base import Interactions  # noqa: E402
+from features.ranking_frame import candidate_columns  # noqa: E402
+from models.base import CandidateGenerator, Interactions, Ranker  # noqa: E402
 from models.bundle import ModelBundle  # noqa: E402
 from models.registry import model_class  # noqa: E402
 
@@ -154,7 +157,10 @@ def train_and_register(settings: Settings, tmp: Path, factors: int) -> str:
     elapsed = time.perf_counter() - started
     print(f"fitted popularity + ALS({factors} factors) on {len(events):,} events in {elapsed:.1f}s")
     candidates = {"popularity": popularity, "als": als}
-    bundle = ModelBundle(candidates=candidates, metadata={"primary_candidate": "als"})  # type: ignore[arg-type]
+    columns = candidate_columns(list(candidates))
+    ranker = fit_ranker(events, candidates, columns)  # type: ignore[arg-type]
+    metadata = {"primary_candidate": "als", "ranker_columns": columns, "ranker_used": True, "candidate_k": 50}
+    bundle = ModelBundle(candidates=candidates, ranker=ranker, metadata=metadata)  # type: ignore[arg-type]
     folder = bundle.save(tmp / "bundle")
     client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
     client.create_registered_model(settings.registered_model)
@@ -166,6 +172,33 @@ def train_and_register(settings: Settings, tmp: Path, factors: int) -> str:
     )
     client.set_registered_model_alias(settings.registered_model, "champion", version.version)
     return str(version.version)
+
+
+def fit_ranker(events: pd.DataFrame, candidates: dict[str, CandidateGenerator], columns: list[str]) -> Ranker:
+    """A neural ranker on the candidate columns, taught to find each profile's held-out last watch."""
+    from models.ranker import NeuralRanker
+    from serving.ranking import ranking_matrix
+
+    started = time.perf_counter()
+    ordered = events.sort_values(["profile_id", "ts"])
+    blocks, groups, labels = [], [], []
+    for g, (_, titles) in enumerate(ordered.groupby("profile_id")["title_id"]):
+        if g == 1000:
+            break
+        history, target = titles.tolist()[:-1], titles.tolist()[-1]
+        lists = {}
+        for role, model in candidates.items():
+            rec = model.recommend("", 50, history=history)
+            lists[role] = (rec.item_ids.tolist(), rec.scores.tolist())
+        title_ids = list(dict.fromkeys(t for ids, _ in lists.values() for t in ids))
+        blocks.append(ranking_matrix(columns, title_ids, lists, {}, {}))
+        groups += [g] * len(title_ids)
+        labels += [float(t == target) for t in title_ids]
+    ranker = NeuralRanker(epochs=3, seed=0).fit(
+        np.vstack(blocks), np.array(groups, dtype=np.int64), np.array(labels, dtype=np.float32), columns
+    )
+    print(f"fitted the neural ranker on {len(labels):,} candidate rows in {time.perf_counter() - started:.1f}s")
+    return ranker
 
 
 # ----------------------------------------------------------------- in-process
@@ -230,7 +263,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[str]:
+def server(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[tuple[str, int]]:
     """``bentoml serve target`` on a free port until ready; killed (whole process group) at exit."""
     import httpx
 
@@ -259,7 +292,7 @@ def server(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[s
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"{target} not ready in 180s:\n{log.read_text()[-2000:]}")
                 time.sleep(0.3)
-            yield base
+            yield base, process.pid
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             try:
@@ -333,6 +366,69 @@ def drive_httpx(url: str, profile_ids: list[str], concurrency: int, duration: in
     return asyncio.run(run())
 
 
+#: What each part of the server's time is, by the function or file a stack passes through.
+PROFILE_BUCKETS = {
+    "whole request (BentoML + Starlette + uvicorn)": "request_response",
+    "  our API method (service.py)": "MarqueeRecommender.recommend",
+    "    pipeline: candidates (model recommend calls)": "RecommendationPipeline._generate",
+    "    pipeline: ranking matrix (serving/ranking.py)": "ranking_matrix",
+    "    pipeline: ranker (torch MLP)": "NeuralRanker.score",
+    "    pipeline: business filters": "RecommendationPipeline._take",
+    "  response model building (pydantic)": "_items (",
+    "  JSON response out (serialization + send)": "IterableResponse.__call__",
+    "  request body parse + validation": "from_http_request",
+}
+
+
+def profile_server(server_pid: int, url: str, profile_ids: list[str], tmp: Path, seconds: int = 8) -> dict[str, float]:
+    """py-spy the model server's worker under wrk load; share of samples per bucket."""
+    import psutil
+
+    workers = psutil.Process(server_pid).children(recursive=True)
+    if not workers:
+        return {}
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    script = tmp / "post.lua"
+    script.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in profile_ids))
+    load = subprocess.Popen(
+        ["wrk", "-t1", "-c16", f"-d{seconds + 3}s", "-s", str(script), url], stdout=subprocess.DEVNULL
+    )
+    time.sleep(1)
+    raw = tmp / "spy.txt"
+    result = subprocess.run(
+        [
+            spy,
+            "record",
+            "-p",
+            str(workers[0].pid),
+            "-d",
+            str(seconds),
+            "-r",
+            "200",
+            "--format",
+            "raw",
+            "-o",
+            str(raw),
+            "--nonblocking",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    load.wait()
+    if result.returncode != 0 or not raw.exists():
+        print(f"(py-spy failed: {result.stderr.strip()[-300:]})")
+        return {}
+    counts = dict.fromkeys(PROFILE_BUCKETS, 0)
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        total += int(n)
+        for label, needle in PROFILE_BUCKETS.items():
+            if needle in stack:
+                counts[label] += int(n)
+    return {label: c / total for label, c in counts.items()} if total else {}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--titles", type=int, default=10_000)
@@ -366,9 +462,10 @@ def main() -> None:
         use_wrk = shutil.which("wrk") is not None
         sample = profile_ids[:2000]
         rows: list[dict[str, object]] = []
+        breakdown: dict[str, float] = {}
         with (
-            server("echo_service:Echo", tmp / "echo", env, tmp / "echo.log") as echo_url,
-            server("serving.service:MarqueeRecommender", REPO_ROOT, env, tmp / "marquee.log") as marquee_url,
+            server("echo_service:Echo", tmp / "echo", env, tmp / "echo.log") as (echo_url, _),
+            server("serving.service:MarqueeRecommender", REPO_ROOT, env, tmp / "marquee.log") as (marquee_url, pid),
         ):
             for name, url in (("echo", f"{echo_url}/echo"), ("recommend", f"{marquee_url}/recommend")):
                 for concurrency in (1, 16):
@@ -378,8 +475,12 @@ def main() -> None:
                     else:
                         result = drive_httpx(url, sample, concurrency, args.duration)
                     rows.append({"service": name, "concurrency": concurrency, **result})
+            if use_wrk and (shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")):
+                breakdown = profile_server(pid, f"{marquee_url}/recommend", sample, tmp)
 
-        print(f"\nmodel version {version}: popularity + ALS({args.factors}), {args.titles:,} titles, k=10")
+        print(
+            f"\nmodel version {version}: popularity + ALS({args.factors}) + neural ranker, {args.titles:,} titles, k=10"
+        )
         print(f"load generator: {'wrk' if use_wrk else 'httpx (wrk not found)'}, {args.duration}s per run, loopback")
         print(f"model server workers: {args.workers}; CPU cores: {os.cpu_count()}\n")
         print("| service | concurrency | p50 ms | p99 ms | req/s | errors |")
@@ -398,6 +499,10 @@ def main() -> None:
             f"({inproc['model_share']:.0%} personal); unknown-profile fallback p50 {inproc['fallback_p50_ms']:.3f} ms; "
             f"model load {inproc['load_s']:.1f}s"
         )
+        if breakdown:
+            print("\nwhere a /recommend request's server CPU goes (py-spy, concurrency 16, share of samples):")
+            for label, share in breakdown.items():
+                print(f"  {share:6.1%}  {label}")
         if args.json:
             args.json.write_text(json.dumps({"http": rows, "in_process": inproc}, indent=2))
     finally:

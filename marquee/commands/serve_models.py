@@ -53,6 +53,7 @@ def register(group: typer.Typer) -> None:
                 "MARQUEE_SERVING_MAX_CONCURRENCY": str(max_concurrency),
                 "MARQUEE_SERVING_POLL_S": str(poll),
                 "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
+                "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
                 "BENTOML_DO_NOT_TRACK": "True",
             }
         )

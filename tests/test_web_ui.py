@@ -273,6 +273,10 @@ def test_rows_search_title_and_playback(page: Any, api_url: str, tmp_path: Path)
     # home page now leads with Continue Watching holding the title we started.
     page.get_by_test_id("title-back").click()
     page.get_by_test_id("search-view").wait_for(state="visible")
+    # Escape in the search box clears it and returns home.
+    page.get_by_test_id("search-input").press("Escape")
+    page.get_by_test_id("home-view").wait_for(state="visible")
+    assert page.get_by_test_id("search-input").input_value() == ""
     page.reload()
     page.get_by_test_id("home-view").wait_for(state="visible")
     continuing = page.locator("[data-testid=row][data-row-key=continue_watching] [data-testid=title-card]")

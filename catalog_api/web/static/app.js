@@ -540,6 +540,22 @@
     $("auth-toggle").addEventListener("click", () => setAuthMode(!state.signup));
     $("profile-form").addEventListener("submit", onProfileSubmit);
     $("search-input").addEventListener("input", onSearchInput);
+    $("search-input").addEventListener("keydown", (e) => {
+      if (e.key === "Escape") {
+        $("search-input").value = "";
+        clearTimeout(state.searchTimer);
+        state.searchSeq += 1; // an answer still in flight must not paint over home
+        showHome();
+      }
+    });
+    document.addEventListener("keydown", (e) => {
+      // "/" jumps to search, as on most video sites, unless the user is typing somewhere.
+      const typing = ["INPUT", "TEXTAREA"].includes(document.activeElement?.tagName);
+      if (e.key === "/" && !typing && !$("search-wrap").hidden) {
+        e.preventDefault();
+        $("search-input").focus();
+      }
+    });
     $("title-back").addEventListener("click", back);
     $("play-button").addEventListener("click", onPlay);
     $("switch-profile").addEventListener("click", showProfiles);

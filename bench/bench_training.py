@@ -58,9 +58,8 @@ def main() -> None:
             use_ranker=not args.no_ranker,
             progress=True,
         )
-        started = time.perf_counter()
         result = run_training(settings, config)
-        total = time.perf_counter() - started
+        total = result.wall_seconds
 
     print(
         f"\n## Training on {result.data['events']:,} synthetic events "

@@ -133,6 +133,7 @@ class TrainingResult:
     ranker_used: bool
     ranker_note: str
     timings: dict[str, float]
+    wall_seconds: float
     registration: Registration | None
     bundle_dir: Path
     data: dict[str, Any]
@@ -254,6 +255,7 @@ def choose_served(
 def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | None = None) -> TrainingResult:
     """Train candidates (+ ranker), evaluate on validation, log everything to MLflow, register, promote."""
     config.check()
+    started = time.perf_counter()
     watch = Stopwatch()
     lake = Lake(settings.workspace.lake_dir)
     with watch.stage("load"):
@@ -385,6 +387,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         ranker_used=ranker_used,
         ranker_note=note,
         timings=dict(watch.seconds),
+        wall_seconds=time.perf_counter() - started,
         registration=registration,
         bundle_dir=bundle_dir,
         data=data.describe(),
@@ -456,7 +459,7 @@ def _log_and_register(
             tracker.log_metrics(run_id, values, prefix=stage.replace("/", ".") + ".")
         served_metrics = metrics[f"holdout/{served}"]
         tracker.log_metrics(run_id, served_metrics, prefix="served.")
-        tracker.log_metrics(run_id, {f"time_{k}_s": v for k, v in watch.seconds.items()})
+        tracker.log_metrics(run_id, {f"time_{k.split(' ')[0]}_s": v for k, v in watch.seconds.items()})
         tracker.set_tags(run_id, {"ranker_note": metadata["ranker_note"], "served": served})
         for name, candidate in fitted.items():
             with tracker.run(f"candidate:{name}", parent=run_id, tags=tags) as child:

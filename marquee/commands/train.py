@@ -55,8 +55,8 @@ def train(
     for stage, values in result.metrics.items():
         typer.echo(f"{stage:<28}{values['ndcg@10']:>9.4f}{values['recall@20']:>11.4f}{values['coverage@10']:>13.3f}")
     typer.echo(result.ranker_note)
-    total = sum(result.timings.values())
-    typer.echo("time: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()) + f" (total {total:.1f}s)")
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    typer.echo(f"time: {result.wall_seconds:.1f}s wall ({stages})")
     typer.echo(f"MLflow run {result.run_id} in {settings.mlflow_uri}")
     if result.registration is not None:
         reg = result.registration

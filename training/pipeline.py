@@ -354,6 +354,8 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         "ranker_columns": ranker_columns if ranker is not None else [],
         "candidate_sources": list(config.models),
         "candidate_k": config.candidate_k,
+        # Title features (and genre_match's title genres) of an episode are its series' (lake episodes table).
+        "title_feature_key": "series_id for episodes, else title_id",
         "primary_candidate": primary,
         "ranker_used": ranker_used,
         "ranker_note": note,

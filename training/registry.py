@@ -24,7 +24,8 @@ gives serving everything. The downloaded folder holds::
 ``metadata`` keys: ``feature_service`` (Feast feature service the ranker's features
 come from), ``ranker_columns`` (ordered input columns, see ``features.ranking_frame``),
 ``candidate_sources`` (source order of the candidate columns), ``candidate_k`` (how
-many titles each source proposes), ``primary_candidate`` (the role to serve alone
+many titles each source proposes), ``title_feature_key`` (an episode candidate's title
+features and genres are its series'), ``primary_candidate`` (the role to serve alone
 when the ranker is absent or unusable), ``dataset_hash``, ``data_window``
 (``[start, end]`` ISO UTC), ``seed``, ``params`` (per model), ``validation``
 (metrics per stage), ``ranker_used`` (bool) and ``ranker_note``.

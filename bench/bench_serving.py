@@ -375,7 +375,7 @@ PROFILE_BUCKETS = {
     "    pipeline: ranker (torch MLP)": "NeuralRanker.score",
     "    pipeline: business filters": "RecommendationPipeline._take",
     "  response model building (pydantic)": "_items (",
-    "  JSON response out (serialization + send)": "IterableResponse.__call__",
+    "  response out (Response.__call__ through the middlewares)": "Response.__call__",
     "  request body parse + validation": "from_http_request",
 }
 

@@ -207,3 +207,40 @@ def test_hot_reload_moves_model_version_without_failed_requests(
     # once swapped, never back to the old version
     first_new = versions.index(new_version)
     assert set(versions[first_new:]) == {new_version}
+
+
+def test_score_api_batches_rows_through_the_champion_ranker(
+    served: tuple[TestClient, Settings], tmp_path: Path
+) -> None:
+    """After the hot-reload test: a champion with a real ranker answers /score (adaptive batching API)."""
+    import numpy as np
+
+    from models.ranker import NeuralRanker
+
+    client, env = served
+    missing = client.post("/score", json={"features": [[0.5, 0.5]]})
+    assert missing.status_code == 404 and "has no ranker" in missing.text
+
+    columns = ["cand_popularity_rrank", "cand_item_knn_rrank"]
+    rng = np.random.default_rng(1)
+    x = rng.random((800, 2), dtype=np.float32)
+    groups = np.repeat(np.arange(100), 8)
+    labels = np.zeros(800, dtype=np.float32)
+    for g in range(100):
+        labels[g * 8 + int(np.argmax(x[g * 8 : g * 8 + 8, 1]))] = 1.0  # follow item-kNN
+    bundle = world.build_bundle(metadata={"ranker_columns": columns, "ranker_used": True})
+    bundle.ranker = NeuralRanker(hidden=(8,), epochs=10, seed=0).fit(x, groups, labels, columns)
+    version = world.register(env, bundle, tmp_path)
+    wait_for(
+        lambda: client.post("/recommend", json={"profile_id": "viewer"}).json()["model_version"] == version,
+        "the ranker bundle to become champion",
+    )
+    scored = client.post("/score", json={"features": [[0.1, 0.9], [0.9, 0.1], [0.5, 0.5]]})
+    assert scored.status_code == 200, scored.text
+    values = scored.json()
+    assert len(values) == 3 and values[0] > values[1]  # it learned to follow item-kNN's rank
+    wrong = client.post("/score", json={"features": [[0.1, 0.9, 0.3]]})
+    assert wrong.status_code == 422 and "features must have shape (n, 2)" in wrong.text
+    top = client.post("/recommend", json={"profile_id": "viewer", "k": 3}).json()
+    assert top["source"] == "model" and top["model_version"] == version
+    assert not {"a1", "a2", "a3", "fr1"} & {i["title_id"] for i in top["items"]}

@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.errors import NotFoundError
-from features.store import online_version
+from features.store import online_store_errors, online_version
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -84,13 +84,17 @@ class OnlineFeatureReader:
 
     def profile_features(self, profile_id: str) -> dict[str, Any]:
         """Latest features of one profile: ``{feature name: value}`` (None when unknown)."""
-        response = self.store.get_online_features(self._profile_service, [{"profile_id": str(profile_id)}]).to_dict()
+        with online_store_errors("read profile features"):
+            response = self.store.get_online_features(
+                self._profile_service, [{"profile_id": str(profile_id)}]
+            ).to_dict()
         return {name: values[0] for name, values in response.items()}
 
     def profiles_frame(self, profile_ids: Sequence[str]) -> pd.DataFrame:
         """Latest features of several profiles, one row each in the given order."""
         rows = [{"profile_id": str(p)} for p in profile_ids]
-        return self.store.get_online_features(self._profile_service, rows).to_df()
+        with online_store_errors("read profile features"):
+            return self.store.get_online_features(self._profile_service, rows).to_df()
 
     # -- titles ---------------------------------------------------------------------------
 
@@ -132,7 +136,8 @@ class OnlineFeatureReader:
     def feast_title_features(self, title_ids: Sequence[str]) -> pd.DataFrame:
         """The same features read through Feast (no cache): for checks and benchmarks."""
         rows = [{"title_id": str(t)} for t in title_ids]
-        return self.store.get_online_features(self._title_service, rows).to_df()
+        with online_store_errors("read title features"):
+            return self.store.get_online_features(self._title_service, rows).to_df()
 
     def refresh(self) -> int:
         """Reload every title's features from the online store; return how many were loaded.

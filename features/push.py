@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,14 +21,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.errors import InvalidInputError, NotFoundError, ServiceUnavailableError
+from core.errors import InvalidInputError, NotFoundError
 from core.lake import Lake, to_arrow
 from core.tables import WATCH_EVENTS
 from features.pipelines import PipelineOptions, read_manifest
 from features.pipelines.plays import plays_from_events
 from features.pipelines.profile import genre_affinity, profile_activity
 from features.pipelines.title import title_popularity
-from features.store import bump_online_version
+from features.store import bump_online_version, online_store_errors
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -102,8 +103,6 @@ def push_watch_events(
     seconds_p = np.full(len(touched_profiles), int(as_of.timestamp()), dtype=np.int64)
     seconds_t = np.full(len(touched_titles), int(as_of.timestamp()), dtype=np.int64)
 
-    from datetime import timedelta
-
     plays = plays_from_events(combined, episodes, timedelta(seconds=options.session_gap_s))
     title_genres = {
         str(t): [str(g) for g in (gs if gs is not None else [])]
@@ -143,9 +142,7 @@ def _push(store: FeatureStore, frames: dict[str, pd.DataFrame]) -> None:
 
     from features.feast_repo.definitions import PUSH_SOURCES
 
-    try:
+    with online_store_errors("push features"):
         for view, frame in frames.items():
             if len(frame):
                 store.push(PUSH_SOURCES[view], frame, to=PushMode.ONLINE)
-    except (ConnectionError, OSError) as exc:
-        raise ServiceUnavailableError(f"cannot reach the Feast online store to push features: {exc}") from exc

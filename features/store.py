@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -85,10 +88,8 @@ def apply_definitions(store: FeatureStore) -> list[str]:
     """
     from features.feast_repo.definitions import FEAST_OBJECTS
 
-    try:
+    with online_store_errors("apply the definitions"):
         store.apply(list(FEAST_OBJECTS))
-    except (ConnectionError, OSError) as exc:
-        raise ServiceUnavailableError(f"cannot reach the Feast online store: {exc}") from exc
     bump_online_version(Path(store.repo_path))
     return sorted(s.name for s in store.list_feature_services())
 
@@ -115,20 +116,16 @@ def materialize(
         progress: show progress bars.
         engine: ``direct`` (default, fast) or ``feast`` (``FeatureStore.materialize``).
     """
-    import time
-
     started = time.perf_counter()
     repo = Path(store.repo_path)
     report = build_feature_tables(lake, repo, as_of=as_of, options=options, progress=progress)
     _, end = report.window
     end = end + timedelta(seconds=1)
-    try:
+    with online_store_errors("materialize"):
         if engine == "feast":
             store.materialize(MATERIALIZE_START.to_pydatetime(), end.to_pydatetime())
         else:
             write_latest_rows(store, end, progress=progress)
-    except (ConnectionError, OSError) as exc:
-        raise ServiceUnavailableError(f"cannot reach the Feast online store: {exc}") from exc
     bump_online_version(repo)
     return MaterializeReport(report, MATERIALIZE_START, end, time.perf_counter() - started)
 
@@ -159,6 +156,23 @@ def write_latest_rows(store: FeatureStore, end: pd.Timestamp, progress: bool = F
         written[view] = len(latest)
     logger.info("online store: wrote latest rows %s", written)
     return written
+
+
+@contextmanager
+def online_store_errors(action: str) -> Iterator[None]:
+    """Turn "cannot connect" errors of the online store (Redis, SQLite file) into ServiceUnavailableError.
+
+    redis-py's ``ConnectionError`` is not the built-in one, so both are caught.
+    """
+    import redis.exceptions
+
+    try:
+        yield
+    except (ConnectionError, OSError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise ServiceUnavailableError(
+            f"cannot reach the Feast online store to {action} ({exc}); "
+            "start it or point MARQUEE_FEAST_ONLINE at a running one"
+        ) from exc
 
 
 def online_version(repo: Path) -> str:

@@ -288,3 +288,17 @@ def test_direct_load_leaves_what_feasts_own_materialize_leaves(fresh: Built) -> 
         for column, values in columns.items():
             assert len(values) > 10
             assert all(_same(a, b) for a, b in zip(values, feast[service][column], strict=True)), (service, column)
+
+
+def test_an_unreachable_online_store_is_a_clear_error(tmp_path: Path) -> None:
+    import socket
+
+    from core.errors import ServiceUnavailableError
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(home=tmp_path / "ws", feast_online=f"redis://127.0.0.1:{port}")
+    reader = OnlineFeatureReader(open_store(settings, project=f"mqt{uuid.uuid4().hex[:10]}"))
+    with pytest.raises(ServiceUnavailableError, match="MARQUEE_FEAST_ONLINE"):
+        reader.profile_features("p1")

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from core.errors import NotFoundError
+from core.errors import InvalidInputError, NotFoundError
 from features.store import online_store_errors, online_version
 
 if TYPE_CHECKING:
@@ -55,6 +55,9 @@ class OnlineFeatureReader:
         profile_service: feature service of profile reads (default ``profile_v1``).
         title_service: feature service of title reads (default ``title_v1``).
         check_interval_s: how often title reads look for a newer materialize or push.
+        background_refresh: reload a changed title cache in a background thread and keep
+            answering from the old one meanwhile, so no request waits for a full reload
+            (the first load is always synchronous).
     """
 
     def __init__(
@@ -63,6 +66,7 @@ class OnlineFeatureReader:
         profile_service: str = "profile_v1",
         title_service: str = "title_v1",
         check_interval_s: float = 1.0,
+        background_refresh: bool = True,
     ) -> None:
         self.store = store
         self._repo = Path(store.repo_path)
@@ -75,6 +79,7 @@ class OnlineFeatureReader:
                 "run `marquee features apply`"
             ) from exc
         self.check_interval_s = check_interval_s
+        self.background_refresh = background_refresh
         self._version = ""
         self._checked = 0.0
         self._cache: _TitleCache | None = None
@@ -125,6 +130,9 @@ class OnlineFeatureReader:
         matrix = cache.matrix[positions]
         if columns is None:
             return matrix
+        unknown = [c for c in columns if c not in cache.numeric_columns]
+        if unknown:
+            raise InvalidInputError(f"unknown title feature column(s) {unknown}; known: {list(cache.numeric_columns)}")
         wanted = [cache.numeric_columns.index(c) for c in columns]
         return matrix[:, wanted]
 
@@ -169,10 +177,21 @@ class OnlineFeatureReader:
         if self._cache is not None and now - self._checked < self.check_interval_s:
             return self._cache
         self._checked = now
-        if self._cache is None or online_version(self._repo) != self._version:
+        if self._cache is None:
             self.refresh()
+        elif online_version(self._repo) != self._version:
+            if not self.background_refresh:
+                self.refresh()
+            elif not self._refresh_lock.locked():
+                threading.Thread(target=self._refresh_quietly, name="title-feature-refresh", daemon=True).start()
         assert self._cache is not None
         return self._cache
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # the old cache keeps serving; the next check tries again
+            logger.exception("online features: background title refresh failed")
 
     def _known_titles(self) -> list[str]:
         import pyarrow.parquet as pq

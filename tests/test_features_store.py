@@ -7,6 +7,7 @@ run (keys are suffixed with it) and delete their keys afterwards.
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,12 +209,19 @@ def test_reader_serves_titles_from_memory_with_the_online_values(built: Built) -
     matrix = reader.title_matrix(ids)
     assert matrix.shape == (4, len(reader.numeric_columns)) and matrix.dtype == np.float32
     assert np.isnan(matrix[2]).all() and not np.isnan(matrix[0, reader.numeric_columns.index("release_year")])
+    np.testing.assert_array_equal(
+        reader.title_matrix(ids, ["release_year"])[:, 0], matrix[:, reader.numeric_columns.index("release_year")]
+    )
+    with pytest.raises(InvalidInputError, match="genres"):
+        reader.title_matrix(ids, ["genres"])
     profile = reader.profile_features("p3")
     assert profile["plays_total"] == _latest_offline(built, "profile_activity", "profile_id").loc["p3", "plays_total"]
 
 
 def test_push_updates_the_profiles_and_titles_it_touches(fresh: Built) -> None:
-    reader = OnlineFeatureReader(fresh.store, check_interval_s=0)
+    reader = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False)
+    background = OnlineFeatureReader(fresh.store, check_interval_s=0)
+    background.title_features(["m3"])  # cache loaded before the push
     before_profile = reader.profile_features("p1")
     before_title = reader.title_features(["m3", "s0"]).set_index("title_id")
     untouched = reader.profile_features("p2")
@@ -240,6 +248,12 @@ def test_push_updates_the_profiles_and_titles_it_touches(fresh: Built) -> None:
     assert titles.loc["m3", "title_plays_total"] == before_title.loc["m3", "title_plays_total"] + 2
     assert titles.loc["s0", "title_plays_total"] == before_title.loc["s0", "title_plays_total"] + 2
     assert titles.loc["m3", "title_viewers_1d"] == 2
+    # The default reader answers from its old cache while it reloads in the background.
+    expected = titles.loc["m3", "title_plays_total"]
+    deadline = time.monotonic() + 30
+    while background.title_features(["m3"])["title_plays_total"].item() != expected:
+        assert time.monotonic() < deadline, "the background refresh never landed"
+        time.sleep(0.05)
 
 
 def test_push_refuses_bad_events_and_changes_nothing(fresh: Built) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from urllib.parse import parse_qs, quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from core.errors import ForbiddenError
 
@@ -27,13 +27,12 @@ def sign_url(base_url: str, path: str, key: str, expires: int, prefix: str | Non
     prefix = prefix or path
     if not path.startswith(prefix):
         raise ValueError(f"path {path!r} is not under the signed prefix {prefix!r}")
-    query = urlencode({"exp": expires, "pfx": prefix, "sig": _signature(key, prefix, expires)}, quote_via=quote)
-    return f"{base_url.rstrip('/')}{path}?{query}"
+    return f"{base_url.rstrip('/')}{path}?{signed_query(prefix, key, expires)}"
 
 
 def signed_query(prefix: str, key: str, expires: int) -> str:
     """Just the query string (for templates whose paths are filled in by the player)."""
-    return urlencode({"exp": expires, "pfx": prefix, "sig": _signature(key, prefix, expires)}, quote_via=quote)
+    return f"exp={expires}&pfx={quote(prefix, safe='')}&sig={_signature(key, prefix, expires)}"
 
 
 def verify_signed_url(url: str, key: str, now: float | None = None) -> str:

@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -78,6 +79,9 @@ class CatalogSnapshot:
                 reverse=True,
             )
         ]
+
+        #: Values derived from this snapshot by other modules (e.g. prebuilt row items), dropped with it.
+        self.memo: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self.titles)

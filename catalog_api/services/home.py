@@ -26,9 +26,9 @@ from catalog_api.services.affinity import genre_affinity
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 from catalog_api.services.events import ContinueEntry, LatestPosition, continue_watching
 from catalog_api.services.experiments import PageAssignment
+from catalog_api.services.exposures import ExposurePage
 from catalog_api.services.popularity import PopularityTable
 from catalog_api.state import AppState
-from core.domain import Exposure
 from core.errors import MarqueeError
 from serving.contract import RecommendRequest, RecommendResponse, SimilarRequest, SimilarResponse
 
@@ -64,7 +64,7 @@ class PageBuilder:
             if title is None or title.title_id in self.used:
                 continue
             self.used.add(title.title_id)
-            items.append(_item(title))
+            items.append(_cached_item(self.snapshot, title))
             if len(items) >= limit:
                 break
         if not items:
@@ -85,6 +85,15 @@ class PageBuilder:
             items.append(_item(title, episode_id=episode_id, position_s=entry.position_s))
         if items:
             self.rows.append(HomeRow(key="continue_watching", title="Continue Watching", items=items[: self.row_size]))
+
+
+def _cached_item(snapshot: CatalogSnapshot, title: CatalogTitle) -> RowItem:
+    """The row item of a title, built once per catalog snapshot (items are never mutated)."""
+    cache: dict[str, RowItem] = snapshot.memo.setdefault("row_items", {})
+    item = cache.get(title.title_id)
+    if item is None:
+        item = cache[title.title_id] = _item(title)
+    return item
 
 
 def _item(title: CatalogTitle, episode_id: str | None = None, position_s: int | None = None) -> RowItem:
@@ -230,22 +239,18 @@ async def build_home(
 
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
-    state.exposures.log(
-        [
-            Exposure(
-                request_id=request_id,
-                ts=now,
-                profile_id=profile.profile_id,
-                row_key=row.key,
-                position=position,
-                title_id=item.title_id,
-                model_version=_row_version(row.key, model_version),
-                experiment_key=assignment.experiment_key,
-                variant=assignment.experiment_variant,
-            )
-            for row in page.rows
-            for position, item in enumerate(row.items)
-        ]
+    state.exposures.log_page(
+        ExposurePage(
+            request_id=request_id,
+            ts=now,
+            profile_id=profile.profile_id,
+            rows=[
+                (row.key, _row_version(row.key, model_version), [item.title_id for item in row.items])
+                for row in page.rows
+            ],
+            experiment_key=assignment.experiment_key,
+            variant=assignment.experiment_variant,
+        )
     )
     return HomeResponse(
         request_id=request_id,

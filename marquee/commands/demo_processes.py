@@ -1,0 +1,102 @@
+"""Background servers for ``marquee demo``: start, wait until ready, stop cleanly.
+
+The demo leaves the model server, the API and the MLflow UI running until
+Ctrl-C; each is a child process started the way a user would start it
+(``marquee serve models``, ``marquee serve api``, ``mlflow ui``), with its log
+in the workspace's ``run/`` folder.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from core.errors import ServiceUnavailableError
+
+
+@dataclass
+class ManagedProcess:
+    """One child server: how to start it, where it logs, how to tell it is ready."""
+
+    name: str
+    command: list[str]
+    ready_url: str
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self, cwd: Path) -> None:
+        """Start the process in its own process group, logging to ``log_path``."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it for its lifetime
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=cwd,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def wait_ready(self, deadline_s: float) -> float:
+        """Poll ``ready_url`` until it answers 200; return the seconds it took.
+
+        Raises:
+            ServiceUnavailableError: the process died or was not ready in time (names its log).
+        """
+        began = time.monotonic()
+        while time.monotonic() - began < deadline_s:
+            if self.process is not None and self.process.poll() is not None:
+                raise ServiceUnavailableError(
+                    f"{self.name} exited with code {self.process.returncode}; see its log {self.log_path}"
+                )
+            try:
+                if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
+                    return time.monotonic() - began
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise ServiceUnavailableError(
+            f"{self.name} was not ready at {self.ready_url} after {deadline_s:.0f} s; see its log {self.log_path}"
+        )
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGINT the process group (as Ctrl-C would), then SIGKILL after ``grace_s``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        group = os.getpgid(self.process.pid)
+        os.killpg(group, signal.SIGINT)
+        try:
+            self.process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(group, signal.SIGKILL)
+            self.process.wait()
+
+
+def marquee_command(*args: str) -> list[str]:
+    """``marquee ARGS`` with this interpreter, so the demo uses the same environment."""
+    return [sys.executable, "-m", "marquee", *args]
+
+
+def mlflow_command(backend_uri: str, artifact_root: str, port: int) -> list[str]:
+    """``mlflow ui`` next to this interpreter, on the workspace's store."""
+    exe = Path(sys.executable).with_name("mlflow")
+    return [
+        str(exe),
+        "ui",
+        "--backend-store-uri",
+        backend_uri,
+        "--default-artifact-root",
+        artifact_root,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]

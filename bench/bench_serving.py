@@ -13,7 +13,7 @@ What it does, on a fresh temporary workspace:
    at concurrency 1 and 16, and prints p50/p99 and req/s;
 5. profiles the pipeline with pyinstrument and prints where the time goes.
 
-Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_serving.py [--duration 10] [--workers 1]``
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_serving.py [--duration 10] [--workers 2]``
 """
 
 from __future__ import annotations
@@ -436,7 +436,7 @@ def main() -> None:
     parser.add_argument("--per-profile", type=int, default=30)
     parser.add_argument("--factors", type=int, default=64)
     parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
-    parser.add_argument("--workers", type=int, default=1, help="model server worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="model server worker processes")
     parser.add_argument("--calls", type=int, default=5_000, help="in-process recommend calls")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")

@@ -31,7 +31,7 @@ def register(group: typer.Typer) -> None:
     def serve_models(
         port: int = typer.Option(3000, help="TCP port of the model server."),
         host: str = typer.Option("127.0.0.1", help="Interface to listen on (0.0.0.0 for all)."),
-        workers: int = typer.Option(1, help="Worker processes (1 per 2 cores is a good start)."),
+        workers: int = typer.Option(2, help="Worker processes (one per core; each loads the models)."),
         timeout: float = typer.Option(0.5, help="Per-request timeout in seconds."),
         max_concurrency: int = typer.Option(64, help="Requests in flight before the server answers 503."),
         poll: float = typer.Option(5.0, help="Seconds between checks for a moved champion/challenger alias."),

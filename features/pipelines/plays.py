@@ -69,25 +69,26 @@ def plays_from_events(
                 "completed": pd.Series(dtype="int64"),
             }
         )
-    frame = pd.DataFrame(
-        {
-            "profile_id": events["profile_id"].astype(str).to_numpy(),
-            "item_id": events["title_id"].astype(str).to_numpy(),
-            "ts": pd.to_datetime(events["ts"], utc=True).dt.as_unit("ns").astype("int64").to_numpy(),
-            "position_s": events["position_s"].to_numpy(dtype=np.float64),
-            "duration_s": events["duration_s"].to_numpy(dtype=np.float64),
-        }
-    )
-    frame = frame.sort_values(["profile_id", "item_id", "ts"], kind="stable", ignore_index=True)
-    profile = frame["profile_id"].to_numpy()
-    item = frame["item_id"].to_numpy()
-    ts = frame["ts"].to_numpy()
-    same = np.zeros(len(frame), dtype=bool)
-    same[1:] = (profile[1:] == profile[:-1]) & (item[1:] == item[:-1])
-    gap = np.zeros(len(frame), dtype=np.int64)
+    profile_codes, profile_names = pd.factorize(events["profile_id"].astype(str), sort=True)
+    item_codes, item_names = pd.factorize(events["title_id"].astype(str), sort=True)
+    ts_all = pd.to_datetime(events["ts"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+    # Integer sort keys: sorting a million object strings costs seconds, codes milliseconds.
+    order = np.lexsort((ts_all, item_codes, profile_codes))
+    profile_code = profile_codes[order]
+    item_code = item_codes[order]
+    ts = ts_all[order]
+    same = np.zeros(len(order), dtype=bool)
+    same[1:] = (profile_code[1:] == profile_code[:-1]) & (item_code[1:] == item_code[:-1])
+    gap = np.zeros(len(order), dtype=np.int64)
     gap[1:] = ts[1:] - ts[:-1]
     new_play = ~same | (gap > int(session_gap.total_seconds() * 1e9))
     play_no = np.cumsum(new_play) - 1
+    frame = pd.DataFrame(
+        {
+            "position_s": events["position_s"].to_numpy(dtype=np.float64)[order],
+            "duration_s": events["duration_s"].to_numpy(dtype=np.float64)[order],
+        }
+    )
     furthest = frame["position_s"].groupby(play_no).cummax().to_numpy()
     previous = np.where(new_play, 0.0, np.concatenate([[0.0], furthest[:-1]]))
     duration = frame["duration_s"].to_numpy()
@@ -95,24 +96,28 @@ def plays_from_events(
     was_done = np.zeros(len(frame), dtype=bool)
     was_done[1:] = done[:-1]
     was_done &= ~new_play
-    steps = pd.DataFrame(
-        {
-            "profile_id": profile,
-            "item_id": item,
-            "ts": pd.to_datetime(ts, unit="ns", utc=True),
-            "play": new_play.astype(np.int64),
-            "minutes": (furthest - previous) / 60.0,
-            "completed": (done & ~was_done).astype(np.int64),
-        }
-    )
+    # Final order: by profile, then time (ties keep the item order above).
+    final = np.lexsort((ts, profile_code))
+    item_ids = np.asarray(item_names, dtype=object)[item_code[final]]
     series = _series_of(episodes)
     if series:
-        steps["title_id"] = steps["item_id"].map(series).fillna(steps["item_id"])
+        catalog = pd.Series(item_names).map(series).fillna(pd.Series(item_names)).to_numpy(dtype=object)
+        title_ids = catalog[item_code[final]]
     else:
-        steps["title_id"] = steps["item_id"]
-    steps = steps.sort_values(["profile_id", "ts"], kind="stable", ignore_index=True)
+        title_ids = item_ids
+    steps = pd.DataFrame(
+        {
+            "profile_id": np.asarray(profile_names, dtype=object)[profile_code[final]],
+            "title_id": title_ids,
+            "item_id": item_ids,
+            "ts": pd.to_datetime(ts[final], unit="ns", utc=True),
+            "play": new_play[final].astype(np.int64),
+            "minutes": ((furthest - previous) / 60.0)[final],
+            "completed": (done & ~was_done)[final].astype(np.int64),
+        }
+    )
     logger.debug("plays: %d events → %d plays", len(events), int(new_play.sum()))
-    return steps.loc[:, list(PLAY_COLUMNS)]
+    return steps
 
 
 def _series_of(episodes: pd.DataFrame | None) -> dict[str, str]:

@@ -16,10 +16,9 @@ plus a seeded synthetic watch history written to a temporary workspace:
    scheduled time, so a stalled server cannot hide its queue (no coordinated
    omission). Home rows, then manifests.
 
-Usage: ``python bench/bench_api.py [--rate 200] [--seconds 20] [--serving-url URL]``.
+Usage: ``python bench/bench_api.py [--rates 50,200] [--seconds 20] [--serving-url URL]``.
 Prints tables; exits non-zero only when something could not run.
 """
-
 
 import argparse
 import asyncio
@@ -171,6 +170,15 @@ def model_server_main(home: Path, port: int) -> None:
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds a process has used so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, path: str = "/readyz") -> None:
     """Poll until the server answers 200 (or fail with its output)."""
     deadline = time.monotonic() + 120
@@ -252,7 +260,7 @@ async def open_loop(api: str, rate: float, seconds: float, make_request: Any) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rate", type=float, default=200.0, help="requests per second (open loop)")
+    parser.add_argument("--rates", default="50,200", help="comma-separated request rates per second (open loop)")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each load phase")
     parser.add_argument("--accounts", type=int, default=40, help="accounts (two profiles each) for the load")
     parser.add_argument("--events", type=int, default=100_000, help="synthetic watch events in the lake")
@@ -315,23 +323,33 @@ def main() -> None:
                 title_id = catalog_ids[(i * 7919) % len(catalog_ids)]
                 return f"/v1/playback/{title_id}/manifest", {"profile_id": profile_id, "device": "tv"}, headers
 
-            asyncio.run(open_loop(api, args.rate, 3, home_request))  # warm-up
-            results = {
-                "home rows": asyncio.run(open_loop(api, args.rate, args.seconds, home_request)),
-                "manifest": asyncio.run(open_loop(api, args.rate, args.seconds, manifest_request)),
-            }
+            rates = [float(r) for r in args.rates.split(",")]
+            asyncio.run(open_loop(api, rates[0], 3, home_request))  # warm-up
+            api_pid = processes[-1].pid
+            results = {}
+            for rate in rates:
+                for name, make in (("home rows", home_request), ("manifest", manifest_request)):
+                    before = cpu_seconds(api_pid)
+                    result = asyncio.run(open_loop(api, rate, args.seconds, make))
+                    after = cpu_seconds(api_pid)
+                    result["cpu_ms"] = (after - before) * 1000 / result["requests"] if before and after else None
+                    results[(name, rate)] = result
+                    time.sleep(2)  # let queues drain between phases
         finally:
             for process in processes:
                 process.terminate()
                 process.wait(timeout=10)
-        print(f"\n## Open-loop load on loopback: {args.rate:.0f} req/s for {args.seconds:.0f} s, one uvicorn process\n")
-        print("| endpoint | requests | achieved req/s | p50 ms | p99 ms | max ms | statuses | home source |")
-        print("|---|---|---|---|---|---|---|---|")
-        for name, r in results.items():
+        print(f"\n## Open-loop load on loopback, {args.seconds:.0f} s per phase, one uvicorn process\n")
+        print("| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | API CPU ms/req | statuses "
+              "| home source |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|")
+        for (name, rate), r in results.items():
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
             sources = ", ".join(f"{k}: {v}" for k, v in sorted(r["sources"].items())) or "—"
-            print(f"| {name} | {r['requests']} | {r['achieved_rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-                  f"{r['max']:.1f} | {statuses} | {sources} |")  # fmt: skip
+            cpu = f"{r['cpu_ms']:.1f}" if r["cpu_ms"] is not None else "—"
+            print(f"| {name} | {rate:.0f} | {r['achieved_rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+                  f"{r['max']:.1f} | {cpu} | {statuses} | {sources} |")  # fmt: skip
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         print(f"\nmodel server: {'stand-in (bench)' if args.serving_url is None else args.serving_url}")
 
 

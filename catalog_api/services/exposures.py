@@ -1,10 +1,10 @@
 """Exposure log: every served row item, buffered in memory and flushed to the lake in batches.
 
 Writing a parquet part per home request would make thousands of tiny files a
-minute, so exposures are appended to a buffer and written by
-``experiments.exposures.ExposureWriter`` (or straight to the lake's
-``exposures`` table until that module exists) when the buffer is large, on
-``flush()``, and at shutdown.
+minute, so pages are buffered and appended to the lake's ``exposures`` table
+(the table ``experiments.exposures`` reads) when the buffer is large, every
+30 s, and at shutdown. A crash loses at most that window of exposures; the
+watch events, which are the outcomes, are durable before their 2xx.
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import pyarrow as pa
+
 from core.domain import Exposure
 from core.lake import Lake
+from core.tables import EXPOSURES
 
 logger = logging.getLogger(__name__)
-
-
-def _lake_writer(lake: Lake) -> Any:
-    try:
-        from experiments.exposures import ExposureWriter
-    except ImportError:
-        return None
-    return ExposureWriter(lake)
 
 
 @dataclass(frozen=True)
@@ -67,10 +62,33 @@ class ExposurePage:
         return sum(len(title_ids) for _, _, title_ids in self.rows)
 
 
+def pages_table(pages: list[ExposurePage]) -> pa.Table:
+    """The lake's ``exposures`` columns for many pages, built column-wise.
+
+    About a hundred times cheaper than one validated ``Exposure`` per row, which
+    matters at a few hundred pages a second; ``Lake.write`` still validates the
+    table against the ``exposures`` schema.
+    """
+    columns: dict[str, list[Any]] = {name: [] for name in EXPOSURES.schema.names}
+    for page in pages:
+        for row_key, model_version, title_ids in page.rows:
+            n = len(title_ids)
+            columns["request_id"] += [page.request_id] * n
+            columns["ts"] += [page.ts] * n
+            columns["profile_id"] += [page.profile_id] * n
+            columns["row_key"] += [row_key] * n
+            columns["position"] += range(n)
+            columns["title_id"] += title_ids
+            columns["model_version"] += [model_version] * n
+            columns["experiment_key"] += [page.experiment_key] * n
+            columns["variant"] += [page.variant] * n
+    return pa.table(columns, schema=EXPOSURES.schema)
+
+
 class ExposureLog:
     """Thread-safe buffer of exposures with batch flushes to the lake."""
 
-    def __init__(self, lake: Lake, flush_at: int = 5000) -> None:
+    def __init__(self, lake: Lake, flush_at: int = 50_000) -> None:
         self._lake = lake
         self._flush_at = flush_at
         self._buffer: list[ExposurePage] = []
@@ -110,19 +128,13 @@ class ExposureLog:
             if not pages:
                 return 0
             try:
-                batch = [e for page in pages for e in page.exposures()]
-                writer = _lake_writer(self._lake)
-                if writer is not None:
-                    writer.write(batch)
-                else:
-                    import pandas as pd
-
-                    self._lake.write("exposures", pd.DataFrame([e.model_dump() for e in batch]), mode="append")
+                table = pages_table(pages)
+                self._lake.write(EXPOSURES.name, table, mode="append")
             except Exception:
                 logger.exception("writing exposures of %d pages failed; keeping them for the next flush", len(pages))
                 with self._lock:
                     self._buffer[:0] = pages
                     self._buffered += sum(len(p) for p in pages)
                 return 0
-            logger.info("flushed %d exposures to the lake", len(batch))
-            return len(batch)
+            logger.info("flushed %d exposures to the lake", table.num_rows)
+            return int(table.num_rows)

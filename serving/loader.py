@@ -28,6 +28,8 @@ from serving.pipeline import RecommendationPipeline
 logger = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
+#: Lake tables the pipeline reads; a change to any of them rebuilds the loaded pipelines.
+LAKE_TABLES = ("titles", "profiles", "accounts", "watch_events")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,7 @@ class ModelLoader:
         self.on_swap: Callable[[str, str], None] | None = None
         self.use_online_features = use_online_features
         self.features: OnlineRankerFeatures | None = None
+        self._stamp: tuple[tuple[str, ...], ...] = ()
 
     # ----------------------------------------------------------------- reading
 
@@ -120,10 +123,30 @@ class ModelLoader:
 
     # ----------------------------------------------------------------- loading
 
+    def _lake_stamp(self) -> tuple[tuple[str, ...], ...]:
+        """Which parquet parts make up the tables serving reads: changes on every write or append."""
+        return tuple(tuple(p.name for p in self.lake.parts(name)) for name in LAKE_TABLES)
+
     def refresh(self) -> bool:
-        """Check every alias once and load the versions that moved; True when anything changed."""
+        """Check every alias once and load the versions that moved; True when anything changed.
+
+        When the lake's titles, profiles or watch events changed since the last load,
+        the loaded versions are rebuilt on the new data (same bundles, no download),
+        so new watches and new profiles count within one poll interval.
+        """
         changed = False
         catalog: tuple[TitleCatalog, ViewerData] | None = None
+        stamp = self._lake_stamp()
+        if self._models and stamp != self._stamp:
+            catalog = load_catalog(self.lake)
+            rebuilt: dict[str, RecommendationPipeline] = {}
+            for alias, model in self._models.items():
+                if model.version not in rebuilt:
+                    rebuilt[model.version] = self._pipeline(model.pipeline.bundle, model.version, catalog)
+                self._swap(alias, LoadedModel(alias, model.version, rebuilt[model.version]))
+            logger.info("lake changed: rebuilt versions %s on the new data", sorted(rebuilt))
+            changed = True
+        self._stamp = stamp
         for alias in ALIASES:
             try:
                 version = self.registry.version_of(alias)
@@ -138,6 +161,12 @@ class ModelLoader:
                     changed = True
                 continue
             if current is not None and current.version == version:
+                continue
+            twin = next((m for m in self._models.values() if m.version == version), None)
+            if twin is not None:
+                # Training usually points both aliases at a new version: load it once.
+                self._swap(alias, LoadedModel(alias, version, twin.pipeline))
+                changed = True
                 continue
             try:
                 if catalog is None:
@@ -162,11 +191,16 @@ class ModelLoader:
         except FileNotFoundError as exc:
             raise NotFoundError(f"model version {version} has no bundle.json in its artifacts ({exc})") from exc
         _limit_torch_threads()
-        pipeline = RecommendationPipeline(
-            bundle, catalog[0], catalog[1], version=version, n_candidates=self.n_candidates, features=self.features
-        )
+        pipeline = self._pipeline(bundle, version, catalog)
         logger.info("loaded %s = version %s in %.2fs", alias, version, time.perf_counter() - started)
         return LoadedModel(alias, version, pipeline)
+
+    def _pipeline(
+        self, bundle: ModelBundle, version: str, catalog: tuple[TitleCatalog, ViewerData]
+    ) -> RecommendationPipeline:
+        return RecommendationPipeline(
+            bundle, catalog[0], catalog[1], version=version, n_candidates=self.n_candidates, features=self.features
+        )
 
     def _swap(self, alias: str, model: LoadedModel | None) -> None:
         with self._lock:

@@ -1,0 +1,82 @@
+"""The registry loader: aliases, shared versions, fresh lake data, broken versions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import test_serving_world as world
+
+from core.errors import ServiceUnavailableError
+from core.lake import Lake
+from core.settings import Settings
+from serving.loader import ModelLoader
+
+
+@pytest.fixture
+def loader(settings: Settings, tmp_path: Path) -> ModelLoader:
+    world.write_lake(settings)
+    world.register(settings, world.build_bundle(), tmp_path)
+    loader = ModelLoader(settings, poll_s=0, use_online_features=False)
+    assert loader.refresh() is True
+    return loader
+
+
+def test_nothing_registered_is_not_ready(settings: Settings) -> None:
+    loader = ModelLoader(settings, poll_s=0, use_online_features=False)
+    assert loader.refresh() is False
+    assert not loader.ready
+    with pytest.raises(ServiceUnavailableError, match="marquee train"):
+        loader.get()
+
+
+def test_both_aliases_on_one_version_load_it_once(loader: ModelLoader, settings: Settings) -> None:
+    world.move_alias(settings, "challenger", "1")
+    assert loader.refresh() is True
+    assert loader.versions() == {"champion": "1", "challenger": "1"}
+    assert loader.get("challenger").pipeline is loader.get("champion").pipeline
+    assert loader.refresh() is False  # nothing moved
+
+
+def test_new_watch_events_count_without_a_new_model(loader: ModelLoader, settings: Settings) -> None:
+    before = loader.get().pipeline.recommend("newbie", k=2)
+    assert before.source == "fallback"
+    ts = pd.Timestamp("2024-03-01", tz="UTC")
+    events = pd.DataFrame(
+        {
+            "event_id": ["n1", "n2"],
+            "profile_id": "newbie",
+            "title_id": ["a1", "a2"],
+            "ts": [ts, ts + pd.Timedelta(minutes=1)],
+            "position_s": 600,
+            "duration_s": 6000,
+        }
+    )
+    Lake(settings.workspace.lake_dir).write("watch_events", events, mode="append")
+    assert loader.refresh() is True
+    after = loader.get().pipeline
+    assert after.version == "1"
+    result = after.recommend("newbie", k=2)
+    assert result.source == "model"
+    assert {t for t, _ in result.items} <= {"a3", "a4", "a5"}  # the adult cluster, minus what was watched
+
+
+def test_a_broken_version_keeps_the_old_one_serving(loader: ModelLoader, settings: Settings, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "bundle.json").write_text('{"format": 99}')
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    assert experiment is not None
+    run = client.create_run(experiment.experiment_id)
+    client.log_artifacts(run.info.run_id, str(broken), "bundle")
+    version = client.create_model_version(
+        settings.registered_model, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
+    )
+    world.move_alias(settings, "champion", str(version.version))
+    assert loader.refresh() is False
+    assert loader.get().version == "1"
+    assert loader.last_error is not None and "bundle format 99" in loader.last_error

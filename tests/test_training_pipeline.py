@@ -19,8 +19,16 @@ from core.lake import Lake
 from core.settings import Settings
 from features.ingest.synthetic import SyntheticConfig, generate
 from models.bundle import ModelBundle
+from training.candidates import tune_candidates
 from training.data import dataset_hash, load_training_data, require_history
-from training.pipeline import TrainingConfig, TrainingResult, choose_served, holdout_users, run_training
+from training.pipeline import (
+    TrainingConfig,
+    TrainingResult,
+    choose_served,
+    holdout_users,
+    run_training,
+    split_validation,
+)
 from training.ranker_data import as_of_join
 from training.registry import CHALLENGER, CHAMPION, alias_version
 from training.tracking import Tracker
@@ -157,3 +165,15 @@ def test_training_data_window_and_sizes(tmp_path: Path) -> None:
     assert data.interactions.duplicated(["user_id", "item_id"]).sum() == 0
     # Lake timestamps are milliseconds; interactions carry seconds since the epoch.
     assert data.interactions["ts"].max() == int(pd.Timestamp(data.data_window[1]).timestamp())
+
+
+def test_tuning_stays_within_the_trial_budget_on_the_validation_split(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    generate(lake, SyntheticConfig(seed=2, n_titles=40, n_profiles=60, n_events=2_000))
+    split = split_validation(load_training_data(lake))
+    tuned = tune_candidates(["popularity", "item_knn"], split, trials=3, seed=0)
+    assert set(tuned) == {"item_knn"}  # popularity has nothing to tune
+    result = tuned["item_knn"]
+    assert 1 <= len(result.trials) <= 3
+    assert set(result.params) <= {"neighbours", "half_life"}
+    assert result.score == max(score for _, score in result.trials)

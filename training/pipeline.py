@@ -181,7 +181,7 @@ def cutoff_times(train: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in train.groupby("user_id", sort=False)["ts"].max().items()}
 
 
-def feature_tables(lake: Lake) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def feature_tables(lake: Lake, progress: bool = False) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The feature store's as-of tables computed from the lake (the rows Feast's offline store holds).
 
     Returns:
@@ -190,7 +190,7 @@ def feature_tables(lake: Lake) -> tuple[dict[str, pd.DataFrame], dict[str, str]]
     events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
     titles = lake.read_or_empty("titles")
     episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
-    tables = dict(compute_feature_tables(events, titles, episodes).tables)
+    tables = dict(compute_feature_tables(events, titles, episodes, progress=progress).tables)
     catalog_title = dict(zip(episodes["episode_id"].astype(str), episodes["series_id"].astype(str), strict=True))
     return tables, catalog_title
 
@@ -314,7 +314,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         ranker_info: dict[str, Any] = {}
         if config.use_ranker:
             with watch.stage("features"):
-                tables, catalog_title = feature_tables(lake)
+                tables, catalog_title = feature_tables(lake, progress=config.progress)
             with watch.stage("ranker_data"):
                 rdata = build_ranker_data(
                     lists, cutoff_times(split.train), relevant_all, config.models, tables, catalog_title

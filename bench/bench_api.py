@@ -130,13 +130,19 @@ def model_server_main(home: Path, port: int) -> None:
     cache: dict[str, Any] = {"at": 0.0, "history": {}, "popular": []}
 
     def refresh() -> None:
-        if time.monotonic() - cache["at"] < 2:
+        # Re-read the exported history now and then (the API exports every second), off the hot path.
+        if time.monotonic() - cache["at"] < 10:
             return
-        events = lake.read_or_empty("watch_events", ["profile_id", "title_id"])
-        events["title_id"] = events["title_id"].str.split("-s").str[0]
-        cache["history"] = events.groupby("profile_id")["title_id"].apply(list).to_dict()
-        cache["popular"] = list(events["title_id"].value_counts().index[:2000])
         cache["at"] = time.monotonic()
+        events = lake.read_or_empty("watch_events", ["profile_id", "title_id"])
+        series = events["title_id"].str.split("-s").str[0]
+        history: dict[str, list[str]] = {}
+        for profile_id, title_id in zip(events["profile_id"], series, strict=True):
+            history.setdefault(profile_id, []).append(title_id)
+        cache["history"] = history
+        cache["popular"] = list(series.value_counts().index[:2000])
+
+    refresh()
 
     app = FastAPI()
 
@@ -236,7 +242,8 @@ async def open_loop(api: str, rate: float, seconds: float, make_request: Any) ->
                 response = await http.get(method_path, params=params, headers=headers)
                 status = response.status_code
                 if status == 200 and method_path.endswith("/home"):
-                    source = response.json()["source"]
+                    page = response.json()
+                    source = page["source"] + (f" ({page['fallback_reason']})" if page["fallback_reason"] else "")
                     sources[source] = sources.get(source, 0) + 1
             except httpx.HTTPError:
                 status = 0
@@ -312,7 +319,7 @@ def main() -> None:
             print(f"creating {args.accounts} accounts with histories...", file=sys.stderr, flush=True)
             users = setup_users(api, args.accounts, args.seed, catalog_ids)
             print("load phases...", file=sys.stderr, flush=True)
-            time.sleep(3)  # let the API export the new events and the model server re-read them
+            time.sleep(12)  # let the API export the new events and the model server re-read them
 
             def home_request(i: int) -> tuple[str, dict[str, str], dict[str, str]]:
                 headers, profile_id = users[i % len(users)]

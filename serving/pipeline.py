@@ -8,7 +8,8 @@ One request goes through these steps:
 1. candidates: the union of the bundle's generators, each asked with the
    profile's latest history (so new watches count without refitting);
 2. features: the ranker's input rows (``serving.ranking``), when the bundle has a ranker;
-3. ranking: the ranker's score, else the best candidate score (scores min-max
+3. ranking: the ranker's score; without a ranker, the bundle's
+   ``primary_candidate`` alone, else the best candidate score (min-max
    normalised per generator, so generators on different scales can be merged);
 4. business filters: maturity level, regional licensing, completed titles, the
    caller's exclude list;
@@ -153,7 +154,7 @@ class RecommendationPipeline:
         if not viewer.history:
             return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
         try:
-            ranked = self._ranked_candidates(viewer, list(exclude))
+            ranked = self._ranked_candidates(viewer, list(exclude), k)
         except Exception:
             logger.exception("candidate generation failed for profile %s; serving popularity", profile_id)
             return Scored(self._fallback(viewer, k, blocked), "fallback", "model_error")
@@ -241,8 +242,10 @@ class RecommendationPipeline:
             for role, generator in self.generators.items()
         }
 
-    def _ranked_candidates(self, viewer: Viewer, exclude: list[str]) -> list[tuple[str, float]]:
-        per_role = self._generate(viewer, self.n_candidates, exclude)
+    def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
+        # The ranker was trained on ``candidate_k`` per source; without one, ask for room to filter.
+        n = max(self.n_candidates, k) if self.ranker is not None else max(self.n_candidates, 2 * k)
+        per_role = self._generate(viewer, n, exclude)
         if self.ranker is None:
             merged = self._merge(per_role)
             return sorted(merged.items(), key=lambda x: -x[1])

@@ -19,6 +19,13 @@ class UnknownUserError(KeyError):
     """
 
 
+class EmptyHistoryError(UnknownUserError):
+    """A personalised model was asked about a profile with no usable history (no known title in it).
+
+    A subclass of ``UnknownUserError``, so the same ``except KeyError`` fallback applies.
+    """
+
+
 class UnknownItemError(KeyError):
     """The item was not seen at fit time (``similar_items`` of a title nobody watched)."""
 

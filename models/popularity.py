@@ -24,6 +24,7 @@ class PopularityModel(ItemScorer):
     """
 
     name: ClassVar[str] = "popularity"
+    personalised: ClassVar[bool] = False
 
     def __init__(self, half_life_days: float | None = None) -> None:
         super().__init__(half_life_days=half_life_days)

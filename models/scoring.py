@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from models.base import CandidateGenerator, Interactions, Recommendation
 from models.history import Histories
-from models.ids import NotFittedError, UnknownItemError, UnknownUserError
+from models.ids import EmptyHistoryError, NotFittedError, UnknownItemError, UnknownUserError
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class ItemScorer(CandidateGenerator):
     """Base of every Marquee candidate generator that scores all items for a user."""
 
     name: ClassVar[str] = "item_scorer"
+    #: Whether scores depend on the user's history (False for popularity, which serves anyone).
+    personalised: ClassVar[bool] = True
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -114,6 +116,11 @@ class ItemScorer(CandidateGenerator):
         user_idx = hist.users.get(user_id)
         if history is not None:
             items = hist.items.known_idx(history)
+            if self.personalised and user_idx < 0 and not len(items):
+                raise EmptyHistoryError(
+                    f"user {user_id!r} has no history that model {self.name!r} knows "
+                    f"({len(history)} title(s) given, none seen at fit time); fall back to popularity"
+                )
             known = user_idx >= 0 and hist.indptr[user_idx + 1] > hist.indptr[user_idx]
             now = int(hist.ts[hist.user_rows(user_idx)].max()) if known else int(hist.ts.max())
             return UserContext(user_idx=user_idx, items=items, now=now, from_history=True)

@@ -105,3 +105,29 @@ def test_seqknn_beats_the_recency_ease_figure_on_ml_latest_small() -> None:
     assert split.describe()["train_interactions"] == 80_419
     result = evaluate_model("seqknn", split, tune=False)
     assert result["ndcg@10"] >= 0.155, result
+
+
+def test_evaluate_on_the_workspace_lake_leaves_it_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.lake import Lake
+    from core.settings import Settings
+    from features.ingest import load_dataset
+
+    home = tmp_path / "ws"
+    monkeypatch.setenv("MARQUEE_HOME", str(home))
+    settings = Settings()
+    settings.workspace.ensure()
+    lake = Lake(settings.workspace.lake_dir)
+    load_dataset("movielens", write_movielens(tmp_path / "ml-tiny"), lake)
+    before = {p: p.stat().st_mtime_ns for p in settings.workspace.lake_dir.rglob("*") if p.is_file()}
+    result = CliRunner().invoke(app, ["evaluate", ".", "--format", "lake", "--models", "seqknn", "--no-tune"])
+    assert result.exit_code == 0, result.output
+    assert "| seqknn |" in result.output
+    after = {p: p.stat().st_mtime_ns for p in settings.workspace.lake_dir.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_evaluate_on_an_empty_lake_says_how_to_fix_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MARQUEE_HOME", str(tmp_path / "empty"))
+    result = CliRunner().invoke(app, ["evaluate", ".", "--format", "lake"])
+    assert isinstance(result.exception, InvalidInputError)
+    assert "no watch events" in str(result.exception)

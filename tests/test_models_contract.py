@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from models.base import CandidateGenerator, Interactions
-from models.ids import UnknownItemError, UnknownUserError
+from models.ids import EmptyHistoryError, UnknownItemError, UnknownUserError
 from models.registry import model_class, model_names
 
 ITEMS_PER_GROUP = 6
@@ -149,6 +149,17 @@ def test_unknown_user_raises_a_key_error_unless_history_is_given(
     rec = model.recommend("nobody", n=3, history=history)
     assert len(rec.item_ids) == 3
     assert not set(history) & set(rec.item_ids.tolist())
+
+
+@pytest.mark.parametrize("name", generator_names())
+def test_a_new_profile_with_no_known_history(name: str, world: tuple[Interactions, dict[str, set[str]]]) -> None:
+    model = fitted(name, world)
+    if name in UNPERSONALISED:
+        assert len(model.recommend("nobody", n=3, history=[]).item_ids) == 3
+        return
+    for history in ([], ["title-not-in-the-catalog"]):
+        with pytest.raises(EmptyHistoryError, match="no history"):
+            model.recommend("nobody", n=3, history=history)
 
 
 @pytest.mark.parametrize("name", [n for n in generator_names() if n not in UNPERSONALISED])

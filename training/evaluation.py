@@ -6,6 +6,7 @@ call; the training pipeline reuses ``fit_model``, ``rank_users`` and ``score_spl
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -88,7 +89,7 @@ def fit_model(
     """
     cls = model_class(name)
     kwargs = dict(params)
-    if "seed" in cls.__init__.__code__.co_varnames:
+    if "seed" in inspect.signature(cls).parameters:
         kwargs.setdefault("seed", seed)
     model = cls(**kwargs)
     if not isinstance(model, CandidateGenerator):

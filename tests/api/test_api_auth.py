@@ -6,10 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
-from conftest import signup_and_login
 from fastapi.testclient import TestClient
 
 from catalog_api.options import ApiOptions
+
+from .support import signup_and_login
 
 
 def test_signup_login_and_me(client: TestClient) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import catalog_frames, make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
 
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 from catalog_api.services.search_index import SearchIndex
+
+from .support import catalog_frames, make_profile, signup_and_login, watch
 
 
 def _visible_ids(level: int, country: str) -> set[str]:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from conftest import make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from catalog_api.app import export_events_now
 from catalog_api.db.tables import WatchEventRow
 from core.lake import Lake
+
+from .support import make_profile, signup_and_login, watch
 
 
 def _count(client: TestClient) -> int:

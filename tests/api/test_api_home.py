@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ModelServerDouble, catalog_frames, make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
 
 from catalog_api.app import export_events_now
@@ -16,6 +15,8 @@ from catalog_api.options import ApiOptions
 from catalog_api.playback.signing import verify_signed_url
 from experiments.spec import Experiment
 from experiments.store import ExperimentStore
+
+from .support import ModelServerDouble, catalog_frames, make_profile, signup_and_login, watch
 
 LEVELS = {t.title_id: t.maturity_level for t in catalog_frames()[0].itertuples()}
 COUNTRIES = {t.title_id: list(t.countries) for t in catalog_frames()[0].itertuples()}

@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
-from conftest import make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
 
 from catalog_api.options import DEFAULT_EDGES
@@ -16,6 +15,8 @@ from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.ladder import ladder_for
 from catalog_api.playback.signing import sign_url, verify_signed_url
 from core.errors import ForbiddenError
+
+from .support import make_profile, signup_and_login, watch
 
 KEY = "k" * 40
 
@@ -116,7 +117,7 @@ def test_dash_manifest_is_valid_xml_filtered_by_plan(client: TestClient) -> None
     assert heights == [240, 480, 720]  # basic plan: at most HD although the title has UHD
     template = root.find(".//d:SegmentTemplate", ns)
     assert template is not None and "sig=" in template.get("media", "")
-    base = root.findtext("d:BaseURL", namespaces=ns)
+    base = root.findtext("d:BaseURL", namespaces=ns) or ""
     key = client.app.state.marquee.settings.cdn_signing_key  # type: ignore[attr-defined]
     segment = base + template.get("media", "").replace("$RepresentationID$", "720p").replace("$Number%05d$", "00001")
     assert verify_signed_url(segment, key) == "/v/m_space/720p/seg-00001.m4s"

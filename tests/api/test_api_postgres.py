@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from conftest import make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -18,6 +17,8 @@ from catalog_api.app import create_app, export_events_now
 from catalog_api.options import ApiOptions
 from core.lake import Lake
 from core.settings import Settings
+
+from .support import make_profile, signup_and_login, watch
 
 pytestmark = pytest.mark.integration
 

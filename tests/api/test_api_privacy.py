@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
-from conftest import make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from catalog_api.app import export_events_now
 from core.lake import Lake
+
+from .support import make_profile, signup_and_login, watch
 
 
 def test_deleting_the_account_erases_everything_of_it(client: TestClient) -> None:

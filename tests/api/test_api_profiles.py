@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import make_profile, signup_and_login, watch
 from fastapi.testclient import TestClient
+
+from .support import make_profile, signup_and_login, watch
 
 
 def test_profile_crud_and_kids_rules(client: TestClient) -> None:

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import ModelServerDouble, ThreadedServer, catalog_frames, free_port, model_server_app
 
 from core.lake import Lake
 from core.settings import Settings
+
+from .support import ModelServerDouble, ThreadedServer, catalog_frames, free_port, model_server_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

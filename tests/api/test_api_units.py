@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from conftest import make_profile, signup_and_login
 from fastapi.testclient import TestClient
 
 from catalog_api.circuit_breaker import BreakerState, CircuitBreaker
@@ -12,6 +11,8 @@ from catalog_api.errors import RateLimitedError
 from catalog_api.security.rate_limit import RateLimiter
 from catalog_api.services.catalog_cache import CatalogEpisode, CatalogSnapshot, CatalogTitle
 from catalog_api.services.popularity import compute_popularity
+
+from .support import make_profile, signup_and_login
 
 
 class FakeClock:

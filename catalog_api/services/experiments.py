@@ -28,8 +28,9 @@ logger = logging.getLogger(__name__)
 class PageAssignment:
     """What the experiments decided for one page view.
 
-    ``experiment_key`` / ``experiment_variant`` name the assignment recorded on
-    exposures: the one that changed the page (ranker first, then layout).
+    ``experiment_key`` / ``experiment_variant`` name the assignment that changed
+    the page most (ranker first, then layout), for logs; exposures record every
+    assignment in ``assignments``.
     """
 
     variant: str = "champion"

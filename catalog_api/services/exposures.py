@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,8 +37,13 @@ class ExposurePage:
     ts: datetime
     profile_id: str
     rows: list[tuple[str, str, list[str]]]
-    experiment_key: str = ""
-    variant: str = ""
+    #: ``(experiment_key, variant)`` of every experiment the page was in; each gets its own exposure
+    #: rows (the lake's key includes ``experiment_key``); no experiment logs ``("", "")``.
+    assignments: list[tuple[str, str]] = field(default_factory=list)
+
+    def arms(self) -> list[tuple[str, str]]:
+        """The assignments, or one empty arm when the page was in no experiment."""
+        return self.assignments or [("", "")]
 
     def exposures(self) -> list[Exposure]:
         """One ``Exposure`` per title shown."""
@@ -51,15 +56,16 @@ class ExposurePage:
                 position=position,
                 title_id=title_id,
                 model_version=model_version,
-                experiment_key=self.experiment_key,
-                variant=self.variant,
+                experiment_key=experiment_key,
+                variant=variant,
             )
+            for experiment_key, variant in self.arms()
             for row_key, model_version, title_ids in self.rows
             for position, title_id in enumerate(title_ids)
         ]
 
     def __len__(self) -> int:
-        return sum(len(title_ids) for _, _, title_ids in self.rows)
+        return len(self.arms()) * sum(len(title_ids) for _, _, title_ids in self.rows)
 
 
 def pages_table(pages: list[ExposurePage]) -> pa.Table:
@@ -71,7 +77,9 @@ def pages_table(pages: list[ExposurePage]) -> pa.Table:
     """
     columns: dict[str, list[Any]] = {name: [] for name in EXPOSURES.schema.names}
     for page in pages:
-        for row_key, model_version, title_ids in page.rows:
+        for (experiment_key, variant), (row_key, model_version, title_ids) in (
+            (arm, row) for arm in page.arms() for row in page.rows
+        ):
             n = len(title_ids)
             columns["request_id"] += [page.request_id] * n
             columns["ts"] += [page.ts] * n
@@ -80,8 +88,8 @@ def pages_table(pages: list[ExposurePage]) -> pa.Table:
             columns["position"] += range(n)
             columns["title_id"] += title_ids
             columns["model_version"] += [model_version] * n
-            columns["experiment_key"] += [page.experiment_key] * n
-            columns["variant"] += [page.variant] * n
+            columns["experiment_key"] += [experiment_key] * n
+            columns["variant"] += [variant] * n
     return pa.table(columns, schema=EXPOSURES.schema)
 
 

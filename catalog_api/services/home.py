@@ -209,10 +209,11 @@ async def build_home(
     def trending() -> None:
         page.add("trending", "Trending Now", (t for t in popularity.trending if t not in watched_set))
 
-    def standard_rows() -> None:
+    def standard_rows(with_trending: bool = True) -> None:
         top_picks()
         because()
-        trending()
+        if with_trending:
+            trending()
         page.add("new_releases", "New Releases", snapshot.newest)
 
     def genre_rows() -> None:
@@ -231,7 +232,7 @@ async def build_home(
         standard_rows()
     elif assignment.layout == "trending_first":
         trending()
-        standard_rows()
+        standard_rows(with_trending=False)
         genre_rows()
     else:
         standard_rows()
@@ -248,8 +249,7 @@ async def build_home(
                 (row.key, _row_version(row.key, model_version), [item.title_id for item in row.items])
                 for row in page.rows
             ],
-            experiment_key=assignment.experiment_key,
-            variant=assignment.experiment_variant,
+            assignments=[(a["experiment_key"], a["variant"]) for a in assignment.assignments],
         )
     )
     return HomeResponse(

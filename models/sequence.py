@@ -88,9 +88,9 @@ class SequenceKNN(ItemScorer):
     def __init__(
         self,
         window: int = 20,
-        step_decay: float = 0.9,
+        step_decay: float = 0.95,
         seq_len: int = 20,
-        seq_half_life: float = 4.0,
+        seq_half_life: float = 2.0,
         neighbours: int = 200,
         knn_half_life: float = 3.0,
         knn_weight: float = 1.0,

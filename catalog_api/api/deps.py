@@ -78,7 +78,7 @@ def get_path_profile(profile_id: str, session: SessionDep, account: CurrentAccou
 OwnedProfile = Annotated[ProfileRow, Depends(get_path_profile)]
 
 
-def require_admin(state: StateDep, request: Request, session: SessionDep, token: TokenDep) -> None:
+def require_admin(state: StateDep, session: SessionDep, token: TokenDep) -> None:
     """Admin routes: the configured admin token, or an access token of an admin account."""
     if not token:
         raise UnauthorizedError("missing bearer token")
@@ -88,7 +88,6 @@ def require_admin(state: StateDep, request: Request, session: SessionDep, token:
     claims = state.tokens.verify(token, "access")
     if accounts.is_revoked(session, claims.jti) or not accounts.get_account(session, claims.account_id).is_admin:
         raise ForbiddenError("experiment administration needs an admin account or the admin token")
-    del request
 
 
 AdminDep = Depends(require_admin)

@@ -8,7 +8,7 @@ from typing import Literal
 
 from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.ladder import START_RENDITION, ladder_for
-from catalog_api.playback.manifest import SEGMENT_S, PlaybackPlan, Track, dash_mpd, hls_master
+from catalog_api.playback.manifest import PlaybackPlan, Track, dash_mpd, hls_master
 from catalog_api.playback.signing import sign_url, signed_query
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 from core.errors import ForbiddenError, NotFoundError
@@ -142,6 +142,3 @@ class PlaybackService:
         base = f"{content_path(content_id)}{START_RENDITION}/"
         paths = [f"{base}init.mp4"] + [f"{base}seg-{n:05d}.m4s" for n in range(1, segments + 1)]
         return START_RENDITION, [sign_url(edge.base_url, p, self.signing_key, expires) for p in paths]
-
-
-__all__ = ["SEGMENT_S", "ManifestFormat", "PlaybackService", "Viewer", "check_access"]

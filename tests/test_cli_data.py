@@ -87,8 +87,11 @@ def test_describe_empty_lake(tmp_path: Path, monkeypatch, capsys) -> None:
 
 
 def test_demo_runs_its_named_steps(tmp_path: Path, monkeypatch, capsys) -> None:
-    code, out, _ = _run(["demo", "--scale", "0.002", "--seed", "1"], tmp_path, monkeypatch, capsys)
+    # --no-serve: the servers and Ctrl-C are covered by tests/test_demo.py in a real process.
+    code, out, _ = _run(["demo", "--scale", "0.002", "--seed", "1", "--no-serve"], tmp_path, monkeypatch, capsys)
     if code != 0:
         pytest.fail(f"demo failed: {out}")
     assert "[1/" in out and "generate: " in out and "watch_events 2,000" in out
     assert "interactions: 2,000" in out
+    assert "features: " in out and "train: " in out and "registered version 1" in out
+    assert "serve: skipped" in out

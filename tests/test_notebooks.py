@@ -18,10 +18,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import REPO_ROOT
 
-# Not imported from conftest: with tests/api/conftest.py beside it, the module name
-# ``conftest`` points at whichever conftest pytest loaded last when the whole suite runs.
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 EXPECTED = {"01_quickstart", "02_feature_exploration", "03_experiment_analysis"}

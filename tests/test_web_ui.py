@@ -25,21 +25,12 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from conftest import REPO_ROOT, services_required
 
 from core.lake import Lake
 from core.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-
-# Not imported from conftest: with tests/api/conftest.py beside it, the module name
-# ``conftest`` points at whichever conftest pytest loaded last when the whole suite runs.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def services_required() -> bool:
-    """The suite's switch (see ``tests/conftest.py``): CI sets MARQUEE_REQUIRE_SERVICES=1 to fail, not skip."""
-    return os.environ.get("MARQUEE_REQUIRE_SERVICES") == "1"
-
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -58,7 +58,7 @@ from training.tracking import BUNDLE_ARTIFACT, Tracker
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_MODELS = ("popularity", "als", "lightfm", "item_knn")
+DEFAULT_MODELS = ("popularity", "als", "lightfm", "item_knn", "seqknn")
 #: The Feast feature service the ranker's features come from (see features/feast_repo).
 FEATURE_SERVICE = "ranker_v1"
 RANKED = "ranked"

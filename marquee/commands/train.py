@@ -9,7 +9,7 @@ import typer
 from core.errors import InvalidInputError
 from marquee.commands._common import load_settings
 
-DEFAULT_MODELS = "popularity,als,lightfm,item_knn"
+DEFAULT_MODELS = "popularity,als,lightfm,item_knn,seqknn"
 
 
 def train(

@@ -87,5 +87,10 @@ def test_demo_runs_the_loop_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             assert not _port_open(port), f"port {port} still open after Ctrl-C"
     finally:
         if demo.poll() is None:
-            demo.kill()
-            demo.wait()
+            # Ctrl-C first, so the demo stops the servers it started; kill only as a last resort.
+            demo.send_signal(signal.SIGINT)
+            try:
+                demo.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                demo.kill()
+                demo.wait()

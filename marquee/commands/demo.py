@@ -8,6 +8,7 @@ function of a shared :class:`DemoContext`; the servers stay up until Ctrl-C.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,6 +206,10 @@ def run_steps(ctx: DemoContext, steps: list[DemoStep]) -> None:
         typer.echo(f"[{number}/{len(steps)}] {step.name}: {summary} ({time.perf_counter() - began:.1f} s)")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def register(app: typer.Typer) -> None:
     """Add the `demo` command to the root CLI."""
 
@@ -230,6 +235,8 @@ def register(app: typer.Typer) -> None:
             api_port=api_port,
             mlflow_port=mlflow_port,
         )
+        # A supervisor's SIGTERM stops the demo like Ctrl-C, so the servers it started stop too.
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             run_steps(ctx, DEMO_STEPS)
             if not ctx.processes:

@@ -71,7 +71,8 @@ def bench_search(home: Path, seed: int) -> dict[str, Any]:
     """Search latency in-process on the real catalog."""
     from catalog_api.app import build_state
     from catalog_api.options import ApiOptions
-    from catalog_api.services.search import SearchFilters, search_titles
+    from catalog_api.services.catalog import TitleFilters
+    from catalog_api.services.search import search_titles
     from core.settings import Settings
 
     settings = Settings(home=home)
@@ -99,13 +100,13 @@ def bench_search(home: Path, seed: int) -> dict[str, Any]:
     affinity = {"Dramas": 0.4, "Comedies": 0.3, "Documentaries": 0.3}
     for query in queries[:50]:  # warm-up
         search_titles(state.catalog.backend, snapshot, query, maturity_level=3, country="US",
-                      filters=SearchFilters(), affinity=affinity, plays=plays, limit=20)  # fmt: skip
+                      filters=TitleFilters(), affinity=affinity, plays=plays, limit=20)  # fmt: skip
     latencies, hits = [], 0
     for i, query in enumerate(queries):
         level = 1 if i % 4 == 0 else 3  # a quarter of the searches from kids profiles
         t0 = time.perf_counter()
         found = search_titles(state.catalog.backend, snapshot, query, maturity_level=level, country="US",
-                              filters=SearchFilters(), affinity=affinity, plays=plays, limit=20)  # fmt: skip
+                              filters=TitleFilters(), affinity=affinity, plays=plays, limit=20)  # fmt: skip
         latencies.append(time.perf_counter() - t0)
         hits += bool(found)
     p50, p99, worst = percentiles(latencies)

@@ -9,12 +9,12 @@ shared, so both backends obey the same rules.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog_api.services.catalog import TitleFilters
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 from catalog_api.services.search_index import SearchHit, SearchIndex
 from catalog_api.services.text import tokens
@@ -82,27 +82,6 @@ class PostgresBackend:
         return [SearchHit(str(r.title_id), float(r.score)) for r in rows]
 
 
-@dataclass(frozen=True)
-class SearchFilters:
-    """What the caller may restrict results to."""
-
-    type: str | None = None
-    genre: str | None = None
-    year_from: int | None = None
-    year_to: int | None = None
-
-
-def _passes(title: CatalogTitle, filters: SearchFilters) -> bool:
-    if filters.type and title.type != filters.type:
-        return False
-    if filters.genre and filters.genre.lower() not in {g.lower() for g in title.genres}:
-        return False
-    year = title.release_year or 0
-    if filters.year_from and year < filters.year_from:
-        return False
-    return not (filters.year_to and year > filters.year_to)
-
-
 def search_titles(
     backend: TextBackend,
     snapshot: CatalogSnapshot,
@@ -110,7 +89,7 @@ def search_titles(
     *,
     maturity_level: int,
     country: str,
-    filters: SearchFilters,
+    filters: TitleFilters,
     affinity: dict[str, float],
     plays: dict[str, float],
     limit: int,
@@ -124,7 +103,7 @@ def search_titles(
     ranked: list[tuple[CatalogTitle, float]] = []
     for hit in hits:
         title = snapshot.titles.get(hit.title_id)
-        if title is None or not title.visible_to(maturity_level, country) or not _passes(title, filters):
+        if title is None or not title.visible_to(maturity_level, country) or not filters.accepts(title):
             continue
         taste = sum(affinity.get(g, 0.0) for g in title.genres)
         score = (hit.score / top) * (1.0 + AFFINITY_BOOST * min(taste, 1.0))

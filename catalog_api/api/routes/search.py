@@ -10,8 +10,9 @@ from catalog_api.api.deps import CurrentAccount, SessionDep, StateDep
 from catalog_api.schemas.titles import SearchResponse, SearchResult
 from catalog_api.services import profiles
 from catalog_api.services.affinity import genre_affinity
+from catalog_api.services.catalog import TitleFilters
 from catalog_api.services.events import latest_positions
-from catalog_api.services.search import SearchFilters, search_titles
+from catalog_api.services.search import search_titles
 
 router = APIRouter(prefix="/v1", tags=["search"])
 
@@ -38,7 +39,7 @@ def search(
         q,
         maturity_level=profile.maturity_level,
         country=profile.country,
-        filters=SearchFilters(type=type, genre=genre, year_from=year_from, year_to=year_to),
+        filters=TitleFilters(type=type, genre=genre, year_from=year_from, year_to=year_to),
         affinity=affinity,
         plays=state.popularity.table.plays,
         limit=limit,

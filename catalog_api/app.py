@@ -76,7 +76,7 @@ def build_state(
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, model_transport),
         playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
-        exposures=ExposureLog(lake),
+        exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),
         login_limiter=RateLimiter(options.login_limit, options.login_window_s, "login attempts for this e-mail"),
@@ -140,7 +140,7 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            await asyncio.to_thread(state.exposures.flush)
+            await asyncio.to_thread(state.exposures.close)
             await state.recommender.aclose()
             state.engine.dispose()
 

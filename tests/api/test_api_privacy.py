@@ -53,6 +53,8 @@ def test_deleting_the_account_erases_everything_of_it(client: TestClient) -> Non
     ):
         assert not set(lake.read(table)[column]) & ids, table
     assert not {e.profile_id for e in state.exposures.pending()} & ids
+    journals = "".join(path.read_text() for path in state.settings.workspace.home.glob("journal/exposures-*"))
+    assert not any(profile_id in journals for profile_id in ids), "the exposure journal forgot them too"
     # The other account is untouched, and the erased token no longer works.
     assert kept_profile in set(lake.read("watch_events")["profile_id"])
     assert kept_profile in set(lake.read("exposures")["profile_id"])

@@ -68,11 +68,15 @@ class ManagedProcess:
         )
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGINT the process group (as Ctrl-C would), then SIGKILL after ``grace_s``."""
+        """SIGTERM the process group, then SIGKILL after ``grace_s``.
+
+        SIGTERM rather than SIGINT: a shell that starts the demo in the background
+        makes its children ignore SIGINT, and every server here drains on SIGTERM.
+        """
         if self.process is None or self.process.poll() is not None:
             return
         group = os.getpgid(self.process.pid)
-        os.killpg(group, signal.SIGINT)
+        os.killpg(group, signal.SIGTERM)
         try:
             self.process.wait(timeout=grace_s)
         except subprocess.TimeoutExpired:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from core.errors import InvalidInputError
 from models.base import CandidateGenerator
-from training.evaluation import candidate_model_names, check_model_names, fit_model, score_split
+from training.evaluation import candidate_model_names, check_model_names, fit_model, score_split, title_features
 from training.metrics import summarise
 from training.protocol import Split
 from training.tuning import SEARCH_SPACES, TuningResult, coordinate_search
@@ -94,6 +94,23 @@ def tune_candidates(
     return results
 
 
+def item_feature_tokens(titles: pd.DataFrame, episodes: pd.DataFrame) -> dict[str, list[str]]:
+    """item_id → metadata tokens for the hybrid models (LightFM), episodes included.
+
+    Watch events of a series name the episode, so each episode gets its series'
+    tokens (genres, maturity, decade, cast, director, tags): that is what lets a
+    hybrid model relate an episode to titles it shares metadata with.
+    """
+    if titles.empty:
+        return {}
+    tokens = title_features(titles)
+    if not episodes.empty:
+        for episode_id, series_id in zip(episodes["episode_id"], episodes["series_id"], strict=True):
+            if series_id in tokens:
+                tokens[str(episode_id)] = tokens[series_id]
+    return tokens
+
+
 def fit_candidates(
     names: Sequence[str],
     train: pd.DataFrame,
@@ -101,15 +118,19 @@ def fit_candidates(
     params: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 42,
     progress: bool = False,
+    item_features: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, FittedCandidate]:
-    """Fit each named model on protocol-frame ``train`` with its params (the evaluation engineer's ``fit_model``)."""
+    """Fit each named model on protocol-frame ``train`` with its params (the evaluation engineer's ``fit_model``).
+
+    ``item_features`` (item_id → tokens, see ``item_feature_tokens``) reach the hybrid models.
+    """
     if train.empty:
         raise InvalidInputError("no training interactions to fit candidate models on")
     fitted: dict[str, FittedCandidate] = {}
     for name in tqdm(names, desc="fit candidates", unit="model", disable=not progress):
         given = dict((params or {}).get(name, {}))
         started = time.perf_counter()
-        model = fit_model(name, given, train, seed)
+        model = fit_model(name, given, train, seed, item_features=item_features)
         seconds = time.perf_counter() - started
         logger.info("fitted %s on %d interactions in %.1f s", name, len(train), seconds)
         fitted[name] = FittedCandidate(name, model, model_params(model, given), seconds)

@@ -45,6 +45,7 @@ from training.candidates import (
     check_models,
     evaluate_lists,
     fit_candidates,
+    item_feature_tokens,
     ranked_by_source,
     tune_candidates,
 )
@@ -262,6 +263,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         data = load_training_data(lake)
     with watch.stage("split"):
         split = split_validation(data)
+        item_features = item_feature_tokens(data.titles, lake.read_or_empty("episodes", ["episode_id", "series_id"]))
     relevant_all = split.test_items()
     users = sample_profiles(sorted(relevant_all), config.max_profiles, config.seed)
     relevant_all = {u: relevant_all[u] for u in users}
@@ -293,11 +295,17 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
             data.interactions,
             params=config.params,
             seed=config.seed,
+            item_features=item_features,
         )
     try:
         with watch.stage("fit_candidates"):
             fitted = fit_candidates(
-                config.models, split.train, params=config.params, seed=config.seed, progress=config.progress
+                config.models,
+                split.train,
+                params=config.params,
+                seed=config.seed,
+                progress=config.progress,
+                item_features=item_features,
             )
         with watch.stage("candidate_lists"):
             lists = candidate_lists(

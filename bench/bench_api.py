@@ -122,7 +122,15 @@ def model_server_main(home: Path, port: int) -> None:
     from fastapi import FastAPI
 
     from core.lake import Lake
-    from serving.contract import RecommendRequest, RecommendResponse, ScoredTitle, SimilarRequest, SimilarResponse
+    from serving.contract import (
+        HomeCandidatesRequest,
+        HomeCandidatesResponse,
+        RecommendRequest,
+        RecommendResponse,
+        ScoredTitle,
+        SimilarRequest,
+        SimilarResponse,
+    )
 
     lake = Lake(home / "lake")
     titles = lake.read("titles", ["title_id", "genres", "maturity_level"])
@@ -147,8 +155,7 @@ def model_server_main(home: Path, port: int) -> None:
 
     app = FastAPI()
 
-    @app.post("/recommend")
-    def recommend(body: RecommendRequest) -> RecommendResponse:
+    def picks(body: RecommendRequest) -> RecommendResponse:
         refresh()
         liked: dict[str, int] = {}
         for title_id in cache["history"].get(body.profile_id, []):
@@ -165,13 +172,26 @@ def model_server_main(home: Path, port: int) -> None:
         items = [ScoredTitle(title_id=t, score=float(s)) for t, s in scored[: body.k]]
         return RecommendResponse(items=items, model_version="bench-stand-in", source="model")
 
-    @app.post("/similar")
-    def similar(body: SimilarRequest) -> SimilarResponse:
+    def alike(body: SimilarRequest) -> SimilarResponse:
         refresh()
         seed = set(genres.get(body.title_id, []))
         found = [t for t in cache["popular"][:500] if t != body.title_id and seed & set(genres.get(t, []))]
         items = [ScoredTitle(title_id=t, score=1.0 / (i + 1)) for i, t in enumerate(found[: body.k])]
         return SimilarResponse(items=items, model_version="bench-stand-in")
+
+    @app.post("/recommend")
+    def recommend(body: RecommendRequest) -> RecommendResponse:
+        return picks(body)
+
+    @app.post("/similar")
+    def similar(body: SimilarRequest) -> SimilarResponse:
+        return alike(body)
+
+    @app.post("/home_candidates")
+    def home_candidates(body: HomeCandidatesRequest) -> HomeCandidatesResponse:
+        return HomeCandidatesResponse(
+            recommend=picks(body.recommend), similar=alike(body.similar) if body.similar else None
+        )
 
     del pd
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)

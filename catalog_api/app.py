@@ -13,7 +13,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI
 
 from catalog_api.api.errors import install_error_handlers
@@ -48,7 +47,6 @@ def build_state(
     options: ApiOptions,
     *,
     db_schema: str | None = None,
-    model_transport: httpx.AsyncBaseTransport | None = None,
 ) -> AppState:
     """Build the process state: migrate the database, load the catalog, make the clients."""
     settings.check_production_secrets()
@@ -74,7 +72,7 @@ def build_state(
         lake=lake,
         catalog=catalog,
         popularity=popularity,
-        recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, model_transport),
+        recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker),
         playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
@@ -115,7 +113,6 @@ def create_app(
     options: ApiOptions | None = None,
     *,
     db_schema: str | None = None,
-    model_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
     """The catalog API for ``settings``.
 
@@ -123,10 +120,9 @@ def create_app(
         settings: platform settings (database URL, secrets, model-server address).
         options: API tunables; defaults suit production.
         db_schema: PostgreSQL schema to use (tests isolate runs this way).
-        model_transport: an httpx transport for the model-server client (fault-injection tests).
     """
     options = options or ApiOptions()
-    state = build_state(settings, options, db_schema=db_schema, model_transport=model_transport)
+    state = build_state(settings, options, db_schema=db_schema)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

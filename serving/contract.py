@@ -85,3 +85,22 @@ class SimilarResponse(_Body):
 
     items: list[ScoredTitle]
     model_version: str
+
+
+class HomeCandidatesRequest(_Body):
+    """What one home page needs from the model server, asked in one round trip.
+
+    A page wants top picks and "Because you watched X"; two HTTP calls per page
+    double the model server's per-request overhead (framework, parsing), which
+    on a small machine is most of its cost.
+    """
+
+    recommend: RecommendRequest
+    similar: SimilarRequest | None = None
+
+
+class HomeCandidatesResponse(_Body):
+    """Top picks, and the similar titles when asked for and the seed title is known (else ``None``)."""
+
+    recommend: RecommendResponse
+    similar: SimilarResponse | None = None

@@ -42,10 +42,12 @@ from bentoml.exceptions import BentoMLException
 from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
-from core.errors import MarqueeError
+from core.errors import MarqueeError, NotFoundError
 from serving.contract import (
     BatchRecommendRequest,
     BatchRecommendResponse,
+    HomeCandidatesRequest,
+    HomeCandidatesResponse,
     RankRequest,
     RankResponse,
     RecommendRequest,
@@ -196,11 +198,36 @@ class MarqueeRecommender:
     async def similar(self, title_id: str, k: int = 10) -> Response:
         """Titles similar to one title; an unknown title is a 404 with the reason."""
         try:
-            model = self.loader.get("champion")
-            scored = model.pipeline.similar(title_id, k)
+            return _json(self._similar_one(title_id, k))
         except MarqueeError as exc:
             return error_response(exc)
-        return _json(SimilarResponse(items=_items(scored), model_version=model.version))
+
+    def _similar_one(self, title_id: str, k: int) -> SimilarResponse:
+        model = self.loader.get("champion")
+        scored = model.pipeline.similar(title_id, k)
+        return SimilarResponse(items=_items(scored), model_version=model.version)
+
+    @bentoml.api(input_spec=HomeCandidatesRequest, output_spec=HomeCandidatesResponse)
+    async def home_candidates(self, recommend: RecommendRequest, similar: SimilarRequest | None = None) -> Response:
+        """``/recommend`` and ``/similar`` for one home page in one call.
+
+        The similar titles are ``null`` when the seed title is unknown to the
+        model (a page can do without that row); any other error fails the call
+        like ``/recommend`` would.
+        """
+        try:
+            picks = self._recommend_one(recommend)
+        except MarqueeError as exc:
+            return error_response(exc)
+        alike: SimilarResponse | None = None
+        if similar is not None:
+            try:
+                alike = self._similar_one(similar.title_id, similar.k)
+            except NotFoundError:
+                FALLBACKS.labels(endpoint="home_candidates", reason="unknown_seed").inc()
+            except MarqueeError as exc:
+                return error_response(exc)
+        return _json(HomeCandidatesResponse(recommend=picks, similar=alike))
 
     @bentoml.api(batchable=True, max_batch_size=256, max_latency_ms=5)
     def score(self, features: np.ndarray) -> np.ndarray:

@@ -128,6 +128,26 @@ def test_batch_rank_and_similar(client: TestClient) -> None:
     assert {i["title_id"] for i in similar.json()["items"]} <= set(world.ADULT) | {"fr1"}
 
 
+def test_home_candidates_answers_picks_and_similar_in_one_call(client: TestClient) -> None:
+    body = {"recommend": {"profile_id": "viewer", "k": 2}, "similar": {"title_id": "a2", "k": 2}}
+    response = client.post("/home_candidates", json=body)
+    assert response.status_code == 200, response.text
+    page = response.json()
+    alone = client.post("/recommend", json=body["recommend"]).json()
+    assert page["recommend"] == alone
+    assert page["similar"] == client.post("/similar", json=body["similar"]).json()
+
+
+def test_home_candidates_without_a_known_seed_still_answers_picks(client: TestClient) -> None:
+    body = {"recommend": {"profile_id": "viewer", "k": 2}, "similar": {"title_id": "nope", "k": 2}}
+    page = client.post("/home_candidates", json=body).json()
+    assert [i["title_id"] for i in page["recommend"]["items"]] == ["a4", "a5"]
+    assert page["similar"] is None
+    bad = client.post("/home_candidates", json={"recommend": {"profile_id": "viewer", "k": 500}})
+    assert bad.status_code == 400
+    assert "less than or equal to 100" in bad.text
+
+
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -65,9 +65,16 @@ def revoke(session: Session, claims: TokenClaims) -> None:
         session.flush()
 
 
-def is_revoked(session: Session, jti: str) -> bool:
-    """Whether logout or refresh rotation revoked this token id."""
-    return session.get(RevokedTokenRow, jti) is not None
+_REVOKED = select(RevokedTokenRow.jti).where(RevokedTokenRow.jti == bindparam("jti"))
+
+
+def is_revoked(executor: Session | Connection, jti: str) -> bool:
+    """Whether logout or refresh rotation revoked this token id.
+
+    A Core statement, not ``Session.get``: it runs on every authenticated request, and the
+    hot read routes call it on a bare connection (``api.deps.load_caller_profile``).
+    """
+    return executor.execute(_REVOKED, {"jti": jti}).first() is not None
 
 
 def purge_expired_revocations(session: Session, now: datetime | None = None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -68,7 +68,7 @@ class LatestPosition:
         return min(1.0, self.position_s / self.duration_s) if self.duration_s else 0.0
 
 
-def latest_positions(session: Session, profile_id: str, limit: int = 200) -> list[LatestPosition]:
+def latest_positions(session: Session | Connection, profile_id: str, limit: int = 200) -> list[LatestPosition]:
     """The latest heartbeat per title for a profile, most recent first."""
     latest = (
         select(WatchEventRow.title_id, func.max(WatchEventRow.seq).label("seq"))
@@ -134,7 +134,7 @@ def continue_watching(positions: list[LatestPosition], snapshot: CatalogSnapshot
     return entries
 
 
-def resume_position(session: Session, profile_id: str, title_id: str) -> int:
+def resume_position(session: Session | Connection, profile_id: str, title_id: str) -> int:
     """Where to resume ``title_id``: its latest position unless it was finished (then 0)."""
     row = session.execute(
         select(WatchEventRow.position_s, WatchEventRow.duration_s)

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from catalog_api.circuit_breaker import BreakerState
-from catalog_api.db.tables import ProfileRow
 from catalog_api.playback.service import Viewer
+from catalog_api.recommender_client import CircuitOpenError, ModelTimeoutError
 from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint, RowItem
 from catalog_api.services.affinity import genre_affinity
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
@@ -28,9 +28,17 @@ from catalog_api.services.events import ContinueEntry, LatestPosition, continue_
 from catalog_api.services.experiments import PageAssignment
 from catalog_api.services.exposures import ExposurePage
 from catalog_api.services.popularity import PopularityTable
+from catalog_api.services.profile_context import ProfileContext
 from catalog_api.state import AppState
-from core.errors import MarqueeError
-from serving.contract import RecommendRequest, RecommendResponse, SimilarRequest, SimilarResponse
+from core.errors import MarqueeError, ServiceUnavailableError
+from serving.contract import (
+    MAX_K,
+    HomeCandidatesRequest,
+    RecommendRequest,
+    RecommendResponse,
+    SimilarRequest,
+    SimilarResponse,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -119,49 +127,44 @@ class Personalization:
 
 
 async def personalize(
-    state: AppState, profile: ProfileRow, watched: list[str], seed: str | None, variant: str
+    state: AppState, profile: ProfileContext, watched: list[str], seed: str | None, variant: str
 ) -> Personalization:
-    """Ask the model server for top picks and similar titles within one time budget."""
+    """Ask the model server for top picks and similar titles, in one call within the time budget."""
     if not watched:
         return Personalization(reason="new_profile")
     if state.recommender.breaker.state is BreakerState.OPEN:
         return Personalization(reason="circuit_open")
-    recommend = state.recommender.recommend(
-        RecommendRequest(
+    k = min(state.options.row_size * 3, MAX_K)
+    request = HomeCandidatesRequest(
+        recommend=RecommendRequest(
             profile_id=profile.profile_id,
-            k=min(state.options.row_size * 3, 100),
+            k=k,
             exclude=watched[:1000],
             variant=variant,  # type: ignore[arg-type]
             maturity_level=profile.maturity_level,
             country=profile.country,
-        )
+        ),
+        similar=SimilarRequest(title_id=seed, k=k) if seed is not None else None,
     )
-    calls = [recommend]
-    if seed is not None:
-        calls.append(state.recommender.similar(SimilarRequest(title_id=seed, k=min(state.options.row_size * 3, 100))))  # type: ignore[arg-type]
     try:
-        results = await asyncio.wait_for(
-            asyncio.gather(*calls, return_exceptions=True), timeout=state.options.model_budget_s
+        answer = await asyncio.wait_for(
+            state.recommender.home_candidates(request), timeout=state.options.model_budget_s
         )
-    except TimeoutError:
+    except (TimeoutError, ModelTimeoutError):
         return Personalization(reason="model_timeout")
-    picks, similar = results[0], (results[1] if len(results) > 1 else None)
-    if isinstance(picks, BaseException):
-        reason = "circuit_open" if "circuit is open" in str(picks) else "model_unavailable"
-        return Personalization(reason=reason)
-    if picks.source != "model":  # type: ignore[union-attr]
+    except CircuitOpenError:
+        return Personalization(reason="circuit_open")
+    except ServiceUnavailableError:
+        return Personalization(reason="model_unavailable")
+    if answer.recommend.source != "model":
         return Personalization(reason="model_fallback")
-    return Personalization(
-        picks=picks,  # type: ignore[arg-type]
-        similar=similar if isinstance(similar, SimilarResponse) else None,
-    )
+    return Personalization(picks=answer.recommend, similar=answer.similar)
 
 
 async def build_home(
     state: AppState,
-    profile: ProfileRow,
+    profile: ProfileContext,
     positions: list[LatestPosition],
-    plan: str,
     device: str,
     request_id: str,
 ) -> HomeResponse:
@@ -263,7 +266,7 @@ async def build_home(
             layout=assignment.layout,
             model_version=model_version,
         ),
-        prefetch=_prefetch(state, page, profile, plan),
+        prefetch=_prefetch(state, page, profile),
     )
 
 
@@ -272,7 +275,7 @@ def _row_version(row_key: str, model_version: str) -> str:
     return model_version if row_key == "top_picks" or row_key.startswith("because_you_watched") else POPULARITY_VERSION
 
 
-def _prefetch(state: AppState, page: PageBuilder, profile: ProfileRow, plan: str) -> list[PrefetchHint]:
+def _prefetch(state: AppState, page: PageBuilder, profile: ProfileContext) -> list[PrefetchHint]:
     """First segments of the titles the profile is most likely to play: what it is watching, then top picks."""
     ordered = [
         item.episode_id or item.title_id
@@ -280,7 +283,7 @@ def _prefetch(state: AppState, page: PageBuilder, profile: ProfileRow, plan: str
         if row.key in ("continue_watching", "top_picks")
         for item in row.items
     ]
-    viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, plan)
+    viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, profile.plan)
     hints = []
     for title_id in ordered[: state.options.prefetch_titles]:
         try:

@@ -26,6 +26,8 @@ from core.domain import maturity_level
 from core.lake import Lake
 from core.settings import Settings
 from serving.contract import (
+    HomeCandidatesRequest,
+    HomeCandidatesResponse,
     RankRequest,
     RankResponse,
     RecommendRequest,
@@ -152,9 +154,7 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
         ]
         return sorted(scored, key=lambda p: (-p[1], p[0]))
 
-    @app.post("/recommend")
-    async def recommend(body: RecommendRequest) -> RecommendResponse:
-        await behave("recommend")
+    def picks(body: RecommendRequest) -> RecommendResponse:
         titles = catalog()
         watched = history(body.profile_id)
         liked: dict[str, int] = {}
@@ -168,15 +168,30 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
         items = [ScoredTitle(title_id=t, score=s) for t, s in ranked]
         return RecommendResponse(items=items, model_version=double.version, source="model")
 
-    @app.post("/similar")
-    async def similar(body: SimilarRequest) -> SimilarResponse:
-        await behave("similar")
+    def alike(body: SimilarRequest) -> SimilarResponse:
         titles = catalog()
         seed = titles.loc[titles["title_id"] == body.title_id, "genres"]
         liked = {g: 1 for g in (seed.iloc[0] if len(seed) else [])}
         ranked = [p for p in score(titles, liked) if p[0] != body.title_id][: body.k]
         return SimilarResponse(
             items=[ScoredTitle(title_id=t, score=s) for t, s in ranked], model_version=double.version
+        )
+
+    @app.post("/recommend")
+    async def recommend(body: RecommendRequest) -> RecommendResponse:
+        await behave("recommend")
+        return picks(body)
+
+    @app.post("/similar")
+    async def similar(body: SimilarRequest) -> SimilarResponse:
+        await behave("similar")
+        return alike(body)
+
+    @app.post("/home_candidates")
+    async def home_candidates(body: HomeCandidatesRequest) -> HomeCandidatesResponse:
+        await behave("home_candidates")
+        return HomeCandidatesResponse(
+            recommend=picks(body.recommend), similar=alike(body.similar) if body.similar else None
         )
 
     @app.post("/rank")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter, Response
+from sqlalchemy import Connection
+from starlette.concurrency import run_in_threadpool
 
-from catalog_api.api.deps import CurrentAccount, SessionDep, StateDep
+from catalog_api.api.deps import StateDep, TokenDep, load_caller_profile
 from catalog_api.playback.service import Viewer
-from catalog_api.services import profiles
 from catalog_api.services.events import resume_position
+from catalog_api.services.profile_context import ProfileContext
 
 router = APIRouter(prefix="/v1/playback", tags=["playback"])
 
@@ -22,22 +24,24 @@ router = APIRouter(prefix="/v1/playback", tags=["playback"])
         403: {"description": "above the profile's maturity level, or not licensed in its country"},
     },
 )
-def manifest(
+async def manifest(
     title_id: str,
     profile_id: str,
     state: StateDep,
-    session: SessionDep,
-    account: CurrentAccount,
+    token: TokenDep,
     format: Literal["hls", "dash"] = "hls",
     device: Literal["tv", "web", "mobile"] = "web",
 ) -> Response:
     """A manifest for a movie, a series (its first episode) or an episode."""
-    profile = profiles.get_owned_profile(session, account.account_id, profile_id)
-    viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, account.plan)
     snapshot = state.catalog.snapshot
-    _, content_id, _ = state.playback.resolve(snapshot, title_id)
-    resume = resume_position(session, profile.profile_id, content_id)
-    built = state.playback.manifest(snapshot, title_id, viewer, format, device, resume)
+
+    def resume(connection: Connection, profile: ProfileContext) -> int:
+        _, content_id, _ = state.playback.resolve(snapshot, title_id)  # 404 for an unknown title, after auth
+        return resume_position(connection, profile.profile_id, content_id)
+
+    profile, resume_s = await run_in_threadpool(load_caller_profile, state, token, profile_id, resume)
+    viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, profile.plan)
+    built = state.playback.manifest(snapshot, title_id, viewer, format, device, resume_s)
     return Response(
         built.body,
         media_type=built.content_type,

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from catalog_api.db.tables import AccountRow, ProfileRow
 from catalog_api.errors import UnauthorizedError
@@ -61,17 +62,29 @@ def verify_access(state: AppState, session: Session | Connection, token: str | N
 def load_caller_profile(
     state: AppState, token: str | None, profile_id: str, read: Callable[[Connection, ProfileContext], T]
 ) -> tuple[ProfileContext, T]:
-    """The caller's profile and what ``read`` reads for it, on one connection (run it in the thread pool).
-
-    The hot read routes (home rows, manifests) use this instead of ``CurrentAccount`` and
-    ``OwnedProfile``: the same checks (token, revocation, rate limit, ownership) with two
-    Core statements on one connection, where the general dependencies need four ORM
-    lookups and as many thread-pool hops.
-    """
+    """The caller's profile and what ``read`` reads for it, on one connection."""
     with state.engine.connect() as connection:
         claims = verify_access(state, connection, token)
         context = load_profile_context(connection, claims.account_id, profile_id)
         return context, read(connection, context)
+
+
+async def read_caller_profile(
+    state: AppState, token: str | None, profile_id: str, read: Callable[[Connection, ProfileContext], T]
+) -> tuple[ProfileContext, T]:
+    """``load_caller_profile`` for the hot read routes (home rows, manifests).
+
+    The same checks as ``CurrentAccount`` and ``OwnedProfile`` (token, revocation, rate
+    limit, ownership) with two Core statements on one connection, where the general
+    dependencies need four ORM lookups and as many thread-pool hops. On SQLite the
+    reads run on the event loop: they are local page reads of a fraction of a
+    millisecond that never wait for writers (WAL), and a thread-pool hop cost more
+    than the reads themselves (GIL hand-offs under load). PostgreSQL reads wait on
+    the network, so they go to the thread pool.
+    """
+    if state.engine.dialect.name == "sqlite":
+        return load_caller_profile(state, token, profile_id, read)
+    return await run_in_threadpool(load_caller_profile, state, token, profile_id, read)
 
 
 def get_claims(state: StateDep, session: SessionDep, token: TokenDep) -> TokenClaims:

@@ -34,6 +34,8 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     # more than SQLAlchemy's default 5 + 10 connections; SQLite connections are cheap.
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 20, "max_overflow": 40, "pool_timeout": 10}
     if url.startswith("sqlite"):
+        # A SQLite connection is a file handle: nothing can drop it, so no ping before every checkout.
+        kwargs["pool_pre_ping"] = False
         kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
     elif schema:
         kwargs["connect_args"] = {"options": f"-csearch_path={schema},public"}

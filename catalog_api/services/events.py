@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -68,20 +68,25 @@ class LatestPosition:
         return min(1.0, self.position_s / self.duration_s) if self.duration_s else 0.0
 
 
+_LATEST = (
+    select(WatchEventRow.title_id, func.max(WatchEventRow.seq).label("seq"))
+    .where(WatchEventRow.profile_id == bindparam("profile_id"))
+    .group_by(WatchEventRow.title_id)
+    .subquery()
+)
+# Built once: home rows and search read this on every request, and building the statement
+# (subquery, join, cache key) cost more than SQLite took to run it.
+_LATEST_POSITIONS = (
+    select(WatchEventRow.title_id, WatchEventRow.position_s, WatchEventRow.duration_s, WatchEventRow.ts)
+    .join(_LATEST, WatchEventRow.seq == _LATEST.c.seq)
+    .order_by(WatchEventRow.ts.desc(), WatchEventRow.seq.desc())
+    .limit(bindparam("limit"))
+)
+
+
 def latest_positions(session: Session | Connection, profile_id: str, limit: int = 200) -> list[LatestPosition]:
     """The latest heartbeat per title for a profile, most recent first."""
-    latest = (
-        select(WatchEventRow.title_id, func.max(WatchEventRow.seq).label("seq"))
-        .where(WatchEventRow.profile_id == profile_id)
-        .group_by(WatchEventRow.title_id)
-        .subquery()
-    )
-    rows = session.execute(
-        select(WatchEventRow.title_id, WatchEventRow.position_s, WatchEventRow.duration_s, WatchEventRow.ts)
-        .join(latest, WatchEventRow.seq == latest.c.seq)
-        .order_by(WatchEventRow.ts.desc(), WatchEventRow.seq.desc())
-        .limit(limit)
-    ).all()
+    rows = session.execute(_LATEST_POSITIONS, {"profile_id": profile_id, "limit": limit}).all()
     return [LatestPosition(r.title_id, r.position_s, r.duration_s, _utc(r.ts)) for r in rows]
 
 
@@ -134,14 +139,17 @@ def continue_watching(positions: list[LatestPosition], snapshot: CatalogSnapshot
     return entries
 
 
+_LAST_POSITION = (
+    select(WatchEventRow.position_s, WatchEventRow.duration_s)
+    .where(WatchEventRow.profile_id == bindparam("profile_id"), WatchEventRow.title_id == bindparam("title_id"))
+    .order_by(WatchEventRow.seq.desc())
+    .limit(1)
+)
+
+
 def resume_position(session: Session | Connection, profile_id: str, title_id: str) -> int:
     """Where to resume ``title_id``: its latest position unless it was finished (then 0)."""
-    row = session.execute(
-        select(WatchEventRow.position_s, WatchEventRow.duration_s)
-        .where(WatchEventRow.profile_id == profile_id, WatchEventRow.title_id == title_id)
-        .order_by(WatchEventRow.seq.desc())
-        .limit(1)
-    ).first()
+    row = session.execute(_LAST_POSITION, {"profile_id": profile_id, "title_id": title_id}).first()
     if row is None or not row.duration_s or row.position_s / row.duration_s >= FINISHED:
         return 0
     return int(row.position_s)

@@ -63,12 +63,17 @@ class PageBuilder:
             return None
         return title
 
-    def add(self, key: str, name: str, title_ids: Iterable[str]) -> HomeRow | None:
-        """Add a row of the first ``row_size`` visible, unused titles; rows left empty are dropped."""
+    def add(self, key: str, name: str, title_ids: Iterable[str], *, visible: bool = False) -> HomeRow | None:
+        """Add a row of the first ``row_size`` visible, unused titles; rows left empty are dropped.
+
+        ``visible=True`` says the ids are catalog titles already filtered for this audience
+        (``PopularityTable.for_audience``); ids from the model server are always checked.
+        """
         limit = self.row_size
         items: list[RowItem] = []
+        titles = self.snapshot.titles
         for title_id in title_ids:
-            title = self.visible(title_id)
+            title = titles[title_id] if visible else self.visible(title_id)
             if title is None or title.title_id in self.used:
                 continue
             self.used.add(title.title_id)
@@ -186,14 +191,17 @@ async def build_home(
     personalized = result.picks is not None
     model_version = result.picks.model_version if result.picks else POPULARITY_VERSION
     watched_set = set(watched_titles)
+    audience = popularity.for_audience(snapshot, profile.maturity_level, profile.country)
     affinity = genre_affinity(positions, snapshot)
-    genres = sorted(popularity.genre_order, key=lambda g: (-affinity.get(g, 0.0), popularity.genre_order.index(g)))
+    order = {genre: i for i, genre in enumerate(popularity.genre_order)}
+    genres = sorted(popularity.genre_order, key=lambda g: (-affinity.get(g, 0.0), order[g]))
 
     def top_picks() -> None:
         if result.picks is not None:
             page.add("top_picks", "Top Picks for You", (i.title_id for i in result.picks.items))
         else:
-            page.add("top_picks", "Top Picks for You", (t for t in popularity.popular if t not in watched_set))
+            unwatched = (t for t in audience.popular if t not in watched_set)
+            page.add("top_picks", "Top Picks for You", unwatched, visible=True)
 
     def because() -> None:
         if seed is None:
@@ -205,28 +213,29 @@ async def build_home(
             # Fallback: the most popular titles sharing the seed's genres.
             seed_genres = set(snapshot.titles[seed].genres)
             ranked = (
-                t for t in popularity.popular if t not in watched_set and seed_genres & set(snapshot.titles[t].genres)
+                t
+                for t in audience.popular
+                if t not in watched_set and not seed_genres.isdisjoint(snapshot.titles[t].genres)
             )
-            page.add(f"because_you_watched:{seed}", name, ranked)
+            page.add(f"because_you_watched:{seed}", name, ranked, visible=True)
 
     def trending() -> None:
-        page.add("trending", "Trending Now", (t for t in popularity.trending if t not in watched_set))
+        page.add("trending", "Trending Now", (t for t in audience.trending if t not in watched_set), visible=True)
 
     def standard_rows(with_trending: bool = True) -> None:
         top_picks()
         because()
         if with_trending:
             trending()
-        page.add("new_releases", "New Releases", snapshot.newest)
+        page.add("new_releases", "New Releases", audience.newest, visible=True)
 
     def genre_rows() -> None:
         added = 0
         for genre in genres:
             if added >= state.options.genre_rows:
                 break
-            row = page.add(
-                f"genre:{genre}", genre, (t for t in popularity.by_genre.get(genre, []) if t not in watched_set)
-            )
+            unwatched = (t for t in audience.by_genre.get(genre, []) if t not in watched_set)
+            row = page.add(f"genre:{genre}", genre, unwatched, visible=True)
             added += row is not None
 
     page.add_continue(continue_watching(positions, snapshot))

@@ -30,6 +30,16 @@ TRENDING_HALF_LIFE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
+class AudienceRanking:
+    """The popularity lists restricted to the titles one audience (maturity level, country) may see."""
+
+    popular: list[str]
+    trending: list[str]
+    newest: list[str]
+    by_genre: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
 class PopularityTable:
     """Titles ranked by all-time plays and by recent (decayed) plays, best first."""
 
@@ -38,6 +48,33 @@ class PopularityTable:
     plays: dict[str, float] = field(default_factory=dict)
     by_genre: dict[str, list[str]] = field(default_factory=dict)
     genre_order: list[str] = field(default_factory=list)
+    _audiences: dict[tuple[int, str], tuple[CatalogSnapshot, AudienceRanking]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def for_audience(self, snapshot: CatalogSnapshot, maturity_level: int, country: str) -> AudienceRanking:
+        """The lists filtered by ``CatalogTitle.visible_to``, computed once per audience and snapshot.
+
+        A home page used to test visibility title by title while filling its fallback and
+        genre rows (a few hundred checks a page); audiences are few (four maturity levels
+        times the countries served), so the filtered lists are kept with the table.
+        """
+        key = (maturity_level, country)
+        cached = self._audiences.get(key)
+        if cached is not None and cached[0] is snapshot:
+            return cached[1]
+
+        def keep(title_ids: list[str]) -> list[str]:
+            return [t for t in title_ids if (title := snapshot.titles.get(t)) and title.visible_to(*key)]
+
+        ranking = AudienceRanking(
+            popular=keep(self.popular),
+            trending=keep(self.trending),
+            newest=keep(snapshot.newest),
+            by_genre={genre: keep(titles) for genre, titles in self.by_genre.items()},
+        )
+        self._audiences[key] = (snapshot, ranking)
+        return ranking
 
 
 def compute_popularity(events: pd.DataFrame, snapshot: CatalogSnapshot) -> PopularityTable:

@@ -6,9 +6,8 @@ import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
-from catalog_api.api.deps import StateDep, TokenDep, load_caller_profile
+from catalog_api.api.deps import StateDep, TokenDep, read_caller_profile
 from catalog_api.schemas.home import HomeResponse
 from catalog_api.services.events import latest_positions
 from catalog_api.services.home import build_home
@@ -28,8 +27,8 @@ async def home(
 ) -> HomeResponse:
     """Rows for the profile: personalized when the model server answers in time, else popularity."""
     # One short connection for auth, the profile and its history: nothing is held while the model server is awaited.
-    profile, positions = await run_in_threadpool(
-        load_caller_profile, state, token, profile_id, lambda connection, p: latest_positions(connection, p.profile_id)
+    profile, positions = await read_caller_profile(
+        state, token, profile_id, lambda connection, p: latest_positions(connection, p.profile_id)
     )
     request_id = str(request.scope.get("request_id", ""))
     response = await build_home(state, profile, positions, device, request_id)

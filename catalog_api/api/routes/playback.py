@@ -6,9 +6,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 from sqlalchemy import Connection
-from starlette.concurrency import run_in_threadpool
 
-from catalog_api.api.deps import StateDep, TokenDep, load_caller_profile
+from catalog_api.api.deps import StateDep, TokenDep, read_caller_profile
 from catalog_api.playback.service import Viewer
 from catalog_api.services.events import resume_position
 from catalog_api.services.profile_context import ProfileContext
@@ -39,7 +38,7 @@ async def manifest(
         _, content_id, _ = state.playback.resolve(snapshot, title_id)  # 404 for an unknown title, after auth
         return resume_position(connection, profile.profile_id, content_id)
 
-    profile, resume_s = await run_in_threadpool(load_caller_profile, state, token, profile_id, resume)
+    profile, resume_s = await read_caller_profile(state, token, profile_id, resume)
     viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, profile.plan)
     built = state.playback.manifest(snapshot, title_id, viewer, format, device, resume_s)
     return Response(

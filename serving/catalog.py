@@ -49,10 +49,24 @@ class TitleCatalog:
     maturity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     countries: list[frozenset[str]] = field(default_factory=list)
     genres: list[list[str]] = field(default_factory=list)
+    #: episode id → its series id. Models learn from what was played (episodes); pages show
+    #: catalog titles (the series), so candidates are mapped through this before filtering.
+    series_of: dict[str, str] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _episodes: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index = {title_id: idx for idx, title_id in enumerate(self.title_ids)}
+        for episode_id, series_id in self.series_of.items():
+            self._episodes.setdefault(series_id, []).append(episode_id)
+
+    def canonical(self, title_id: str) -> str:
+        """The catalog title a played id stands for: the series of an episode, else the id itself."""
+        return self.series_of.get(title_id, title_id)
+
+    def episodes_of(self, series_id: str) -> list[str]:
+        """The episode ids of a series, in the lake's order (empty for a movie or an unknown id)."""
+        return self._episodes.get(series_id, [])
 
     def __len__(self) -> int:
         return len(self.title_ids)
@@ -86,10 +100,15 @@ class TitleCatalog:
         return not licensed or (country is not None and country in licensed)
 
     @classmethod
-    def from_frame(cls, titles: pd.DataFrame) -> TitleCatalog:
-        """Build from the lake's ``titles`` table."""
+    def from_frame(cls, titles: pd.DataFrame, episodes: pd.DataFrame | None = None) -> TitleCatalog:
+        """Build from the lake's ``titles`` table (and its ``episodes``, for the episode → series map)."""
         if titles.empty:
             return cls()
+        series_of = (
+            dict(zip(episodes["episode_id"].astype(str), episodes["series_id"].astype(str), strict=True))
+            if episodes is not None and not episodes.empty
+            else {}
+        )
         n = len(titles)
         raw_countries = titles["countries"].tolist() if "countries" in titles.columns else [None] * n
         raw_genres = titles["genres"].tolist() if "genres" in titles.columns else [None] * n
@@ -99,6 +118,7 @@ class TitleCatalog:
             maturity=titles["maturity_level"].fillna(int(MaturityLevel.ADULTS)).to_numpy(dtype=np.int8),
             countries=countries,
             genres=[list(g) if g is not None else [] for g in raw_genres],
+            series_of=series_of,
         )
 
 
@@ -158,12 +178,13 @@ def _latest_unique(items: Iterable[str]) -> list[str]:
 
 
 def load_catalog(lake: Lake) -> tuple[TitleCatalog, ViewerData]:
-    """Read titles, profiles, accounts and watch events from the lake into memory."""
+    """Read titles, episodes, profiles, accounts and watch events from the lake into memory."""
     titles = lake.read_or_empty("titles")
+    episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
     viewers = ViewerData.from_frames(
         lake.read_or_empty("profiles"), lake.read_or_empty("accounts"), lake.read_or_empty("watch_events")
     )
-    catalog = TitleCatalog.from_frame(titles)
+    catalog = TitleCatalog.from_frame(titles, episodes)
     logger.info(
         "serving data: %d titles, %d profiles, %d histories", len(catalog), len(viewers.profiles), len(viewers.history)
     )

@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 ALIASES = ("champion", "challenger")
 #: Lake tables the pipeline reads; a change to any of them rebuilds the loaded pipelines.
-LAKE_TABLES = ("titles", "profiles", "accounts", "watch_events")
+LAKE_TABLES = ("titles", "episodes", "profiles", "accounts", "watch_events")
 
 
 @dataclass(frozen=True)

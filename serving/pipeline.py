@@ -198,13 +198,23 @@ class RecommendationPipeline:
         _check_k(k)
         if self.catalog.known and title_id not in self.catalog:
             raise NotFoundError(f"unknown title_id {title_id!r}: it is not in the catalog")
+        # A series is known to the models through its episodes: ask with the first few they know.
+        seeds = [title_id, *self.catalog.episodes_of(title_id)[:SERIES_SEEDS]]
         for role, generator in self.generators.items():
-            try:
-                rec = generator.similar_items(title_id, n=k)
-            except (KeyError, ValueError, IndexError, LookupError):
+            found: dict[str, float] = {}
+            for seed in seeds:
+                try:
+                    rec = generator.similar_items(seed, n=k + SERIES_SEEDS)
+                except (KeyError, ValueError, IndexError, LookupError):
+                    continue
+                for played_id, score in _pairs(rec):
+                    similar_id = self.catalog.canonical(played_id)
+                    if similar_id != title_id and score > found.get(similar_id, -np.inf):
+                        found[similar_id] = score
+            if not found:
                 logger.debug("generator %s does not know title %s", role, title_id)
                 continue
-            return Scored(_pairs(rec), "model")
+            return Scored(sorted(found.items(), key=lambda x: -x[1])[:k], "model")
         raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
 
     def score_rows(self, features: np.ndarray) -> np.ndarray:
@@ -286,12 +296,21 @@ class RecommendationPipeline:
     def _take(
         self, ranked: Iterable[tuple[str, float]], viewer: Viewer, k: int, blocked: set[str] | frozenset[str]
     ) -> list[tuple[str, float]]:
-        """The first ``k`` titles that pass the filters, in order."""
+        """The first ``k`` catalog titles that pass the filters, in order.
+
+        Episode ids become their series (first occurrence wins, so a series ranks by its
+        best episode); the filters and ``blocked`` then judge the series.
+        """
         out: list[tuple[str, float]] = []
-        allowed = self.catalog.allowed
-        for title_id, score in ranked:
-            if title_id in blocked or not allowed(title_id, viewer.max_level, viewer.country):
+        taken: set[str] = set()
+        allowed, canonical = self.catalog.allowed, self.catalog.canonical
+        for played_id, score in ranked:
+            title_id = canonical(played_id)
+            if title_id in taken or title_id in blocked or played_id in blocked:
                 continue
+            if not allowed(title_id, viewer.max_level, viewer.country):
+                continue
+            taken.add(title_id)
             out.append((title_id, score))
             if len(out) == k:
                 break
@@ -321,6 +340,10 @@ class RecommendationPipeline:
 
     def _popularity_rank(self) -> dict[str, int]:
         return self._pop_rank
+
+
+#: Episodes of a series asked for similar titles when the series itself is unknown to a model.
+SERIES_SEEDS = 3
 
 
 def _pairs(rec: Recommendation) -> list[tuple[str, float]]:

@@ -1,0 +1,98 @@
+"""Series in the serving pipeline: models learn from episodes, pages get series.
+
+Watch events name episodes, so the candidate models only know episode ids,
+while the catalog, the filters and the API's rows deal in series. Without the
+episode → series map every episode candidate was dropped by the catalog filter
+(only movies were ever recommended) and "similar to a series" was a 404.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models.base import CandidateGenerator, Interactions
+from models.bundle import ModelBundle
+from models.registry import model_class
+from serving.catalog import TitleCatalog, ViewerData
+from serving.pipeline import RecommendationPipeline
+
+T0 = pd.Timestamp("2024-01-01", tz="UTC")
+EPISODES = {"s1": ["s1-e1", "s1-e2", "s1-e3"], "s2": ["s2-e1", "s2-e2"], "s3": ["s3-e1"]}
+MOVIES = ["m1", "m2", "m3"]
+
+
+def titles() -> pd.DataFrame:
+    ids = [*EPISODES, *MOVIES]
+    return pd.DataFrame(
+        {
+            "title_id": ids,
+            "maturity_level": [2, 2, 3, 2, 2, 2],  # s3 is for adults only
+            "countries": [[] for _ in ids],
+            "genres": [["Drama"] for _ in ids],
+        }
+    )
+
+
+def episodes() -> pd.DataFrame:
+    rows = [(e, s) for s, eps in EPISODES.items() for e in eps]
+    return pd.DataFrame(rows, columns=["episode_id", "series_id"])
+
+
+def events() -> pd.DataFrame:
+    """Twenty profiles binge s1 then s2 (and s3); each also watched one movie."""
+    rows = []
+    for u in range(20):
+        watched = [*EPISODES["s1"], *EPISODES["s2"], *EPISODES["s3"], MOVIES[u % 3]]
+        rows += [(f"u{u}", title, T0 + pd.Timedelta(hours=i)) for i, title in enumerate(watched)]
+    rows += [("fan", title, T0 + pd.Timedelta(hours=i)) for i, title in enumerate(EPISODES["s1"][:2])]
+    frame = pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"])
+    frame["position_s"], frame["duration_s"] = 600, 1200
+    return frame
+
+
+def fitted(name: str) -> CandidateGenerator:
+    frame = events()
+    data = Interactions(
+        user_ids=frame["profile_id"].to_numpy(dtype=str),
+        item_ids=frame["title_id"].to_numpy(dtype=str),
+        timestamps=(frame["ts"].astype("int64") // 10**9).to_numpy(dtype=np.int64),
+        weights=np.ones(len(frame), dtype=np.float32),
+    )
+    return model_class(name)().fit(data)  # type: ignore[call-arg,return-value]
+
+
+@pytest.fixture(scope="module")
+def pipeline() -> RecommendationPipeline:
+    catalog = TitleCatalog.from_frame(titles(), episodes())
+    profiles = pd.DataFrame(
+        {"profile_id": ["fan"], "account_id": ["a"], "maturity_level": [3], "is_kids": [False], "country": ["US"]}
+    )
+    viewers = ViewerData.from_frames(profiles, pd.DataFrame(), events())
+    bundle = ModelBundle(candidates={"popularity": fitted("popularity"), "item_knn": fitted("item_knn")})
+    return RecommendationPipeline(bundle, catalog, viewers, version="1")
+
+
+def test_episode_candidates_come_back_as_their_series(pipeline: RecommendationPipeline) -> None:
+    result = pipeline.recommend("fan", k=4)
+    got = [t for t, _ in result.items]
+    assert result.source == "model"
+    # What the other viewers binge next, as series (s1 too: its third episode is still unwatched).
+    assert {"s2", "s3"} <= set(got[:3])
+    assert not any("-e" in t for t in got), got
+    assert len(got) == len(set(got)), "a series appears once however many episodes were candidates"
+
+
+def test_filters_and_exclude_judge_the_series(pipeline: RecommendationPipeline) -> None:
+    got = [t for t, _ in pipeline.recommend("fan", k=4, maturity_level=2, exclude=["s1", "s2"]).items]
+    assert "s3" not in got, "s3 is above level 2: none of its episodes may stand in for it"
+    assert not {"s1", "s2"} & set(got), "excluding a series excludes its episodes"
+
+
+def test_similar_to_a_series_uses_its_episodes(pipeline: RecommendationPipeline) -> None:
+    result = pipeline.similar("s1", k=3)
+    got = [t for t, _ in result.items]
+    assert result.source == "model"
+    assert "s1" not in got and not any("-e" in t for t in got)
+    assert got[0] in {"s2", "s3"}

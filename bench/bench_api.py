@@ -6,9 +6,10 @@ plus a seeded synthetic watch history written to a temporary workspace:
 1. search: the search service in-process (text backend, maturity and region
    filters, the profile's re-ranking) on a fixed set of queries typed as
    users type them (prefixes, typos, people, genres); p50 / p99 per query;
-2. starts a model server (``--serving-url`` to use a running one, e.g. the
-   BentoML server; otherwise a small stand-in HTTP server that speaks
-   ``serving.contract`` and recommends from the exported history) and the API
+2. trains the default models on that data and starts the real model server
+   (``marquee serve models``; ``--model-server stand-in`` starts instead a small
+   HTTP server that speaks ``serving.contract`` and recommends from the
+   exported history, to measure the API alone) and the API
    (``marquee serve api``, one uvicorn process), then signs up accounts,
    creates profiles and posts their histories over HTTP;
 3. an open-loop load generator (asyncio + httpx): requests are *scheduled* at
@@ -16,7 +17,7 @@ plus a seeded synthetic watch history written to a temporary workspace:
    scheduled time, so a stalled server cannot hide its queue (no coordinated
    omission). Home rows, then manifests.
 
-Usage: ``python bench/bench_api.py [--rates 50,200] [--seconds 20] [--serving-url URL]``.
+Usage: ``python bench/bench_api.py [--rates 50,200] [--seconds 20] [--model-server bentoml|stand-in]``.
 Prints tables; exits non-zero only when something could not run.
 """
 
@@ -25,6 +26,7 @@ import asyncio
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -208,6 +210,31 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def tree_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds of a process and all its children (BentoML runs workers under an arbiter)."""
+    if pid is None:
+        return None
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return sum(sum(p.cpu_times()[:2]) for p in (root, *root.children(recursive=True)))
+    except psutil.Error:
+        return None
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Terminate a server and its children (its own process group when it has one)."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, signal.SIGTERM)
+        else:
+            process.terminate()
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        process.kill()
+
+
 def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, path: str = "/readyz") -> None:
     """Poll until the server answers 200 (or fail with its output)."""
     deadline = time.monotonic() + 120
@@ -349,7 +376,15 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of each load phase")
     parser.add_argument("--accounts", type=int, default=40, help="accounts (two profiles each) for the load")
     parser.add_argument("--events", type=int, default=100_000, help="synthetic watch events in the lake")
-    parser.add_argument("--serving-url", default=None, help="a running model server (default: start a stand-in)")
+    parser.add_argument(
+        "--model-server",
+        choices=["bentoml", "stand-in"],
+        default="bentoml",
+        help="bentoml: train the default models on the bench data and start `marquee serve models` (the real "
+        "server); stand-in: a small Python server speaking the same contract (no training)",
+    )
+    parser.add_argument("--model-workers", type=int, default=1, help="BentoML worker processes")
+    parser.add_argument("--serving-url", default=None, help="a model server already running on this workspace")
     parser.add_argument("--netflix", type=Path, default=NETFLIX)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--model-server-only", type=Path, default=None, help=argparse.SUPPRESS)
@@ -376,13 +411,31 @@ def main() -> None:
         processes: list[subprocess.Popen[bytes]] = []
         try:
             serving_url = args.serving_url
-            if serving_url is None:
+            model_pid: int | None = None
+            if serving_url is None and args.model_server == "bentoml":
+                started = time.perf_counter()
+                print("features and training (the default models, as `make demo`)...", file=sys.stderr, flush=True)
+                for step in (["features", "apply"], ["features", "materialize"], ["train"]):
+                    subprocess.run([sys.executable, "-m", "marquee", *step], env=env, cwd=REPO, check=True,
+                                   stdout=subprocess.DEVNULL)  # fmt: skip
+                print(f"trained in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+                port = free_port()
+                serving_url = f"http://127.0.0.1:{port}"
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "marquee", "serve", "models", "--port", str(port),
+                     "--workers", str(args.model_workers)],
+                    env=env, cwd=REPO, stdout=subprocess.DEVNULL, start_new_session=True,
+                ))  # fmt: skip
+                wait_ready(serving_url, processes[-1], "marquee serve models")
+                model_pid = processes[-1].pid
+            elif serving_url is None:
                 port = free_port()
                 serving_url = f"http://127.0.0.1:{port}"
                 processes.append(subprocess.Popen(
                     [sys.executable, __file__, "--model-server-only", str(home), "--port", str(port)], env=env
                 ))  # fmt: skip
                 wait_ready(serving_url, processes[-1], "model server stand-in", "/docs")
+                model_pid = processes[-1].pid
             api_port = free_port()
             api = f"http://127.0.0.1:{api_port}"
             env["MARQUEE_SERVING_URL"] = serving_url
@@ -414,28 +467,39 @@ def main() -> None:
             results = {}
             for rate in rates:
                 for name, make in (("home rows", home_request), ("manifest", manifest_request)):
-                    before = cpu_seconds(api_pid)
+                    before, model_before = cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
                     result = asyncio.run(open_loop(api, rate, args.seconds, make))
-                    after = cpu_seconds(api_pid)
+                    after, model_after = cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
                     result["cpu_ms"] = (after - before) * 1000 / result["requests"] if before and after else None
+                    result["model_cpu_ms"] = (
+                        (model_after - model_before) * 1000 / result["requests"]
+                        if model_before is not None and model_after is not None
+                        else None
+                    )
                     results[(name, rate)] = result
                     time.sleep(2)  # let queues drain between phases
         finally:
             for process in processes:
-                process.terminate()
-                process.wait(timeout=10)
+                stop(process)
         print(f"\n## Open-loop load on loopback, {args.seconds:.0f} s per phase, one uvicorn process\n")
-        print("| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | API CPU ms/req | statuses "
-              "| home source |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | CPU ms/req: API | model server "
+              "| load generator | statuses | home source |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for (name, rate), r in results.items():
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
             sources = ", ".join(f"{k}: {v}" for k, v in sorted(r["sources"].items())) or "—"
             cpu = f"{r['cpu_ms']:.1f}" if r["cpu_ms"] is not None else "—"
+            model_cpu = f"{r['model_cpu_ms']:.1f}" if r["model_cpu_ms"] is not None else "—"
+            loadgen = f"{r['loadgen_cpu_ms']:.1f}"
             print(f"| {name} | {rate:.0f} | {r['achieved_rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-                  f"{r['max']:.1f} | {cpu} | {statuses} | {sources} |")  # fmt: skip
+                  f"{r['max']:.1f} | {cpu} | {model_cpu} | {loadgen} | {statuses} | {sources} |")  # fmt: skip
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
-        print(f"\nmodel server: {'stand-in (bench)' if args.serving_url is None else args.serving_url}")
+        model = args.serving_url or (
+            f"BentoML (`marquee serve models`, {args.model_workers} worker(s))"
+            if args.model_server == "bentoml"
+            else "stand-in (bench)"
+        )
+        print(f"\nmodel server: {model}")
 
 
 if __name__ == "__main__":

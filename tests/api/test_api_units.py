@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
@@ -10,6 +12,7 @@ from catalog_api.circuit_breaker import BreakerState, CircuitBreaker
 from catalog_api.errors import RateLimitedError
 from catalog_api.security.rate_limit import RateLimiter
 from catalog_api.services.catalog_cache import CatalogEpisode, CatalogSnapshot, CatalogTitle
+from catalog_api.services.exposures import ExposurePage, pages_table
 from catalog_api.services.popularity import compute_popularity
 
 from .support import make_profile, signup_and_login
@@ -98,3 +101,23 @@ def test_request_ids_health_readiness_and_metrics(client: TestClient) -> None:
     assert "marquee_api_request_seconds_bucket" in metrics
     error = client.get("/v1/profiles/nope", headers=headers).json()
     assert error["error"] == "NotFoundError" and error["request_id"]
+
+
+def test_exposure_table_equals_one_exposure_per_title_shown() -> None:
+    ts = datetime(2026, 1, 2, 3, 4, 5, 6000, tzinfo=UTC)
+    pages = [
+        ExposurePage(
+            f"r{i}",
+            ts,
+            f"p{i}",
+            [("top_picks", "v7", [f"t{j}" for j in range(i % 4)]), ("trending", "popularity", ["x", "y"])],
+            [("exp-a", "control"), ("exp-b", "b")] if i % 2 else [],
+        )
+        for i in range(6)
+    ]
+    pages.append(ExposurePage("empty", ts, "p", [], []))
+    table = pages_table(pages)
+    expected = [e.model_dump() for page in pages for e in page.exposures()]
+    assert table.num_rows == len(expected) == sum(len(page) for page in pages)
+    assert table.to_pylist() == expected
+    assert pages_table([]).num_rows == 0

@@ -210,6 +210,13 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def cache_hits(api: str) -> tuple[float, float]:
+    """The API's candidate-cache hit and miss counters (``/metrics``)."""
+    text = httpx.get(f"{api}/metrics", timeout=5).text
+    found = dict(re.findall(r'marquee_api_candidate_cache_total\{result="(\w+)"\} ([0-9.e+]+)', text))
+    return float(found.get("hit", 0)), float(found.get("miss", 0))
+
+
 def tree_cpu_seconds(pid: int | None) -> float | None:
     """CPU seconds of a process and all its children (BentoML runs workers under an arbiter)."""
     if pid is None:
@@ -291,14 +298,22 @@ class RawHttpPool:
 
     async def get(self, request: bytes) -> tuple[int, bytes]:
         """Send a prepared request; returns (status, body). Raises ``OSError`` on a broken connection."""
-        reader, writer = self._idle.pop() if self._idle else await asyncio.open_connection(self.host, self.port)
+        reused = bool(self._idle)
+        reader, writer = self._idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
         try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")
             status = int(head[9:12])
             match = _CONTENT_LENGTH.search(head)
             body = await reader.readexactly(int(match.group(1))) if match else b""
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            writer.close()
+            if reused and not getattr(exc, "partial", b""):
+                # The server closed an idle keep-alive connection: retry once on a new one, as HTTP clients do.
+                self._idle.clear()
+                return await self.get(request)
+            raise OSError(f"bad response: {exc}") from exc
+        except (asyncio.LimitOverrunError, ValueError) as exc:
             writer.close()
             raise OSError(f"bad response: {exc}") from exc
         except BaseException:
@@ -384,6 +399,9 @@ def main() -> None:
         "server); stand-in: a small Python server speaking the same contract (no training)",
     )
     parser.add_argument("--model-workers", type=int, default=1, help="BentoML worker processes")
+    parser.add_argument(
+        "--candidate-ttl", type=float, default=30.0, help="the API's candidate cache lifetime (0: no cache)"
+    )
     parser.add_argument("--serving-url", default=None, help="a model server already running on this workspace")
     parser.add_argument("--netflix", type=Path, default=NETFLIX)
     parser.add_argument("--seed", type=int, default=42)
@@ -440,7 +458,8 @@ def main() -> None:
             api = f"http://127.0.0.1:{api_port}"
             env["MARQUEE_SERVING_URL"] = serving_url
             processes.append(subprocess.Popen(
-                [sys.executable, "-m", "marquee", "serve", "api", "--port", str(api_port), "--export-every", "1"],
+                [sys.executable, "-m", "marquee", "serve", "api", "--port", str(api_port), "--export-every", "1",
+                 "--candidate-ttl", str(args.candidate_ttl)],
                 env=env, cwd=REPO, stdout=subprocess.DEVNULL,
             ))  # fmt: skip
             wait_ready(api, processes[-1], "marquee serve api")
@@ -468,8 +487,11 @@ def main() -> None:
             for rate in rates:
                 for name, make in (("home rows", home_request), ("manifest", manifest_request)):
                     before, model_before = cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
+                    hits_before = cache_hits(api)
                     result = asyncio.run(open_loop(api, rate, args.seconds, make))
                     after, model_after = cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
+                    hits, misses = (a - b for a, b in zip(cache_hits(api), hits_before, strict=True))
+                    result["cache"] = f"{hits / (hits + misses):.0%}" if hits + misses else "—"
                     result["cpu_ms"] = (after - before) * 1000 / result["requests"] if before and after else None
                     result["model_cpu_ms"] = (
                         (model_after - model_before) * 1000 / result["requests"]
@@ -483,16 +505,16 @@ def main() -> None:
                 stop(process)
         print(f"\n## Open-loop load on loopback, {args.seconds:.0f} s per phase, one uvicorn process\n")
         print("| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | CPU ms/req: API | model server "
-              "| load generator | statuses | home source |")  # fmt: skip
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "| load generator | statuses | home source | candidate cache hits |")  # fmt: skip
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for (name, rate), r in results.items():
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))
             sources = ", ".join(f"{k}: {v}" for k, v in sorted(r["sources"].items())) or "—"
             cpu = f"{r['cpu_ms']:.1f}" if r["cpu_ms"] is not None else "—"
             model_cpu = f"{r['model_cpu_ms']:.1f}" if r["model_cpu_ms"] is not None else "—"
-            loadgen = f"{r['loadgen_cpu_ms']:.1f}"
+            loadgen, cache = f"{r['loadgen_cpu_ms']:.1f}", r["cache"]
             print(f"| {name} | {rate:.0f} | {r['achieved_rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-                  f"{r['max']:.1f} | {cpu} | {model_cpu} | {loadgen} | {statuses} | {sources} |")  # fmt: skip
+                  f"{r['max']:.1f} | {cpu} | {model_cpu} | {loadgen} | {statuses} | {sources} | {cache} |")  # fmt: skip
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         model = args.serving_url or (
             f"BentoML (`marquee serve models`, {args.model_workers} worker(s))"

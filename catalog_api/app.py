@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from catalog_api.api.errors import install_error_handlers
 from catalog_api.api.observability import Metrics, ObservabilityMiddleware
 from catalog_api.api.routes import account, auth, events, experiments, health, home, playback, profiles, search, titles
+from catalog_api.candidate_cache import TtlCache
 from catalog_api.circuit_breaker import CircuitBreaker
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
 from catalog_api.export import export_events_to_lake
@@ -73,6 +74,7 @@ def build_state(
         catalog=catalog,
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker),
+        candidates=TtlCache(options.candidate_ttl_s),
         playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.api.observability import Metrics
+from catalog_api.candidate_cache import TtlCache
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
 from catalog_api.recommender_client import RecommenderClient
@@ -23,6 +24,7 @@ from catalog_api.services.search import EmbeddedBackend, PostgresBackend, TextBa
 from catalog_api.services.search_index import SearchIndex
 from core.lake import Lake
 from core.settings import Settings
+from serving.contract import HomeCandidatesResponse
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class AppState:
     catalog: CatalogHolder
     popularity: PopularityService
     recommender: RecommenderClient
+    candidates: TtlCache[HomeCandidatesResponse]
     playback: PlaybackService
     exposures: ExposureLog
     experiments: ExperimentBridge

@@ -38,6 +38,12 @@ class Metrics:
             ["source", "reason"],
             registry=self.registry,
         )
+        self.candidate_cache = Counter(
+            "marquee_api_candidate_cache",
+            "Home pages whose model-server answer came from the candidate cache (hit) or the server (miss)",
+            ["result"],
+            registry=self.registry,
+        )
         self.breaker_open = Gauge(
             "marquee_api_model_circuit_open", "1 while the model-server circuit is not closed", registry=self.registry
         )

@@ -43,6 +43,8 @@ from serving.contract import (
 logger = logging.getLogger(__name__)
 
 POPULARITY_VERSION = "popularity"
+#: The latest positions that key the candidate cache: a new heartbeat always changes the first.
+HISTORY_KEY_LENGTH = 20
 
 
 @dataclass
@@ -132,11 +134,28 @@ class Personalization:
 
 
 async def personalize(
-    state: AppState, profile: ProfileContext, watched: list[str], seed: str | None, variant: str
+    state: AppState,
+    profile: ProfileContext,
+    positions: list[LatestPosition],
+    watched: list[str],
+    seed: str | None,
+    variant: str,
 ) -> Personalization:
-    """Ask the model server for top picks and similar titles, in one call within the time budget."""
+    """Top picks and similar titles: from the candidate cache, else one model-server call within the budget."""
     if not watched:
         return Personalization(reason="new_profile")
+    key = (
+        profile.profile_id,
+        variant,
+        profile.maturity_level,
+        profile.country,
+        seed,
+        tuple((p.title_id, p.position_s, p.ts) for p in positions[:HISTORY_KEY_LENGTH]),
+    )
+    cached = state.candidates.get(key)
+    if cached is not None:
+        state.metrics.candidate_cache.labels("hit").inc()
+        return Personalization(picks=cached.recommend, similar=cached.similar)
     if state.recommender.breaker.state is BreakerState.OPEN:
         return Personalization(reason="circuit_open")
     k = min(state.options.row_size * 3, MAX_K)
@@ -163,6 +182,8 @@ async def personalize(
         return Personalization(reason="model_unavailable")
     if answer.recommend.source != "model":
         return Personalization(reason="model_fallback")
+    state.metrics.candidate_cache.labels("miss").inc()
+    state.candidates.put(key, answer)
     return Personalization(picks=answer.recommend, similar=answer.similar)
 
 
@@ -187,7 +208,7 @@ async def build_home(
     )
     page = PageBuilder(snapshot, profile.maturity_level, profile.country, state.options.row_size)
     seed = next((t for t in watched_titles if page.visible(t)), None)
-    result = await personalize(state, profile, watched_titles, seed, assignment.variant)
+    result = await personalize(state, profile, positions, watched_titles, seed, assignment.variant)
     personalized = result.picks is not None
     model_version = result.picks.model_version if result.picks else POPULARITY_VERSION
     watched_set = set(watched_titles)

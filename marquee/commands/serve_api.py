@@ -21,6 +21,13 @@ def register(group: typer.Typer) -> None:
         export_every: Annotated[
             float, typer.Option(help="export new watch events to the lake every N seconds (0: never)", min=0)
         ] = 60.0,
+        candidate_ttl: Annotated[
+            float,
+            typer.Option(
+                help="reuse a profile's model-server answer for N seconds while its history is unchanged (0: never)",
+                min=0,
+            ),
+        ] = 30.0,
     ) -> None:
         """Start the catalog API (auth, profiles, catalog, search, events, home rows, manifests)."""
         import uvicorn
@@ -42,7 +49,11 @@ def register(group: typer.Typer) -> None:
                 titles, episodes = sync_catalog_from_lake(session, Lake(settings.workspace.lake_dir))
             engine.dispose()
             typer.echo(f"catalog synced from the lake: {titles} titles, {episodes} episodes")
-        options = ApiOptions(admin_token=os.environ.get("MARQUEE_ADMIN_TOKEN") or None, export_interval_s=export_every)
+        options = ApiOptions(
+            admin_token=os.environ.get("MARQUEE_ADMIN_TOKEN") or None,
+            export_interval_s=export_every,
+            candidate_ttl_s=candidate_ttl,
+        )
         app = create_app(settings, options)
         typer.echo(f"catalog API on http://{host}:{port} (docs at /docs, model server {settings.serving_url})")
         uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)

@@ -89,6 +89,44 @@ def test_personalized_rows_differ_with_history_and_are_still_filtered(
     assert because and because[0]["key"] == "because_you_watched:m_space"
 
 
+def test_candidate_cache_reuses_an_answer_until_the_history_changes(
+    make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
+) -> None:
+    double, url = model_double
+    client = make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=60))
+    headers = signup_and_login(client, "a@example.com", country="US")
+    profile = make_profile(client, headers, "A")["profile_id"]
+    watch(client, headers, profile, "m_space", 0.5)
+    first = _home(client, headers, profile)
+    again = _home(client, headers, profile)
+    assert first["source"] == again["source"] == "personalized"
+    assert double.calls == ["home_candidates"], "the same profile, variant and history asked the model server twice"
+    assert [r["items"] for r in first["rows"]] == [r["items"] for r in again["rows"]]
+    assert first["request_id"] != again["request_id"]
+
+    double.version = "double-v2"
+    watch(client, headers, profile, "m_crime", 0.5)  # a new heartbeat: the cached answer no longer applies
+    after = _home(client, headers, profile)
+    assert double.calls == ["home_candidates", "home_candidates"]
+    assert after["experiment"]["model_version"] == "double-v2"
+    metrics = client.get("/metrics").text
+    assert 'marquee_api_candidate_cache_total{result="hit"} 1.0' in metrics
+    assert 'marquee_api_candidate_cache_total{result="miss"} 2.0' in metrics
+
+
+def test_no_candidate_cache_when_its_ttl_is_zero(
+    make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
+) -> None:
+    double, url = model_double
+    client = make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=0))
+    headers = signup_and_login(client, "a@example.com", country="US")
+    profile = make_profile(client, headers, "A")["profile_id"]
+    watch(client, headers, profile, "m_space", 0.5)
+    for _ in range(3):
+        assert _home(client, headers, profile)["source"] == "personalized"
+    assert double.calls == ["home_candidates"] * 3
+
+
 def _genres(title_id: str) -> list[str]:
     frame = catalog_frames()[0]
     return list(frame.loc[frame["title_id"] == title_id, "genres"].item())

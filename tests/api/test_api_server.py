@@ -45,7 +45,11 @@ def api_url(settings: Settings, double_server: tuple[ModelServerDouble, Threaded
         "MARQUEE_EXPERIMENTS_DIR": str(settings.home / "experiments"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "marquee", "serve", "api", "--port", str(port), "--export-every", "0.2"],
+        # No candidate cache: the end of the flow needs pages to notice the model server is gone at once.
+        [
+            *(sys.executable, "-m", "marquee", "serve", "api", "--port", str(port)),
+            *("--export-every", "0.2", "--candidate-ttl", "0"),
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -257,6 +258,15 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, path: str 
     raise SystemExit(f"{what} did not start in 120 s")
 
 
+def _respecting_rate_limit(call: Any) -> httpx.Response:
+    """``call()``, waiting out the API's sign-up and login limit (429 + Retry-After) as a client would."""
+    while True:
+        response: httpx.Response = call()
+        if response.status_code != 429:
+            return response
+        time.sleep(float(response.headers.get("retry-after", "1")))
+
+
 def setup_users(api: str, accounts: int, seed: int, catalog_ids: list[str]) -> list[tuple[dict[str, str], str]]:
     """Accounts with two profiles each (one kids), each with a few watch events."""
     rng = random.Random(seed)
@@ -264,8 +274,10 @@ def setup_users(api: str, accounts: int, seed: int, catalog_ids: list[str]) -> l
     with httpx.Client(base_url=api, timeout=30) as http:
         for a in range(accounts):
             email = f"bench{a}@example.com"
-            http.post("/v1/auth/signup", json={"email": email, "password": "bench password", "plan": "premium"})
-            token = http.post("/v1/auth/token", data={"username": email, "password": "bench password"})
+            signup = {"email": email, "password": "bench password", "plan": "premium"}
+            _respecting_rate_limit(partial(http.post, "/v1/auth/signup", json=signup))
+            login = {"username": email, "password": "bench password"}
+            token = _respecting_rate_limit(partial(http.post, "/v1/auth/token", data=login))
             token.raise_for_status()
             headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
             for p, kids in enumerate((False, True)):

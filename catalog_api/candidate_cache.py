@@ -22,6 +22,9 @@ from typing import Generic, TypeVar
 
 ValueT = TypeVar("ValueT")
 
+#: Share of the lifetime by which entries' expiries are spread.
+JITTER = 0.2
+
 
 class TtlCache(Generic[ValueT]):
     """A bounded, thread-safe map whose entries expire ``ttl_s`` after they were stored.
@@ -53,11 +56,17 @@ class TtlCache(Generic[ValueT]):
             return entry[1]
 
     def put(self, key: Hashable, value: ValueT) -> None:
-        """Store ``value`` under ``key`` for ``ttl_s`` seconds."""
+        """Store ``value`` under ``key`` for between 80 % and 100 % of ``ttl_s`` seconds.
+
+        The lifetime is spread by the key's hash: entries stored in one burst (a start-up,
+        a recovered model server) would otherwise expire in one burst too, and send their
+        profiles back to the model server all at once.
+        """
         if self.ttl_s <= 0:
             return
+        lifetime = self.ttl_s * (1.0 - JITTER * (hash(key) % 1024) / 1024)
         with self._lock:
-            self._entries[key] = (self._clock() + self.ttl_s, value)
+            self._entries[key] = (self._clock() + lifetime, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)

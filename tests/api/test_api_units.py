@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from catalog_api.candidate_cache import TtlCache
 from catalog_api.circuit_breaker import BreakerState, CircuitBreaker
 from catalog_api.errors import RateLimitedError
 from catalog_api.security.rate_limit import RateLimiter
@@ -121,3 +122,21 @@ def test_exposure_table_equals_one_exposure_per_title_shown() -> None:
     assert table.num_rows == len(expected) == sum(len(page) for page in pages)
     assert table.to_pylist() == expected
     assert pages_table([]).num_rows == 0
+
+
+def test_ttl_cache_expires_spreads_lifetimes_and_stays_bounded() -> None:
+    now = [0.0]
+    cache: TtlCache[int] = TtlCache(ttl_s=10, max_entries=50, clock=lambda: now[0])
+    for i in range(100):
+        cache.put(("profile", i), i)
+    assert len(cache) == 50 and cache.get(("profile", 0)) is None and cache.get(("profile", 99)) == 99
+    now[0] = 7.9
+    assert all(cache.get(("profile", i)) == i for i in range(50, 100)), "an entry died before 80% of its ttl"
+    now[0] = 9.0
+    alive = sum(cache.get(("profile", i)) is not None for i in range(50, 100))
+    assert 0 < alive < 50, "lifetimes are not spread between 80% and 100% of the ttl"
+    now[0] = 10.0
+    assert all(cache.get(("profile", i)) is None for i in range(100))
+    off: TtlCache[int] = TtlCache(ttl_s=0)
+    off.put("k", 1)
+    assert off.get("k") is None and len(off) == 0

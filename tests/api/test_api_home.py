@@ -89,14 +89,19 @@ def test_personalized_rows_differ_with_history_and_are_still_filtered(
     assert because and because[0]["key"] == "because_you_watched:m_space"
 
 
+def _watching(client: TestClient) -> tuple[TestClient, dict[str, str], str]:
+    """A signed-in account with one profile that has watched half of ``m_space``."""
+    headers = signup_and_login(client, "a@example.com", country="US")
+    profile = make_profile(client, headers, "A")["profile_id"]
+    watch(client, headers, profile, "m_space", 0.5)
+    return client, headers, profile
+
+
 def test_candidate_cache_reuses_an_answer_until_the_history_changes(
     make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
 ) -> None:
     double, url = model_double
-    client = make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=60))
-    headers = signup_and_login(client, "a@example.com", country="US")
-    profile = make_profile(client, headers, "A")["profile_id"]
-    watch(client, headers, profile, "m_space", 0.5)
+    client, headers, profile = _watching(make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=60)))
     first = _home(client, headers, profile)
     again = _home(client, headers, profile)
     assert first["source"] == again["source"] == "personalized"
@@ -118,10 +123,7 @@ def test_no_candidate_cache_when_its_ttl_is_zero(
     make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
 ) -> None:
     double, url = model_double
-    client = make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=0))
-    headers = signup_and_login(client, "a@example.com", country="US")
-    profile = make_profile(client, headers, "A")["profile_id"]
-    watch(client, headers, profile, "m_space", 0.5)
+    client, headers, profile = _watching(make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=0)))
     for _ in range(3):
         assert _home(client, headers, profile)["source"] == "personalized"
     assert double.calls == ["home_candidates"] * 3

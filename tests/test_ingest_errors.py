@@ -6,11 +6,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from ingest_files import CSV_MOVIES, ML1M_MOVIES, NETFLIX_HEADER, NETFLIX_ROWS, ml1m, ml_csv, movietweetings, netflix
+from ingest_files import (
+    CSV_MOVIES,
+    CSV_RATINGS,
+    ML1M_MOVIES,
+    NETFLIX_HEADER,
+    NETFLIX_ROWS,
+    ml1m,
+    ml100k,
+    ml_csv,
+    movietweetings,
+    netflix,
+)
 
 from core.errors import DataFormatError, InvalidInputError
 from core.lake import Lake
-from features.ingest import load_dataset
+from features.ingest import load_dataset, read_dataset
 from features.ingest.frames import DATASET_TABLES
 
 
@@ -185,3 +196,39 @@ def test_unknown_format_lists_the_valid_ones(tmp_path: Path, filled_lake) -> Non
         load_dataset("imdb", tmp_path, lake)
     assert "movielens, movietweetings, netflix, synthetic" in str(caught.value)
     _assert_unchanged(lake, before)
+
+
+@pytest.mark.parametrize(
+    ("layout", "file", "text"),
+    [
+        ("ml-100k", "u.data", ""),
+        ("ml-1m", "ratings.dat", "\n\n"),
+        ("ml-latest", "ratings.csv", "userId,movieId,rating,timestamp\n"),
+        ("movietweetings", "ratings.dat", ""),
+    ],
+)
+def test_a_ratings_file_without_ratings(tmp_path: Path, filled_lake, layout: str, file: str, text: str) -> None:
+    make = {"ml-100k": ml100k, "ml-1m": ml1m, "ml-latest": ml_csv, "movietweetings": movietweetings}[layout]
+    folder = make(tmp_path / layout)
+    (folder / file).write_text(text)
+    error = _expect(filled_lake, "movietweetings" if layout == "movietweetings" else "movielens", folder)
+    assert error.path.endswith(file) and "has no data lines" in str(error)
+
+
+def test_movietweetings_read_as_movielens_says_which_format_it_is(tmp_path: Path, filled_lake) -> None:
+    error = _expect(filled_lake, "movielens", movietweetings(tmp_path / "mt"))
+    assert error.line == 1 and "is MovieTweetings: use the movietweetings format" in str(error)
+
+
+def test_movielens_read_as_movietweetings_is_refused(tmp_path: Path, filled_lake) -> None:
+    error = _expect(filled_lake, "movietweetings", ml1m(tmp_path / "ml-1m"))
+    assert error.path.endswith("ratings.dat") and "looks like MovieLens, not MovieTweetings" in str(error)
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_column(tmp_path: Path) -> None:
+    folder = ml_csv(tmp_path / "ml", tags=False)
+    (folder / "ratings.csv").write_text("\ufeff" + CSV_RATINGS, encoding="utf-8")
+    assert read_dataset("movielens", folder).counts()["watch_events"] == 3
+    ml1m_folder = ml1m(tmp_path / "ml-1m")
+    (ml1m_folder / "ratings.dat").write_text("\ufeff1::1193::5::978300760\n", encoding="utf-8")
+    assert list(read_dataset("movielens", ml1m_folder).watch_events["event_id"]) == ["ml-1-1193"]

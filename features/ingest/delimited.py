@@ -134,6 +134,13 @@ def read_delimited(
     return frame[[c.name for c in columns]]
 
 
+def require_rows(frame: pd.DataFrame, path: Path, expected: str) -> pd.DataFrame:
+    """Return ``frame``, or raise ``DataFormatError`` naming ``path`` when it holds no data line."""
+    if frame.empty:
+        raise DataFormatError(path, "has no data lines", expected=expected)
+    return frame
+
+
 def line_of(path: Path, row: int, *, sep: str, header: bool, encoding: str = "utf-8") -> int:
     """The 1-based line number of data row ``row`` (0-based, as pandas numbers it) of ``path``.
 
@@ -187,7 +194,8 @@ def _header(path: Path, sep: str, encoding: str) -> list[str]:
         raise _encoding_error(path, encoding, exc) from None
     if not first.strip():
         raise DataFormatError(path, "the file is empty or has no header line", line=1, expected="a header line")
-    return [name.strip() for name in next(csv.reader([first], delimiter=sep))]
+    # A byte-order mark (files saved by spreadsheet programs) is not part of the first name.
+    return [name.strip() for name in next(csv.reader([first.removeprefix("\ufeff")], delimiter=sep))]
 
 
 def _check_complete(

@@ -29,7 +29,7 @@ import pandas as pd
 
 from core.errors import DataFormatError
 from core.lake import Lake
-from features.ingest.delimited import Column, check_range, line_of, read_delimited, require_file
+from features.ingest.delimited import Column, check_range, line_of, read_delimited, require_file, require_rows
 from features.ingest.frames import DatasetFrames, IngestReport, write_frames
 from features.ingest.ratings import RatingSource, genre_lists, rating_frames, text_encoding
 
@@ -114,6 +114,7 @@ def _read_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         header=False,
         field_names=["user", "item", "rating", "timestamp"],
     )
+    require_rows(ratings, data, "one rating per line: user<TAB>item<TAB>rating<TAB>timestamp")
     check_range(ratings, "rating", 0.0, MAX_RATING, path=data, sep="\t", header=False, expected=_RATING.expected)
     flags = [f"g{i}" for i in range(len(ML100K_GENRES))]
     fields = ["item", "title", "release_date", "video_release_date", "imdb_url", *flags]
@@ -134,14 +135,16 @@ def _read_100k(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def _read_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     ratings_file = require_file(folder / "ratings.dat", "ml-1m ratings.dat")
     movies_file = require_file(folder / "movies.dat", "ml-1m movies.dat next to ratings.dat")
+    ratings_encoding = text_encoding(ratings_file)
     ratings = read_delimited(
         ratings_file,
         [_USER, _ITEM, _RATING, _TIME],
         sep="::",
         header=False,
-        encoding=text_encoding(ratings_file),
+        encoding=ratings_encoding,
         field_names=["user", "item", "rating", "timestamp"],
     )
+    require_rows(ratings, ratings_file, "one rating per line: user::movie::rating::timestamp")
     movies = read_delimited(
         movies_file,
         [_ITEM, Column("title", "str", "a movie title"), Column("genres", "str", "genres separated by '|'")],
@@ -158,8 +161,9 @@ def _read_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         path=ratings_file,
         sep="::",
         header=False,
-        expected=_RATING.expected,
-        encoding=text_encoding(ratings_file),
+        # The one other '::' layout is MovieTweetings (0-10 stars): say so rather than only "out of range".
+        expected=f"{_RATING.expected}; a ratings.dat rated 0-10 is MovieTweetings: use the movietweetings format",
+        encoding=ratings_encoding,
     )
     _check_unique_items(movies, path=movies_file, sep="::", header=False, encoding=text_encoding(movies_file))
     movies["genres"] = _genres(movies["genres"])
@@ -180,6 +184,7 @@ def _read_csv_layout(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         sep=",",
         header=True,
     ).rename(columns={"userId": "user", "movieId": "item"})
+    require_rows(ratings, ratings_file, "one rating per line after the header: userId,movieId,rating,timestamp")
     movies = read_delimited(
         movies_file,
         [

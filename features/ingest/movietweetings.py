@@ -19,7 +19,7 @@ import pandas as pd
 
 from core.errors import DataFormatError
 from core.lake import Lake
-from features.ingest.delimited import Column, check_range, line_of, read_delimited, require_file
+from features.ingest.delimited import Column, check_range, line_of, read_delimited, require_file, require_rows
 from features.ingest.frames import DatasetFrames, IngestReport, write_frames
 from features.ingest.ratings import RatingSource, genre_lists, rating_frames, text_encoding
 
@@ -48,6 +48,7 @@ def read_movietweetings(path: str | Path) -> DatasetFrames:
     folder = path if path.is_dir() else path.parent
     ratings_file = require_file(folder / "ratings.dat", _EXPECTED_LAYOUT)
     movies_file = require_file(folder / "movies.dat", "MovieTweetings movies.dat next to ratings.dat")
+    ratings_encoding, movies_encoding = text_encoding(ratings_file), text_encoding(movies_file)
     ratings = read_delimited(
         ratings_file,
         [
@@ -58,10 +59,10 @@ def read_movietweetings(path: str | Path) -> DatasetFrames:
         ],
         sep="::",
         header=False,
-        encoding=text_encoding(ratings_file),
+        encoding=ratings_encoding,
         field_names=["user", "imdb_id", "rating", "timestamp"],
     )
-    ratings_encoding, movies_encoding = text_encoding(ratings_file), text_encoding(movies_file)
+    require_rows(ratings, ratings_file, "one rating per line: user::imdb_id::rating::timestamp")
     check_range(
         ratings,
         "rating",
@@ -73,13 +74,14 @@ def read_movietweetings(path: str | Path) -> DatasetFrames:
         expected="a rating between 0 and 10",
         encoding=ratings_encoding,
     )
+    _reject_movielens(ratings, ratings_file)
     ratings["imdb_id"] = _imdb_ids(ratings["imdb_id"], ratings_file, ratings_encoding)
     movies = read_delimited(
         movies_file,
         [_IMDB, Column("title", "str", "a title"), Column("genres", "str", "genres separated by '|'")],
         sep="::",
         header=False,
-        encoding=text_encoding(movies_file),
+        encoding=movies_encoding,
         field_names=["imdb_id", "title", "genres"],
     )
     movies["imdb_id"] = _imdb_ids(movies["imdb_id"], movies_file, movies_encoding)
@@ -104,6 +106,25 @@ def load_movietweetings(path: str | Path, lake: Lake) -> IngestReport:
     started = time.perf_counter()
     frames = read_movietweetings(path)
     return write_frames(lake, frames, started=started, path=str(path))
+
+
+def _reject_movielens(ratings: pd.DataFrame, path: Path) -> None:
+    """MovieLens ml-1m/ml-10m share the ``::`` layout; read as MovieTweetings they would load as nonsense.
+
+    MovieTweetings writes IMDb ids with at least seven digits and rates 0-10; a file whose
+    ids all have fewer digits and whose ratings never pass 5 is MovieLens.
+    """
+    if ratings.empty or ratings["rating"].max() > 5:
+        return
+    ids = ratings["imdb_id"].astype(str).str.strip().str.removeprefix("tt")
+    if (ids.str.len() < 7).all():
+        raise DataFormatError(
+            path,
+            f"looks like MovieLens, not MovieTweetings: movie ids such as {ids.iloc[0]!r} are not 7-digit IMDb ids "
+            "and no rating is above 5",
+            expected="MovieTweetings ratings (user::imdb_id::rating::timestamp, ratings 0-10); "
+            "for a MovieLens ml-1m or ml-10m folder use the movielens format",
+        )
 
 
 def _imdb_ids(raw: pd.Series, path: Path, encoding: str) -> pd.Series:

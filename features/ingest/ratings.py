@@ -164,12 +164,16 @@ def _users(spec: RatingSource, ratings: pd.DataFrame) -> tuple[pd.DataFrame, pd.
 
 
 def text_encoding(path: Path) -> str:
-    """``utf-8`` when the whole file decodes as UTF-8, else ``latin-1`` (old GroupLens files)."""
+    """``utf-8`` when the whole file decodes as UTF-8, else ``latin-1`` (old GroupLens files).
+
+    ``utf-8-sig`` when the file starts with a byte-order mark, so the mark is not read as data.
+    """
+    data = path.read_bytes()
     try:
-        path.read_bytes().decode("utf-8")
+        data.decode("utf-8")
     except UnicodeDecodeError:
         return "latin-1"
-    return "utf-8"
+    return "utf-8-sig" if data.startswith(b"\xef\xbb\xbf") else "utf-8"
 
 
 def movie_titles(

@@ -1,7 +1,8 @@
 """Item-to-item similarity (cosine item-kNN): "Because you watched X", and a fast candidate generator.
 
-Cost: one sparse ``XᵀX`` product and a top-``neighbours`` pruning per item, so
-memory is O(items × neighbours), not O(items²).
+Cost: one sparse ``XᵀX`` product, computed a block of items at a time and pruned
+to each item's top ``neighbours`` before the next block, so memory is
+O(items × neighbours) plus one block, never the full (items × items) product.
 """
 
 from __future__ import annotations
@@ -15,16 +16,21 @@ import scipy.sparse as sp
 
 from models.ease import interaction_matrix
 from models.history import Histories
-from models.scoring import ItemScorer, UserContext, user_matrix
-from models.sparse_io import csr_from_arrays, csr_to_arrays, top_k_rows
+from models.scoring import ItemScorer, UserContext, sparse_user_matrix
+from models.sparse_io import csr_from_arrays, csr_to_arrays, top_k_blocks
 
 
 def cosine_neighbours(hist: Histories, neighbours: int) -> sp.csr_matrix:
-    """Item × item cosine similarity of co-watching, pruned to each item's top ``neighbours``."""
+    """Item × item cosine similarity of co-watching, pruned to each item's top ``neighbours``.
+
+    Rows of ``XᵀX`` are computed a block of items at a time and pruned at once, so the
+    full product (nearly dense on a large catalog) is never held in memory.
+    """
     X = interaction_matrix(hist)
     norms = np.sqrt(np.maximum(np.asarray(X.sum(axis=0)).ravel(), 1.0))
     Xn = sp.csr_matrix(X.multiply(1.0 / norms[None, :]))
-    return top_k_rows(sp.csr_matrix(Xn.T @ Xn), neighbours)
+    XnT = sp.csr_matrix(Xn.T)
+    return top_k_blocks(lambda start, stop: XnT[start:stop] @ Xn, hist.n_items, hist.n_items, neighbours)
 
 
 class ItemKNN(ItemScorer):
@@ -47,7 +53,7 @@ class ItemKNN(ItemScorer):
         self._sim = cosine_neighbours(hist, self.neighbours)
 
     def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
-        U = sp.csr_matrix(user_matrix(users, self.history.n_items, self.half_life))
+        U = sparse_user_matrix(users, self.history.n_items, self.half_life)
         return np.asarray((U @ self._sim).todense(), np.float32)
 
     def _similar(self, item_idx: int) -> npt.NDArray[np.float32]:

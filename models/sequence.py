@@ -14,9 +14,10 @@ with weights tuned on the validation split:
    profile's "now" (its latest watch), with a ``time_tau_days`` kernel —
    candidates that know the time.
 
-Cost: transitions O(interactions × window) to build and O(items × window)
-memory-ish (sparse); kNN one sparse ``XᵀX``; no items³ step, so it scales past
-where EASE stops. Serving passes ``history`` so new watches count without refit.
+Cost: transitions O(interactions × window) to build (one step at a time) and
+memory for their distinct (item, next item) pairs; kNN one sparse ``XᵀX`` pruned
+block by block; no items³ step, so it scales past where EASE stops. Serving
+passes ``history`` so new watches count without refit.
 """
 
 from __future__ import annotations
@@ -30,31 +31,36 @@ import scipy.sparse as sp
 
 from models.history import Histories
 from models.item_knn import cosine_neighbours
-from models.scoring import ItemScorer, UserContext, recency_weights, user_matrix
+from models.scoring import ItemScorer, UserContext, recency_weights, sparse_user_matrix
 from models.sparse_io import csr_from_arrays, csr_to_arrays, row_minmax
 
 DAY = 86_400
 
 
 def transition_matrix(hist: Histories, window: int, step_decay: float) -> sp.csr_matrix:
-    """Items × items: weight of ``j`` following ``i`` within ``window`` steps in one profile's history."""
+    """Items × items: weight of ``j`` following ``i`` within ``window`` steps in one profile's history.
+
+    Built one step at a time (each step's pairs summed into the running matrix), so memory
+    is the distinct (i, j) pairs, not ``interactions × window`` coordinates at once.
+    """
     users = hist.user_of_row()
     nnz = len(hist.item_idx)
-    rows, cols, vals = [], [], []
+    index = np.int32 if hist.n_items < np.iinfo(np.int32).max else np.int64
+    items = hist.item_idx.astype(index)
+    trans = sp.csr_matrix((hist.n_items, hist.n_items), dtype=np.float32)
     for step in range(1, window + 1):
         if step >= nnz:
             break
         same = users[:-step] == users[step:]
-        rows.append(hist.item_idx[:-step][same])
-        cols.append(hist.item_idx[step:][same])
-        vals.append(np.full(int(same.sum()), step_decay ** (step - 1), np.float32))
-    if not rows:
-        return sp.csr_matrix((hist.n_items, hist.n_items), dtype=np.float32)
-    return sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(hist.n_items, hist.n_items),
-        dtype=np.float32,
-    )
+        if not same.any():
+            break  # no history is longer than this step, so none is longer than the next
+        pairs = sp.csr_matrix(
+            (np.full(int(same.sum()), step_decay ** (step - 1), np.float32), (items[:-step][same], items[step:][same])),
+            shape=(hist.n_items, hist.n_items),
+            dtype=np.float32,
+        )
+        trans = trans + pairs
+    return sp.csr_matrix(trans, dtype=np.float32)
 
 
 def day_histogram(hist: Histories) -> tuple[sp.csr_matrix, int]:
@@ -175,7 +181,7 @@ class SequenceKNN(ItemScorer):
         seq = np.asarray((self._sequence_votes(users) @ self._trans).todense(), np.float32)
         scores = row_minmax(seq)
         if self.knn_weight > 0:
-            U = sp.csr_matrix(user_matrix(users, self.history.n_items, self.knn_half_life))
+            U = sparse_user_matrix(users, self.history.n_items, self.knn_half_life)
             scores += self.knn_weight * row_minmax(np.asarray((U @ self._sim).todense(), np.float32))
         if self.time_weight > 0:
             scores += self.time_weight * row_minmax(self._time_scores(users))

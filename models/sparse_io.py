@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
@@ -29,14 +31,38 @@ def csr_from_arrays(prefix: str, arrays: dict[str, npt.NDArray[np.generic]]) -> 
 def top_k_rows(matrix: sp.csr_matrix, k: int, chunk: int = 1024) -> sp.csr_matrix:
     """Keep the ``k`` largest entries of each row (the neighbour lists of item-kNN); diagonal dropped."""
     m = sp.csr_matrix(matrix, dtype=np.float32)
-    m.setdiag(0.0)
-    m.eliminate_zeros()
-    n_rows, n_cols = m.shape
-    if k >= n_cols:
-        return m
+    return top_k_blocks(lambda start, stop: m[start:stop], m.shape[0], m.shape[1], k, chunk)
+
+
+#: Dense cells per block of ``top_k_blocks`` (64 MB of float32): bounds memory on large catalogs.
+BLOCK_CELLS = 1 << 24
+
+
+def top_k_blocks(
+    rows_of: Callable[[int, int], sp.spmatrix],
+    n_rows: int,
+    n_cols: int,
+    k: int,
+    chunk: int = 1024,
+) -> sp.csr_matrix:
+    """Top-``k`` positive entries of each row of a matrix produced a block of rows at a time; diagonal dropped.
+
+    ``rows_of(start, stop)`` returns rows ``start:stop`` (sparse). Only one block is ever
+    dense, with at most ``chunk`` rows and about ``BLOCK_CELLS`` cells.
+    """
+    chunk = max(1, min(chunk, BLOCK_CELLS // max(n_cols, 1)))
     rows, cols, vals = [], [], []
     for start in range(0, n_rows, chunk):
-        block = m[start : start + chunk].toarray()
+        block = sp.csr_matrix(rows_of(start, min(n_rows, start + chunk)), dtype=np.float32).toarray()
+        local = np.arange(len(block))
+        diagonal = local + start < n_cols
+        block[local[diagonal], local[diagonal] + start] = 0.0
+        if k >= n_cols:
+            r, c = np.nonzero(block)
+            rows.append(r + start)
+            cols.append(c)
+            vals.append(block[r, c])
+            continue
         top = np.argpartition(-block, k - 1, axis=1)[:, :k]
         v = np.take_along_axis(block, top, axis=1)
         r = np.repeat(np.arange(start, start + len(block)), k)
@@ -44,6 +70,8 @@ def top_k_rows(matrix: sp.csr_matrix, k: int, chunk: int = 1024) -> sp.csr_matri
         rows.append(r[keep])
         cols.append(top.ravel()[keep])
         vals.append(v.ravel()[keep])
+    if not rows:
+        return sp.csr_matrix((n_rows, n_cols), dtype=np.float32)
     return sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n_rows, n_cols), dtype=np.float32
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,9 @@ from conftest import require_shared_data
 from typer.testing import CliRunner
 
 from core.errors import InvalidInputError
-from marquee.cli import app
+from marquee.cli import app, main
 from training.evaluation import evaluate_model, evaluate_models, title_features
-from training.protocol import temporal_user_split
+from training.protocol import temporal_user_split, validation_split
 
 GENRES = ["Horror", "Comedy", "Drama"]
 
@@ -34,6 +35,54 @@ def write_movielens(folder: Path, seed: int = 0) -> Path:
     ratings = pd.DataFrame(rows, columns=["userId", "movieId", "rating", "timestamp"])
     ratings.to_csv(folder / "ratings.csv", index=False)
     return folder
+
+
+#: ml-100k's ``u.item`` genre flags, in order (its ``u.genre``).
+ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary"]
+ML100K_GENRES += ["Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller"]
+ML100K_GENRES += ["War", "Western"]
+
+
+def rewrite_as_ml100k(csv_folder: Path, folder: Path) -> Path:
+    """The same ratings and movies as ml-100k: tab-separated ``u.data``, pipe-separated latin-1 ``u.item``."""
+    ratings = pd.read_csv(csv_folder / "ratings.csv")
+    movies = pd.read_csv(csv_folder / "movies.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{u}\t{i}\t{r:g}\t{t}\n" for u, i, r, t in ratings.itertuples(index=False)]
+    (folder / "u.data").write_text("".join(lines), encoding="ascii")
+    items = []
+    for movie, title, genres in movies.itertuples(index=False):
+        flags = [int(g in genres.split("|")) for g in ML100K_GENRES]
+        flags[0] = int(not any(flags))
+        items.append(f"{movie}|{title}|01-Jan-1995||http://example.invalid|{'|'.join(map(str, flags))}\n")
+    (folder / "u.item").write_text("".join(items), encoding="latin-1")
+    return folder
+
+
+def rewrite_as_ml1m(csv_folder: Path, folder: Path) -> Path:
+    """The same ratings and movies in the ml-1m layout: ``::``-separated latin-1 ``ratings.dat`` and ``movies.dat``."""
+    ratings = pd.read_csv(csv_folder / "ratings.csv")
+    movies = pd.read_csv(csv_folder / "movies.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [f"{u}::{i}::{r:g}::{t}\n" for u, i, r, t in ratings.itertuples(index=False)]
+    (folder / "ratings.dat").write_text("".join(lines), encoding="latin-1")
+    items = [f"{m}::{title}::{genres}\n" for m, title, genres in movies.itertuples(index=False)]
+    (folder / "movies.dat").write_text("".join(items), encoding="latin-1")
+    return folder
+
+
+def run_cli(
+    argv: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, str]:
+    """``marquee <argv>`` through the real entry point: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["marquee", *argv])
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
 def test_evaluate_command_prints_a_table_and_writes_the_report(tmp_path: Path) -> None:
@@ -131,3 +180,121 @@ def test_evaluate_on_an_empty_lake_says_how_to_fix_it(tmp_path: Path, monkeypatc
     result = CliRunner().invoke(app, ["evaluate", ".", "--format", "lake"])
     assert isinstance(result.exception, InvalidInputError)
     assert "no watch events" in str(result.exception)
+
+
+def test_every_movielens_layout_gives_the_same_numbers(tmp_path: Path) -> None:
+    """ml-latest (CSV), ml-100k and ml-1m files holding the same ratings evaluate identically."""
+    csv_folder = write_movielens(tmp_path / "ml-latest-small")
+    folders = [
+        csv_folder,
+        rewrite_as_ml100k(csv_folder, tmp_path / "ml-100k"),
+        rewrite_as_ml1m(csv_folder, tmp_path / "ml-1m"),
+    ]
+    reports = []
+    for folder in folders:
+        out = tmp_path / f"{folder.name}.json"
+        argv = ["evaluate", str(folder), "--models", "seqknn,item_knn", "--no-tune", "--out", str(out)]
+        result = CliRunner().invoke(app, argv)
+        assert result.exit_code == 0, result.output
+        reports.append(json.loads(out.read_text()))
+    assert [r["dataset"] for r in reports] == ["movielens:ml-latest-small", "movielens:ml-100k", "movielens:ml-1m"]
+    timing = {"fit_seconds", "tuning_seconds"}
+    numbers = [
+        (r["split"], {name: {k: v for k, v in m.items() if k not in timing} for name, m in r["models"].items()})
+        for r in reports
+    ]
+    assert numbers[0] == numbers[1] == numbers[2]
+    assert reports[0]["models"]["seqknn"]["ndcg@10"] > reports[0]["models"]["popularity"]["ndcg@10"] + 0.1
+
+
+def test_a_shared_validation_split_changes_nothing(tmp_path: Path) -> None:
+    ratings = pd.read_csv(write_movielens(tmp_path / "ml-tiny") / "ratings.csv").rename(
+        columns={"userId": "user_id", "movieId": "item_id", "timestamp": "ts"}
+    )
+    split = temporal_user_split(ratings)
+    alone = evaluate_model("item_knn", split)
+    shared = evaluate_model("item_knn", split, validation=validation_split(split.train))
+    for result in (alone, shared):
+        del result["fit_seconds"], result["tuning_seconds"]
+    assert alone == shared
+
+
+def test_ease_is_skipped_with_the_reason_when_the_catalog_is_too_large(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import models.ease
+
+    monkeypatch.setattr(models.ease, "MAX_ITEMS", 10)
+    data = write_movielens(tmp_path / "ml-tiny")
+    out = tmp_path / "report.json"
+    code, stdout, err = run_cli(
+        ["evaluate", str(data), "--models", "seqknn", "--no-tune", "--out", str(out)], monkeypatch, capsys
+    )
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert set(report["skipped"]) == {"ease", "recency_ease"}
+    assert "60 items is more than its limit of 10" in report["skipped"]["ease"]
+    assert set(report["models"]) == {"popularity", "seqknn"}
+    assert report["best_baseline"] == "popularity" and report["best"] == "seqknn"
+    assert "skipped ease: EASE needs a dense items × items matrix" in stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("missing", "does not exist"),
+        ("format", "unknown --format 'grouplens'; use one of: movielens, movietweetings, lake"),
+        ("empty", "no MovieLens ratings file found"),
+        ("ml1m-line", "ratings.dat, line 3, column 'rating': bad value 'x'"),
+        ("ml100k-line", "u.data, line 2: 3 field(s) instead of 4"),
+        ("csv-line", "ratings.csv, line 4, column 'timestamp': bad value 'soon'"),
+        ("no-ratings", "u.data: has no data lines"),
+        ("movietweetings-as-movielens", "a ratings.dat rated 0-10 is MovieTweetings"),
+        ("movielens-as-movietweetings", "looks like MovieLens, not MovieTweetings"),
+        ("out-is-a-folder", "is a folder; give a file name"),
+        ("model", "unknown model(s) nope"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(
+    case: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_folder = write_movielens(tmp_path / "ml-latest-small")
+    path, extra = tmp_path / case, ["--format", "movielens"]
+    if case == "missing":
+        pass
+    elif case == "format":
+        path, extra = csv_folder, ["--format", "grouplens"]
+    elif case == "empty":
+        path.mkdir()
+    elif case == "ml1m-line":
+        rewrite_as_ml1m(csv_folder, path)
+        lines = (path / "ratings.dat").read_text(encoding="latin-1").splitlines(keepends=True)
+        lines[2] = "7::3::x::1000003\n"
+        (path / "ratings.dat").write_text("".join(lines), encoding="latin-1")
+    elif case == "ml100k-line":
+        rewrite_as_ml100k(csv_folder, path)
+        lines = (path / "u.data").read_text().splitlines(keepends=True)
+        lines[1] = "7\t3\t4\n"
+        (path / "u.data").write_text("".join(lines))
+    elif case == "csv-line":
+        path = csv_folder
+        lines = (path / "ratings.csv").read_text().splitlines(keepends=True)
+        lines[3] = "7,3,4.0,soon\n"
+        (path / "ratings.csv").write_text("".join(lines))
+    elif case == "no-ratings":
+        rewrite_as_ml100k(csv_folder, path)
+        (path / "u.data").write_text("")
+    elif case == "movietweetings-as-movielens":
+        path.mkdir()
+        (path / "ratings.dat").write_text("1::0114709::7::1365029107\n")
+        (path / "movies.dat").write_text("0114709::Toy Story (1995)::Animation\n")
+    elif case == "movielens-as-movietweetings":
+        path, extra = rewrite_as_ml1m(csv_folder, path), ["--format", "movietweetings"]
+    elif case == "out-is-a-folder":
+        path, extra = csv_folder, ["--out", str(tmp_path)]
+    elif case == "model":
+        path, extra = csv_folder, ["--models", "seqknn,nope"]
+    code, _, err = run_cli(["evaluate", str(path), *extra, "--no-tune"], monkeypatch, capsys)
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err and "Traceback" not in err

@@ -18,10 +18,11 @@ from tqdm import tqdm
 
 from core.errors import InvalidInputError
 from models.base import CandidateGenerator
+from models.ease import CatalogTooLargeError
 from models.registry import model_class, model_names
 from training.metrics import summarise
-from training.protocol import PROTOCOL, Split, temporal_user_split, to_interactions
-from training.tuning import SEARCH_SPACES, tune_on_validation
+from training.protocol import PROTOCOL, Split, temporal_user_split, to_interactions, validation_split
+from training.tuning import SEARCH_SPACES, coordinate_search, tune_on_validation
 
 logger = logging.getLogger(__name__)
 
@@ -132,8 +133,13 @@ def evaluate_model(
     tune: bool = True,
     seed: int = 0,
     item_features: Mapping[str, Sequence[str]] | None = None,
+    validation: Split | None = None,
 ) -> dict[str, Any]:
-    """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test."""
+    """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test.
+
+    ``validation`` is ``validation_split(split.train)`` when the caller already made it
+    (``evaluate_models`` makes it once for every model); otherwise it is made here.
+    """
     params: dict[str, Any] = {}
     tuning_seconds = 0.0
     space = SEARCH_SPACES.get(name, {})
@@ -143,7 +149,10 @@ def evaluate_model(
         def objective(p: Mapping[str, Any], val: Split) -> float:
             return score_split(fit_model(name, p, val.train, seed, item_features), val)["ndcg@10"]
 
-        result = tune_on_validation(objective, split.train, space)
+        if validation is not None:
+            result = coordinate_search(objective, validation, space)
+        else:
+            result = tune_on_validation(objective, split.train, space)
         params = result.params
         tuning_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -180,15 +189,31 @@ def evaluate_models(
         item_features: title_id → feature tokens for hybrid models (``title_features``).
 
     Returns:
-        ``{"protocol", "dataset", "split", "models": {name: metrics}, "best", "best_baseline", "ratio"}``.
+        ``{"protocol", "dataset", "split", "models": {name: metrics}, "skipped": {name: reason},
+        "best", "best_baseline", "ratio"}``. A model that cannot run on this catalog (EASE past
+        what memory allows) is listed under ``skipped`` with the reason instead of failing the run.
     """
     names = check_model_names([*BASELINES, *models])
     np.random.seed(seed)
     split = temporal_user_split(interactions)
-    report: dict[str, Any] = {"protocol": PROTOCOL, "dataset": dataset, "split": split.describe(), "models": {}}
+    # One validation split for every model: the same rule, made once (it sorts all of train).
+    validation = validation_split(split.train) if tune else None
+    report: dict[str, Any] = {
+        "protocol": PROTOCOL,
+        "dataset": dataset,
+        "split": split.describe(),
+        "models": {},
+        "skipped": {},
+    }
     for name in tqdm(names, desc="models", disable=not progress):
         logger.info("evaluating %s", name)
-        report["models"][name] = evaluate_model(name, split, tune=tune, seed=seed, item_features=item_features)
+        try:
+            report["models"][name] = evaluate_model(
+                name, split, tune=tune, seed=seed, item_features=item_features, validation=validation
+            )
+        except CatalogTooLargeError as exc:
+            logger.warning("skipping %s: %s", name, exc)
+            report["skipped"][name] = str(exc)
     results = report["models"]
     best = max(results, key=lambda n: results[n]["ndcg@10"])
     baseline = max((n for n in results if n in BASELINES), key=lambda n: results[n]["ndcg@10"])

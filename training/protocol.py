@@ -95,7 +95,7 @@ def interactions_from_events(events: pd.DataFrame) -> pd.DataFrame:
     if missing:
         raise InvalidInputError(f"watch events need columns {needed}; missing {missing}")
     if events.empty:
-        raise InvalidInputError("no watch events: ingest a dataset first (marquee data ingest ...)")
+        raise InvalidInputError("no watch events: load a dataset first (marquee data load ...)")
     progress = np.ones(len(events), np.float32)
     if "position_s" in events.columns and "duration_s" in events.columns:
         pos = events["position_s"].to_numpy(np.float64)

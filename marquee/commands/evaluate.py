@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,15 +43,33 @@ def evaluate(
         raise InvalidInputError(f"unknown --format {fmt!r}; use one of: {', '.join(FORMATS)}")
     chosen = [m.strip() for m in models.split(",") if m.strip()] or list(DEFAULT_MODELS)
     check_model_names(chosen)
+    if out is not None:
+        _check_writable(out)  # before a run that may take many minutes, not after it
     interactions, features, dataset = _load(name, path)
     report = evaluate_models(interactions, chosen, dataset=dataset, tune=tune, seed=seed, item_features=features)
     typer.echo(f"{report['protocol']} on {dataset}: {report['split']}")
+    for skipped, reason in report.get("skipped", {}).items():
+        typer.echo(f"skipped {skipped}: {reason}")
     typer.echo(format_table(report))
     typer.echo(f"best: {report['best']} — {report['ratio']:.3f} × the best baseline ({report['best_baseline']})")
     if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
+        try:
+            out.write_text(json.dumps(report, indent=2))
+        except OSError as exc:
+            raise InvalidInputError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
         typer.echo(f"report written to {out}")
+
+
+def _check_writable(out: Path) -> None:
+    """A clear error now if ``--out`` cannot be written (a folder, or a folder that cannot be made)."""
+    if out.is_dir():
+        raise InvalidInputError(f"--out {out} is a folder; give a file name such as {out / 'report.json'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write the report to {out}: {exc.strerror or exc}") from None
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        raise InvalidInputError(f"cannot write the report to {out}: permission denied")
 
 
 def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]], str]:
@@ -71,5 +90,9 @@ def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]], str
         raise InvalidInputError(f"{path} does not exist; give the dataset's folder or file")
     from features.ingest import read_dataset
 
-    frames = read_dataset(fmt, path)
-    return interactions_from_events(frames.watch_events), title_features(frames.titles), f"{fmt}:{path.name}"
+    try:
+        frames = read_dataset(fmt, path)
+    except OSError as exc:  # unreadable file or folder: say which, without a traceback
+        raise InvalidInputError(f"cannot read {exc.filename or path}: {exc.strerror or exc}") from None
+    folder = path.resolve() if path.is_dir() else path.resolve().parent
+    return interactions_from_events(frames.watch_events), title_features(frames.titles), f"{fmt}:{folder.name}"

@@ -35,7 +35,10 @@ def make_client(settings: Settings, lake: Lake, dead_model_url: str) -> Iterator
 
     def make(serving_url: str | None = None, options: ApiOptions | None = None, **settings_changes: Any) -> TestClient:
         changed = settings.model_copy(update={"serving_url": serving_url or dead_model_url, **settings_changes})
-        client = TestClient(create_app(changed, options or ApiOptions(breaker_cooldown_s=0.5, row_size=6)))
+        # A generous model budget: the double answers in milliseconds, but a loaded CI machine can stall it;
+        # tests of the budget itself pass their own options.
+        defaults = ApiOptions(breaker_cooldown_s=0.5, row_size=6, model_budget_s=1.0)
+        client = TestClient(create_app(changed, options or defaults))
         client.__enter__()
         clients.append(client)
         return client

@@ -101,7 +101,8 @@ def test_candidate_cache_reuses_an_answer_until_the_history_changes(
     make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
 ) -> None:
     double, url = model_double
-    client, headers, profile = _watching(make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=60)))
+    options = ApiOptions(candidate_ttl_s=60, model_budget_s=2.0)
+    client, headers, profile = _watching(make_client(serving_url=url, options=options))
     first = _home(client, headers, profile)
     again = _home(client, headers, profile)
     assert first["source"] == again["source"] == "personalized"
@@ -123,7 +124,8 @@ def test_no_candidate_cache_when_its_ttl_is_zero(
     make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
 ) -> None:
     double, url = model_double
-    client, headers, profile = _watching(make_client(serving_url=url, options=ApiOptions(candidate_ttl_s=0)))
+    options = ApiOptions(candidate_ttl_s=0, model_budget_s=2.0)
+    client, headers, profile = _watching(make_client(serving_url=url, options=options))
     for _ in range(3):
         assert _home(client, headers, profile)["source"] == "personalized"
     assert double.calls == ["home_candidates"] * 3

@@ -131,6 +131,13 @@ class RecommendationPipeline:
             # Without a ranker to weigh it, popularity would crowd every personal list: keep it for fallback.
             self.generators = personal
         self.has_personal_model = bool(personal)
+        #: Who answers "similar to X": item-to-item models first, popularity (the same list for every
+        #: title) only when no other model knows the title.
+        self.similar_models = sorted(
+            bundle.candidates.items(),
+            key=lambda item: (item[0] == POPULARITY_ROLE, SIMILAR_PREFERENCE.index(item[0])
+                              if item[0] in SIMILAR_PREFERENCE else len(SIMILAR_PREFERENCE)),
+        )  # fmt: skip
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -200,7 +207,7 @@ class RecommendationPipeline:
             raise NotFoundError(f"unknown title_id {title_id!r}: it is not in the catalog")
         # A series is known to the models through its episodes: ask with the first few they know.
         seeds = [title_id, *self.catalog.episodes_of(title_id)[:SERIES_SEEDS]]
-        for role, generator in self.generators.items():
+        for role, generator in self.similar_models:
             found: dict[str, float] = {}
             for seed in seeds:
                 try:
@@ -344,6 +351,8 @@ class RecommendationPipeline:
 
 #: Episodes of a series asked for similar titles when the series itself is unknown to a model.
 SERIES_SEEDS = 3
+#: Candidate roles in the order they are asked for similar titles ("Because you watched X").
+SIMILAR_PREFERENCE = ("item_knn", "seqknn", "ease", "recency_ease", "als", "lightfm", "sasrec")
 
 
 def _pairs(rec: Recommendation) -> list[tuple[str, float]]:

@@ -14,6 +14,7 @@ import pytest
 
 from models.base import CandidateGenerator, Interactions
 from models.bundle import ModelBundle
+from models.ranker import NeuralRanker
 from models.registry import model_class
 from serving.catalog import TitleCatalog, ViewerData
 from serving.pipeline import RecommendationPipeline
@@ -96,3 +97,35 @@ def test_similar_to_a_series_uses_its_episodes(pipeline: RecommendationPipeline)
     assert result.source == "model"
     assert "s1" not in got and not any("-e" in t for t in got)
     assert got[0] in {"s2", "s3"}
+
+
+def test_similar_titles_come_from_item_to_item_models_not_popularity() -> None:
+    # "p" is watched by everyone; "a" and "b" only together, by a few profiles.
+    rows = [(f"crowd{u}", "p", T0 + pd.Timedelta(hours=u)) for u in range(30)]
+    rows += [(f"fan{u}", t, T0 + pd.Timedelta(hours=u, minutes=i)) for u in range(4) for i, t in enumerate("ab")]
+    frame = pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"])
+    data = Interactions(
+        user_ids=frame["profile_id"].to_numpy(dtype=str),
+        item_ids=frame["title_id"].to_numpy(dtype=str),
+        timestamps=(frame["ts"].astype("int64") // 10**9).to_numpy(dtype=np.int64),
+        weights=np.ones(len(frame), dtype=np.float32),
+    )
+    # With a ranker the pipeline keeps popularity among its candidate sources: it must not answer "similar".
+    columns = ["cand_popularity_rrank", "cand_item_knn_rrank"]
+    rng = np.random.default_rng(0)
+    x = rng.random((80, 2), dtype=np.float32)
+    groups = np.repeat(np.arange(10), 8)
+    labels = np.zeros(80, dtype=np.float32)
+    labels[::8] = 1.0
+    bundle = ModelBundle(
+        candidates={name: model_class(name)().fit(data) for name in ("popularity", "item_knn")},  # type: ignore[call-arg,misc]
+        ranker=NeuralRanker(hidden=(4,), epochs=1, seed=0).fit(x, groups, labels, columns),
+        metadata={"ranker_columns": columns, "ranker_used": True},
+    )
+    titles = ["p", "a", "b"]
+    catalog = TitleCatalog.from_frame(
+        pd.DataFrame({"title_id": titles, "maturity_level": [0] * 3, "countries": [[]] * 3, "genres": [[]] * 3})
+    )
+    pipeline = RecommendationPipeline(bundle, catalog, ViewerData(), version="1")
+    assert pipeline.ranker is not None and "popularity" in pipeline.generators
+    assert [t for t, _ in pipeline.similar("a", k=1).items] == ["b"]

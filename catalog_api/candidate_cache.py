@@ -71,5 +71,13 @@ class TtlCache(Generic[ValueT]):
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
 
+    def forget(self, drop: Callable[[Hashable], bool]) -> int:
+        """Remove the entries whose key ``drop`` accepts (e.g. an erased account's profiles); returns how many."""
+        with self._lock:
+            doomed = [key for key in self._entries if drop(key)]
+            for key in doomed:
+                del self._entries[key]
+        return len(doomed)
+
     def __len__(self) -> int:
         return len(self._entries)

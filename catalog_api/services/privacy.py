@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from catalog_api.candidate_cache import TtlCache
 from catalog_api.db.tables import AccountRow, ProfileRow, RevokedTokenRow, WatchEventRow
 from catalog_api.services.exposures import ExposureLog
 from core.lake import Lake
@@ -30,7 +32,13 @@ class ErasureReport:
     buffered_exposures: int
 
 
-def erase_account(session: Session, lake: Lake, exposures: ExposureLog, account: AccountRow) -> ErasureReport:
+def erase_account(
+    session: Session,
+    lake: Lake,
+    exposures: ExposureLog,
+    account: AccountRow,
+    candidates: TtlCache[Any] | None = None,
+) -> ErasureReport:
     """Delete the account and everything derived from it; commits the database part first.
 
     The database goes first so a lake failure cannot leave a live account
@@ -46,6 +54,9 @@ def erase_account(session: Session, lake: Lake, exposures: ExposureLog, account:
     session.execute(delete(AccountRow).where(AccountRow.account_id == account.account_id))
     session.commit()
     buffered = exposures.forget_profiles(profile_ids)
+    if candidates is not None:
+        # Keys start with the profile id (``services.home.personalize``): no recommendation for them survives.
+        candidates.forget(lambda key: isinstance(key, tuple) and bool(key) and key[0] in profile_ids)
     lake_rows = {"accounts": lake.delete_rows("accounts", "account_id", {account.account_id})}
     if profile_ids:
         for table in ("profiles", "watch_events", "exposures"):

@@ -36,7 +36,12 @@ def test_deleting_the_account_erases_everything_of_it(client: TestClient) -> Non
             {"profile_id": [*gone_profiles, kept_profile], "maturity_level": [3, 3, 3], "is_kids": [False] * 3}
         ),
     )
+    # Model answers the candidate cache holds for them (the model server is down here, so put them by hand).
+    for profile in (*gone_profiles, kept_profile):
+        state.candidates.put((profile, "champion", 3, "US", None, ()), f"picks of {profile}")
     assert client.delete("/v1/account", headers=gone).status_code == 204
+    assert all(state.candidates.get((p, "champion", 3, "US", None, ())) is None for p in gone_profiles)
+    assert state.candidates.get((kept_profile, "champion", 3, "US", None, ())) == f"picks of {kept_profile}"
 
     ids = {account_id, *gone_profiles}
     with state.engine.connect() as connection:

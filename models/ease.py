@@ -126,6 +126,11 @@ class EASE(ItemScorer):
         self.half_life = half_life
         self._B = np.zeros((0, 0), np.float32)
 
+    @classmethod
+    def check_catalog(cls, n_items: int) -> None:
+        """``CatalogTooLargeError`` when the items × items matrices would not fit (see ``check_catalog_size``)."""
+        check_catalog_size(n_items)
+
     def _fit(self, hist: Histories, **context: Any) -> None:
         check_catalog_size(hist.n_items)
         key = (_fingerprint(hist), float(self.lam))

@@ -60,6 +60,11 @@ class ItemScorer(CandidateGenerator):
         self._hist: Histories | None = None
 
     # -- what subclasses provide -------------------------------------------------------------
+    @classmethod
+    def check_catalog(cls, n_items: int) -> None:
+        """Raise before any work when this model cannot fit ``n_items`` items here (default: any size does)."""
+        del n_items
+
     @abstractmethod
     def _fit(self, hist: Histories, **context: Any) -> None:
         """Learn parameters from the indexed histories."""

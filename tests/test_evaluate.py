@@ -239,6 +239,27 @@ def test_ease_is_skipped_with_the_reason_when_the_catalog_is_too_large(
     assert "skipped ease: EASE needs a dense items × items matrix" in stdout
 
 
+def test_a_catalog_too_large_for_ease_is_refused_before_any_fit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.ease
+    import training.evaluation
+    from models.ease import CatalogTooLargeError
+
+    ratings = pd.read_csv(write_movielens(tmp_path / "ml-tiny") / "ratings.csv").rename(
+        columns={"userId": "user_id", "movieId": "item_id", "timestamp": "ts"}
+    )
+    split = temporal_user_split(ratings)
+    monkeypatch.setattr(models.ease, "MAX_ITEMS", 10)
+
+    def no_fit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("fitted before the catalog was checked")
+
+    monkeypatch.setattr(training.evaluation, "fit_model", no_fit)
+    with pytest.raises(CatalogTooLargeError, match="60 items is more than its limit of 10"):
+        evaluate_model("recency_ease", split)
+
+
 @pytest.mark.parametrize(
     ("case", "expected"),
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import scipy.sparse as sp
 
 import models.ease
+import models.history
 import models.sparse_io
 from models.base import Interactions
 from models.ease import EASE, CatalogTooLargeError, check_catalog_size, ease_weights
@@ -126,3 +128,23 @@ def test_a_loaded_ease_scores_rows_from_a_row_major_matrix(tmp_path: Path) -> No
     assert isinstance(loaded, EASE) and loaded._B.flags.c_contiguous
     user = str(hist.users.ids[0])
     np.testing.assert_array_equal(loaded.recommend(user, 5).item_ids, model.recommend(user, 5).item_ids)
+
+
+def test_the_same_interactions_are_indexed_once() -> None:
+    hist = random_histories(seed=4)
+    interactions = Interactions(
+        user_ids=hist.users.ids[hist.user_of_row()],
+        item_ids=hist.items.ids[hist.item_idx],
+        timestamps=hist.ts,
+        weights=hist.weight,
+    )
+    first = Histories.build(interactions)
+    assert Histories.build(interactions) is first
+    with_extra = Histories.build(interactions, extra_items=["new title"])
+    assert with_extra is not first and with_extra.n_items == first.n_items + 1
+    copy = Interactions(interactions.user_ids, interactions.item_ids, interactions.timestamps, interactions.weights)
+    assert Histories.build(copy) is not first  # another object: indexed again
+    key = id(interactions)
+    del interactions
+    gc.collect()
+    assert key not in models.history._BUILT  # forgotten with its interactions

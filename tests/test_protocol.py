@@ -42,6 +42,15 @@ def test_prefixed_numeric_ids_sort_numerically() -> None:
     assert split.test[split.test.user_id == "u1"].item_id.tolist() == ["ml-10"]
 
 
+def test_ids_that_are_not_one_prefix_and_a_number_sort_as_text() -> None:
+    rows = [("u1", item, 7) for item in ("b", "a9", "a10", "tt5", "ml20")]
+    rows += [("z", item, t) for t, item in enumerate(("b", "a9", "a10", "tt5", "ml20", "x"))]
+    split = temporal_user_split(frame(rows))
+    # same second: text order a10 < a9 < b < ml20 < tt5, so tt5 is the latest
+    assert split.test[split.test.user_id == "u1"].item_id.tolist() == ["tt5"]
+    assert split.train[split.train.user_id == "u1"].item_id.tolist() == ["a10", "a9", "b", "ml20"]
+
+
 def test_test_items_unseen_in_train_are_dropped() -> None:
     rows = [("u1", f"a{k}", k) for k in range(10)]
     rows += [("u2", "a8", 0)] + [("u2", f"a{k}", k + 1) for k in range(8)] + [("u2", "new", 9)]

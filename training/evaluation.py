@@ -9,6 +9,7 @@ from __future__ import annotations
 import inspect
 import logging
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from core.errors import InvalidInputError
-from models.base import CandidateGenerator
+from models.base import CandidateGenerator, Interactions
 from models.ease import CatalogTooLargeError
 from models.registry import model_class, model_names
 from training.metrics import summarise
@@ -99,7 +100,27 @@ def fit_model(
     if item_features:
         known = set(train["item_id"].unique())
         context["item_features"] = {k: list(v) for k, v in item_features.items() if k in known}
-    return model.fit(to_interactions(train), **context)
+    return model.fit(_interactions_of(train), **context)
+
+
+#: ``to_interactions`` of recent frames, by identity, so that every fit on one (validation or
+#: test) train frame shares one ``Interactions`` and hence one ``Histories`` index.
+_CONVERTED: dict[int, tuple[Interactions, weakref.finalize[[int], pd.DataFrame]]] = {}
+
+
+def _forget(key: int) -> None:
+    _CONVERTED.pop(key, None)
+
+
+def _interactions_of(train: pd.DataFrame) -> Interactions:
+    key = id(train)
+    if key in _CONVERTED:
+        return _CONVERTED[key][0]
+    interactions = to_interactions(train)
+    _CONVERTED[key] = (interactions, weakref.finalize(train, _forget, key))
+    while len(_CONVERTED) > 2:
+        _CONVERTED.pop(next(iter(_CONVERTED)))[1].detach()
+    return interactions
 
 
 def rank_users(model: CandidateGenerator, users: Sequence[str], n: int = 20) -> dict[str, list[str]]:
@@ -140,6 +161,9 @@ def evaluate_model(
     ``validation`` is ``validation_split(split.train)`` when the caller already made it
     (``evaluate_models`` makes it once for every model); otherwise it is made here.
     """
+    check = getattr(model_class(name), "check_catalog", None)
+    if check is not None:  # e.g. EASE on a catalog too large for memory: refuse before any fit
+        check(int(split.train["item_id"].nunique()))
     params: dict[str, Any] = {}
     tuning_seconds = 0.0
     space = SEARCH_SPACES.get(name, {})

@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from core.errors import InvalidInputError
@@ -127,16 +128,18 @@ def interactions_from_events(events: pd.DataFrame) -> pd.DataFrame:
     return grouped[list(COLUMNS)]
 
 
-def _item_order(item_ids: pd.Series) -> pd.Series:
+def _item_order(item_ids: pd.Series) -> npt.NDArray[np.int64]:
     """Sort key for item ids: numeric order when every id is one prefix + a number (``"ml-42"``), else text.
 
     The protocol breaks same-second ties by item id; datasets number their items, so
-    ``movieId`` 9 comes before 10 whether or not the lake prefixed the ids.
+    ``movieId`` 9 comes before 10 whether or not the lake prefixed the ids. The ids are
+    parsed once per distinct item (not once per interaction: minutes on 25M rows).
     """
-    parts = item_ids.str.extract(r"^(\D*)(\d+)$")
+    codes, uniques = pd.factorize(item_ids, sort=True)  # codes follow the ids' text order
+    parts = pd.Series(uniques, dtype=object).str.extract(r"^(\D*)(\d+)$")
     if parts[1].isna().any() or parts[0].nunique() > 1:
-        return item_ids
-    return parts[1].astype(np.int64)
+        return codes.astype(np.int64)
+    return parts[1].astype(np.int64).to_numpy()[codes]
 
 
 def _dedupe(df: pd.DataFrame) -> pd.DataFrame:

@@ -65,9 +65,7 @@ def to_arrow(spec: TableSpec, data: pd.DataFrame | pa.Table) -> pa.Table:
     expected = set(spec.schema.names)
     unknown = sorted(names - expected)
     if unknown:
-        raise SchemaError(
-            f"table {spec.name!r}: unknown column(s) {unknown}; expected only {spec.schema.names}"
-        )
+        raise SchemaError(f"table {spec.name!r}: unknown column(s) {unknown}; expected only {spec.schema.names}")
     missing_required = [c for c in spec.required if c not in names]
     if missing_required:
         raise SchemaError(f"table {spec.name!r}: missing required column(s) {missing_required}")

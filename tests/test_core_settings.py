@@ -39,9 +39,7 @@ def test_bad_online_store_is_refused_with_the_fix(monkeypatch: pytest.MonkeyPatc
 def test_development_secrets_are_refused_in_production() -> None:
     with pytest.raises(ValueError, match="MARQUEE_JWT_SECRET"):
         Settings(environment="production").check_production_secrets()
-    Settings(
-        environment="production", jwt_secret="x" * 40, cdn_signing_key="y" * 40
-    ).check_production_secrets()
+    Settings(environment="production", jwt_secret="x" * 40, cdn_signing_key="y" * 40).check_production_secrets()
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,8 @@ BYTES_PER_PAIR = 12
 
 #: (data fingerprint, λ) → B. Tuning the half-life refits with the same λ on the same data;
 #: this keeps those refits from paying the O(items³) inversion again. Small on purpose:
-#: at most ``_B_CACHE_SIZE`` matrices and ``_B_CACHE_BYTES`` (the newest is always kept).
+#: at most ``_B_CACHE_SIZE`` matrices and ``_B_CACHE_BYTES`` (the newest is always kept),
+#: least recently used out first (first-in-first-out dropped the λ that tuning was about to reuse).
 _B_CACHE: dict[tuple[str, float], npt.NDArray[np.float32]] = {}
 _B_CACHE_SIZE = 3
 _B_CACHE_BYTES = 2 << 30
@@ -135,7 +136,7 @@ class EASE(ItemScorer):
         check_catalog_size(hist.n_items)
         key = (_fingerprint(hist), float(self.lam))
         if key in _B_CACHE:
-            self._B = _B_CACHE[key]
+            self._B = _B_CACHE[key] = _B_CACHE.pop(key)  # most recently used goes last, evicted last
             return
         self._B = ease_weights(interaction_matrix(hist), self.lam)
         _B_CACHE[key] = self._B

@@ -148,3 +148,26 @@ def test_the_same_interactions_are_indexed_once() -> None:
     del interactions
     gc.collect()
     assert key not in models.history._BUILT  # forgotten with its interactions
+
+
+def test_the_ease_cache_drops_the_least_recently_used_matrix(monkeypatch: pytest.MonkeyPatch) -> None:
+    hist = random_histories(seed=5)
+    interactions = Interactions(
+        user_ids=hist.users.ids[hist.user_of_row()],
+        item_ids=hist.items.ids[hist.item_idx],
+        timestamps=hist.ts,
+        weights=hist.weight,
+    )
+    monkeypatch.setattr(models.ease, "_B_CACHE", {})
+    monkeypatch.setattr(models.ease, "_B_CACHE_SIZE", 2)
+    inversions: list[float] = []
+    real = models.ease.ease_weights
+
+    def counted(X: sp.csr_matrix, lam: float) -> np.ndarray:
+        inversions.append(lam)
+        return real(X, lam)
+
+    monkeypatch.setattr(models.ease, "ease_weights", counted)
+    for lam in (1.0, 2.0, 1.0, 3.0, 1.0):  # the second 1.0 makes 2.0 the least recently used
+        EASE(lam=lam).fit(interactions)
+    assert inversions == [1.0, 2.0, 3.0]

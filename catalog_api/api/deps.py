@@ -16,16 +16,18 @@ from catalog_api.db.tables import AccountRow, ProfileRow
 from catalog_api.errors import UnauthorizedError
 from catalog_api.security.tokens import TokenClaims
 from catalog_api.services import accounts, profiles
-from catalog_api.services.profile_context import ProfileContext, load_profile_context
+from catalog_api.services.profile_context import REVOKED_MESSAGE, ProfileContext, load_profile_context
 from catalog_api.state import AppState
-from core.errors import ForbiddenError
+from core.errors import ForbiddenError, NotFoundError
 
 T = TypeVar("T")
+
+MISSING_TOKEN_MESSAGE = "missing bearer token; get one at POST /v1/auth/token"
 
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/v1/auth/token", auto_error=False)
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     """The process state ``create_app`` attached to the application."""
     state: AppState = request.app.state.marquee
     return state
@@ -51,10 +53,10 @@ TokenDep = Annotated[str | None, Depends(oauth2_scheme)]
 def verify_access(state: AppState, session: Session | Connection, token: str | None) -> TokenClaims:
     """The verified, unrevoked access token, counted against the account's rate limit."""
     if not token:
-        raise UnauthorizedError("missing bearer token; get one at POST /v1/auth/token")
+        raise UnauthorizedError(MISSING_TOKEN_MESSAGE)
     claims = state.tokens.verify(token, "access")
     if accounts.is_revoked(session, claims.jti):
-        raise UnauthorizedError("token revoked (logged out); log in again at /v1/auth/token")
+        raise UnauthorizedError(REVOKED_MESSAGE)
     state.account_limiter.hit(claims.account_id)
     return claims
 
@@ -63,9 +65,17 @@ def load_caller_profile(
     state: AppState, token: str | None, profile_id: str, read: Callable[[Connection, ProfileContext], T]
 ) -> tuple[ProfileContext, T]:
     """The caller's profile and what ``read`` reads for it, on one connection."""
+    if not token:
+        raise UnauthorizedError(MISSING_TOKEN_MESSAGE)
+    claims = state.tokens.verify(token, "access")
     with state.engine.connect() as connection:
-        claims = verify_access(state, connection, token)
-        context = load_profile_context(connection, claims.account_id, profile_id)
+        # Revocation is checked by the profile statement itself (before ownership: a 401 wins over a 404).
+        try:
+            context = load_profile_context(connection, claims.account_id, profile_id, claims.jti)
+        except NotFoundError:
+            state.account_limiter.hit(claims.account_id)  # a 404 counts against the limit like any request
+            raise
+        state.account_limiter.hit(claims.account_id)
         return context, read(connection, context)
 
 

@@ -75,6 +75,10 @@ class PlaybackService:
         self.edges = edges
         self.signing_key = signing_key
         self.url_ttl_s = url_ttl_s
+        #: Step of prefetch URL expiries (a tenth of their lifetime, at most 30 s).
+        self.reuse_s = max(1, min(30, url_ttl_s // 10))
+        self._prefetch_urls: dict[tuple[str, str, int], list[str]] = {}
+        self._prefetch_expires = 0
 
     def resolve(self, snapshot: CatalogSnapshot, title_id: str) -> tuple[CatalogTitle, str, int]:
         """The title whose rules apply, the content id to stream and its duration.
@@ -134,11 +138,26 @@ class PlaybackService:
     def prefetch_urls(
         self, snapshot: CatalogSnapshot, title_id: str, viewer: Viewer, segments: int = 3, now: float | None = None
     ) -> tuple[str, list[str]]:
-        """Signed URLs of the first ``segments`` segments at the starting quality (exact-path signatures)."""
+        """Signed URLs of the first ``segments`` segments at the starting quality (exact-path signatures).
+
+        Every home page carries a few of these, and the same popular titles recur on most
+        pages, so the expiry is rounded down to a multiple of ``reuse_s`` (URLs live
+        between ``url_ttl_s - reuse_s`` and ``url_ttl_s`` seconds, never longer) and the
+        signed lists are reused within that step. The access check runs every time.
+        """
         title, content_id, _ = self.resolve(snapshot, title_id)
         check_access(title, viewer)
         edge = self.edges.choose(viewer.country)
-        expires = int((time.time() if now is None else now) + self.url_ttl_s)
-        base = f"{content_path(content_id)}{START_RENDITION}/"
-        paths = [f"{base}init.mp4"] + [f"{base}seg-{n:05d}.m4s" for n in range(1, segments + 1)]
-        return START_RENDITION, [sign_url(edge.base_url, p, self.signing_key, expires) for p in paths]
+        if now is None:
+            expires = int(time.time() + self.url_ttl_s) // self.reuse_s * self.reuse_s
+        else:
+            expires = int(now + self.url_ttl_s)
+        if expires != self._prefetch_expires:
+            self._prefetch_urls, self._prefetch_expires = {}, expires
+        key = (edge.base_url, content_id, segments)
+        urls = self._prefetch_urls.get(key)
+        if urls is None:
+            base = f"{content_path(content_id)}{START_RENDITION}/"
+            paths = [f"{base}init.mp4"] + [f"{base}seg-{n:05d}.m4s" for n in range(1, segments + 1)]
+            urls = self._prefetch_urls[key] = [sign_url(edge.base_url, p, self.signing_key, expires) for p in paths]
+        return START_RENDITION, list(urls)

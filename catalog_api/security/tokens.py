@@ -6,8 +6,11 @@ revocation list lives in the database (``revoked_tokens``).
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
@@ -16,6 +19,8 @@ import jwt
 from catalog_api.errors import UnauthorizedError
 
 ALGORITHM = "HS256"
+#: Verified access tokens remembered per process (a client sends the same token for its whole life).
+VERIFIED_CACHE_SIZE = 20_000
 TokenType = Literal["access", "refresh"]
 
 
@@ -38,6 +43,8 @@ class TokenIssuer:
     audience: str
     access_ttl: timedelta = timedelta(minutes=15)
     refresh_ttl: timedelta = timedelta(days=14)
+    _verified: OrderedDict[str, TokenClaims] = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
+    _verified_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
     def issue(self, account_id: str, token_type: TokenType, now: datetime | None = None) -> tuple[str, TokenClaims]:
         """A signed token of ``token_type`` for ``account_id`` and its claims."""
@@ -56,7 +63,28 @@ class TokenIssuer:
         return jwt.encode(payload, self.secret, algorithm=ALGORITHM), claims
 
     def verify(self, token: str, expected_type: TokenType) -> TokenClaims:
-        """Verify signature, algorithm, exp, iss, aud and type; raise ``UnauthorizedError`` otherwise."""
+        """Verify signature, algorithm, exp, iss, aud and type; raise ``UnauthorizedError`` otherwise.
+
+        An access token that verified once is remembered (the same bytes verify the same way);
+        only its expiry is checked again, so a cached token expires exactly when PyJWT would
+        say so. Decoding cost a tenth of a home page's CPU, on every request of every client.
+        Revocation is not cached: callers check it on every request.
+        """
+        remembered = self._verified.get(token) if expected_type == "access" else None
+        if remembered is not None:
+            if remembered.expires_at.timestamp() > time.time():
+                return remembered
+            with self._verified_lock:
+                self._verified.pop(token, None)
+        claims = self._decode(token, expected_type)
+        if expected_type == "access":
+            with self._verified_lock:
+                self._verified[token] = claims
+                while len(self._verified) > VERIFIED_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        return claims
+
+    def _decode(self, token: str, expected_type: TokenType) -> TokenClaims:
         try:
             payload = jwt.decode(
                 token,

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from catalog_api.circuit_breaker import BreakerState
 from catalog_api.playback.service import Viewer
 from catalog_api.recommender_client import CircuitOpenError, ModelTimeoutError
-from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint, RowItem
+from catalog_api.schemas.home import ExperimentInfo, PrefetchHint
 from catalog_api.services.affinity import genre_affinity
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 from catalog_api.services.events import ContinueEntry, LatestPosition, continue_watching
 from catalog_api.services.experiments import PageAssignment
 from catalog_api.services.exposures import ExposurePage
+from catalog_api.services.home_json import HomePage, PageRow, item_fragments, item_json, row_item
 from catalog_api.services.popularity import PopularityTable
 from catalog_api.services.profile_context import ProfileContext
 from catalog_api.state import AppState
@@ -56,7 +57,7 @@ class PageBuilder:
     country: str
     row_size: int
     used: set[str] = field(default_factory=set)
-    rows: list[HomeRow] = field(default_factory=list)
+    rows: list[PageRow] = field(default_factory=list)
 
     def visible(self, title_id: str) -> CatalogTitle | None:
         """The title if the profile may see it here (ids of episodes resolve to their series)."""
@@ -65,63 +66,45 @@ class PageBuilder:
             return None
         return title
 
-    def add(self, key: str, name: str, title_ids: Iterable[str], *, visible: bool = False) -> HomeRow | None:
+    def add(self, key: str, name: str, title_ids: Iterable[str], *, visible: bool = False) -> PageRow | None:
         """Add a row of the first ``row_size`` visible, unused titles; rows left empty are dropped.
 
         ``visible=True`` says the ids are catalog titles already filtered for this audience
         (``PopularityTable.for_audience``); ids from the model server are always checked.
         """
-        limit = self.row_size
-        items: list[RowItem] = []
-        titles = self.snapshot.titles
+        limit, used, snapshot = self.row_size, self.used, self.snapshot
+        titles, fragments = snapshot.titles, item_fragments(snapshot)
+        row = PageRow(key, name)
         for title_id in title_ids:
             title = titles[title_id] if visible else self.visible(title_id)
-            if title is None or title.title_id in self.used:
+            if title is None or title.title_id in used:
                 continue
-            self.used.add(title.title_id)
-            items.append(_cached_item(self.snapshot, title))
-            if len(items) >= limit:
+            used.add(title.title_id)
+            row.title_ids.append(title.title_id)
+            row.items.append(fragments.get(title.title_id) or item_json(snapshot, title))
+            if len(row.items) >= limit:
                 break
-        if not items:
+        if not row.items:
             return None
-        row = HomeRow(key=key, title=name, items=items)
         self.rows.append(row)
         return row
 
     def add_continue(self, entries: list[ContinueEntry]) -> None:
         """Continue Watching: the series (or movie) with the episode and position to resume."""
-        items = []
+        row = PageRow("continue_watching", "Continue Watching")
         for entry in entries:
             title = self.visible(entry.title_id)
             if title is None or title.title_id in self.used:
                 continue
             self.used.add(title.title_id)
             episode_id = entry.title_id if entry.series_id else None
-            items.append(_item(title, episode_id=episode_id, position_s=entry.position_s))
-        if items:
-            self.rows.append(HomeRow(key="continue_watching", title="Continue Watching", items=items[: self.row_size]))
-
-
-def _cached_item(snapshot: CatalogSnapshot, title: CatalogTitle) -> RowItem:
-    """The row item of a title, built once per catalog snapshot (items are never mutated)."""
-    cache: dict[str, RowItem] = snapshot.memo.setdefault("row_items", {})
-    item = cache.get(title.title_id)
-    if item is None:
-        item = cache[title.title_id] = _item(title)
-    return item
-
-
-def _item(title: CatalogTitle, episode_id: str | None = None, position_s: int | None = None) -> RowItem:
-    return RowItem(
-        title_id=title.title_id,
-        title=title.title,
-        type=title.type,
-        genres=list(title.genres),
-        maturity_rating=title.maturity_rating,
-        release_year=title.release_year,
-        episode_id=episode_id,
-        position_s=position_s,
-    )
+            row.title_ids.append(title.title_id)
+            row.items.append(row_item(title, episode_id, entry.position_s).model_dump_json().encode())
+            row.play_ids.append(episode_id or title.title_id)
+            if len(row.items) >= self.row_size:
+                break
+        if row.items:
+            self.rows.append(row)
 
 
 @dataclass(frozen=True)
@@ -193,7 +176,7 @@ async def build_home(
     positions: list[LatestPosition],
     device: str,
     request_id: str,
-) -> HomeResponse:
+) -> HomePage:
     """The home page of ``profile`` given its latest positions; never raises for model-server trouble."""
     snapshot = state.catalog.snapshot
     popularity: PopularityTable = state.popularity.table
@@ -278,14 +261,11 @@ async def build_home(
             request_id=request_id,
             ts=now,
             profile_id=profile.profile_id,
-            rows=[
-                (row.key, _row_version(row.key, model_version), [item.title_id for item in row.items])
-                for row in page.rows
-            ],
+            rows=[(row.key, _row_version(row.key, model_version), row.title_ids) for row in page.rows],
             assignments=[(a["experiment_key"], a["variant"]) for a in assignment.assignments],
         )
     )
-    return HomeResponse(
+    return HomePage(
         request_id=request_id,
         rows=page.rows,
         source="personalized" if personalized else "fallback",
@@ -307,12 +287,8 @@ def _row_version(row_key: str, model_version: str) -> str:
 
 def _prefetch(state: AppState, page: PageBuilder, profile: ProfileContext) -> list[PrefetchHint]:
     """First segments of the titles the profile is most likely to play: what it is watching, then top picks."""
-    ordered = [
-        item.episode_id or item.title_id
-        for row in page.rows
-        if row.key in ("continue_watching", "top_picks")
-        for item in row.items
-    ]
+    likely = (row for row in page.rows if row.key in ("continue_watching", "top_picks"))
+    ordered = [play_id for row in likely for play_id in row.play_ids or row.title_ids]
     viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, profile.plan)
     hints = []
     for title_id in ordered[: state.options.prefetch_titles]:

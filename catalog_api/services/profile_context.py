@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, bindparam, exists, select
 
-from catalog_api.db.tables import AccountRow, ProfileRow
+from catalog_api.db.tables import AccountRow, ProfileRow, RevokedTokenRow
+from catalog_api.errors import UnauthorizedError
+from catalog_api.services.accounts import is_revoked
 from core.errors import NotFoundError
 
 _PROFILE = (
@@ -27,10 +29,14 @@ _PROFILE = (
         ProfileRow.is_kids,
         ProfileRow.country,
         AccountRow.plan,
+        exists().where(RevokedTokenRow.jti == bindparam("jti")).label("revoked"),
     )
     .join(AccountRow, AccountRow.account_id == ProfileRow.account_id)
     .where(ProfileRow.profile_id == bindparam("profile_id"), ProfileRow.account_id == bindparam("account_id"))
 )
+
+
+REVOKED_MESSAGE = "token revoked (logged out); log in again at /v1/auth/token"
 
 
 @dataclass(frozen=True)
@@ -47,10 +53,21 @@ class ProfileContext:
     plan: str
 
 
-def load_profile_context(connection: Connection, account_id: str, profile_id: str) -> ProfileContext:
-    """The profile ``profile_id`` if the account ``account_id`` owns it (else ``NotFoundError``, a 404)."""
-    row = connection.execute(_PROFILE, {"profile_id": profile_id, "account_id": account_id}).first()
+def load_profile_context(connection: Connection, account_id: str, profile_id: str, jti: str) -> ProfileContext:
+    """The profile ``profile_id`` if the account ``account_id`` owns it and the token ``jti`` is not revoked.
+
+    The revocation check rides on the same statement (one round trip instead of two).
+
+    Raises:
+        UnauthorizedError: the token was revoked (401, checked before ownership).
+        NotFoundError: the account has no such profile (404).
+    """
+    row = connection.execute(_PROFILE, {"profile_id": profile_id, "account_id": account_id, "jti": jti}).first()
+    if row is not None and row.revoked:
+        raise UnauthorizedError(REVOKED_MESSAGE)
     if row is None:
+        if is_revoked(connection, jti):
+            raise UnauthorizedError(REVOKED_MESSAGE)
         raise NotFoundError(f"no profile {profile_id!r} in this account; list yours at GET /v1/profiles")
     return ProfileContext(
         profile_id=row.profile_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -10,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from catalog_api.options import ApiOptions
 
-from .support import signup_and_login
+from .support import make_profile, signup_and_login
 
 
 def test_signup_login_and_me(client: TestClient) -> None:
@@ -92,9 +93,17 @@ def test_refresh_rotates_and_logout_revokes(client: TestClient) -> None:
     assert client.post("/v1/auth/refresh", json={"refresh_token": new["access_token"]}).status_code == 401
     headers = {"Authorization": f"Bearer {new['access_token']}"}
     assert client.get("/v1/account", headers=headers).status_code == 200
+    profile_id = make_profile(client, headers, "me")["profile_id"]
+    title_id = client.get("/v1/titles", params={"limit": 1}, headers=headers).json()["items"][0]["title_id"]
+    hot_routes = (f"/v1/profiles/{profile_id}/home", f"/v1/playback/{title_id}/manifest?profile_id={profile_id}")
+    for path in hot_routes:  # the routes that read token, revocation and profile in one statement
+        assert client.get(path, headers=headers).status_code == 200, path
     logout = client.post("/v1/auth/logout", json={"refresh_token": new["refresh_token"]}, headers=headers)
     assert logout.status_code == 204
     assert client.get("/v1/account", headers=headers).status_code == 401
+    for path in (*hot_routes, f"/v1/profiles/{'0' * 32}/home"):  # revoked beats unknown profile: 401, not 404
+        response = client.get(path, headers=headers)
+        assert response.status_code == 401 and "revoked" in response.text, path
     assert client.post("/v1/auth/refresh", json={"refresh_token": new["refresh_token"]}).status_code == 401
 
 
@@ -118,3 +127,27 @@ def test_per_account_rate_limit(make_client: Callable[..., TestClient]) -> None:
     assert codes == [200] * 5 + [429]
     other = signup_and_login(client, "b@example.com")
     assert client.get("/v1/profiles", headers=other).status_code == 200
+
+
+def test_a_remembered_access_token_still_expires_on_time() -> None:
+    from catalog_api.errors import UnauthorizedError
+    from catalog_api.security.tokens import TokenIssuer
+
+    issuer = TokenIssuer("a-secret-that-is-long-enough-for-hs256-0123456789", "marquee", "clients")
+    token, claims = issuer.issue("acct", "access", now=datetime.now(UTC) - issuer.access_ttl + timedelta(seconds=1.5))
+    first = issuer.verify(token, "access")  # verified and remembered
+    assert first.jti == claims.jti and issuer.verify(token, "access") is first  # from memory
+    time.sleep(max(0.0, claims.expires_at.timestamp() - time.time()) + 0.05)
+    try:
+        issuer.verify(token, "access")
+    except UnauthorizedError as exc:
+        assert "expired" in str(exc)
+    else:
+        raise AssertionError("an expired remembered token was accepted")
+    other = TokenIssuer("another-secret-long-enough-for-hs256-0123456789", "marquee", "clients")
+    try:
+        other.verify(issuer.issue("acct", "access")[0], "access")
+    except UnauthorizedError:
+        pass
+    else:
+        raise AssertionError("a token signed with another key was accepted")

@@ -140,3 +140,36 @@ def test_ttl_cache_expires_spreads_lifetimes_and_stays_bounded() -> None:
     off: TtlCache[int] = TtlCache(ttl_s=0)
     off.put("k", 1)
     assert off.get("k") is None and len(off) == 0
+
+
+def test_home_page_bytes_equal_the_response_model_serialisation() -> None:
+    """The assembled home JSON is byte for byte what ``HomeResponse`` would produce, quotes and unicode included."""
+    from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint
+    from catalog_api.services.home_json import HomePage, PageRow, item_json, row_item
+
+    odd = 'Amélie "Ω" \\ 東京'
+    series = CatalogTitle("t2", "series", odd, "", ("Anime",), (), "TV", 3, None, None, None, (), (), frozenset(), ())
+    titles = [_title("t1", ("Dramas",)), series]
+    snapshot = CatalogSnapshot(titles, [])
+    plain = PageRow("top_picks", "Top Picks for You", ["t1", "t2"], [item_json(snapshot, t) for t in titles])
+    resume = row_item(titles[1], episode_id="t2-s1e2", position_s=42)
+    cw = PageRow("continue_watching", "Continue Watching", ["t2"], [resume.model_dump_json().encode()], ["t2-s1e2"])
+    arms = [{"experiment_key": "home-layout", "variant": "b"}]
+    experiment = ExperimentInfo(assignments=arms, variant="b", layout="genre_first", model_version="7")
+    hints = [PrefetchHint(title_id="t1", quality="720p", urls=["https://cdn/x?sig=1&exp=2"])]
+    page = HomePage("req-1", [cw, plain], "fallback", "model_timeout", experiment, hints)
+    expected = HomeResponse(
+        request_id="req-1",
+        rows=[
+            HomeRow(key="continue_watching", title="Continue Watching", items=[resume]),
+            HomeRow(key="top_picks", title="Top Picks for You", items=[row_item(t) for t in titles]),
+        ],
+        source="fallback",
+        fallback_reason="model_timeout",
+        experiment=experiment,
+        prefetch=hints,
+    )
+    assert page.to_json() == expected.model_dump_json().encode()
+    assert page.to_model() == expected
+    personalized = HomePage("req-2", [], "personalized", None, experiment, [])
+    assert personalized.to_model().fallback_reason is None and personalized.to_model().rows == []

@@ -6,6 +6,7 @@ import logging
 from typing import Literal
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
 from catalog_api.api.deps import StateDep, TokenDep, read_caller_profile
 from catalog_api.schemas.home import HomeResponse
@@ -24,13 +25,14 @@ async def home(
     state: StateDep,
     token: TokenDep,
     device: Literal["tv", "web", "mobile"] = "web",
-) -> HomeResponse:
+) -> Response:
     """Rows for the profile: personalized when the model server answers in time, else popularity."""
     # One short connection for auth, the profile and its history: nothing is held while the model server is awaited.
     profile, positions = await read_caller_profile(
         state, token, profile_id, lambda connection, p: latest_positions(connection, p.profile_id)
     )
     request_id = str(request.scope.get("request_id", ""))
-    response = await build_home(state, profile, positions, device, request_id)
-    state.metrics.home_pages.labels(response.source, response.fallback_reason or "").inc()
-    return response
+    page = await build_home(state, profile, positions, device, request_id)
+    state.metrics.home_pages.labels(page.source, page.fallback_reason or "").inc()
+    # Assembled from cached fragments (``services.home_json``); the schema stays ``HomeResponse``.
+    return Response(page.to_json(), media_type="application/json")

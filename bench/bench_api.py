@@ -10,7 +10,7 @@ plus a seeded synthetic watch history written to a temporary workspace:
    (``marquee serve models``; ``--model-server stand-in`` starts instead a small
    HTTP server that speaks ``serving.contract`` and recommends from the
    exported history, to measure the API alone) and the API
-   (``marquee serve api``, one uvicorn process), then signs up accounts,
+   (``marquee serve api --workers 2``), then signs up accounts,
    creates profiles and posts their histories over HTTP;
 3. an open-loop load generator (asyncio + httpx): requests are *scheduled* at
    a constant rate whatever the server does, and latency is measured from the
@@ -211,11 +211,18 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def cache_hits(api: str) -> tuple[float, float]:
-    """The API's candidate-cache hit and miss counters (``/metrics``)."""
-    text = httpx.get(f"{api}/metrics", timeout=5).text
-    found = dict(re.findall(r'marquee_api_candidate_cache_total\{result="(\w+)"\} ([0-9.e+]+)', text))
-    return float(found.get("hit", 0)), float(found.get("miss", 0))
+def model_calls(serving_url: str) -> float | None:
+    """Recommendations the model server has answered so far (its ``/metrics``, all workers); None if unknown.
+
+    The API's own cache counters are per worker process, so with several API workers
+    the model server's count is the one total that says how often a page missed the cache.
+    """
+    try:
+        text = httpx.get(f"{serving_url}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    found = re.findall(r'marquee_recommendations_total\{endpoint="recommend"[^}]*\} ([0-9.e+]+)', text)
+    return sum(float(v) for v in found) if found else None
 
 
 def tree_cpu_seconds(pid: int | None) -> float | None:
@@ -411,6 +418,7 @@ def main() -> None:
         "server); stand-in: a small Python server speaking the same contract (no training)",
     )
     parser.add_argument("--model-workers", type=int, default=1, help="BentoML worker processes")
+    parser.add_argument("--api-workers", type=int, default=2, help="`marquee serve api --workers`")
     parser.add_argument(
         "--candidate-ttl", type=float, default=30.0, help="the API's candidate cache lifetime (0: no cache)"
     )
@@ -471,7 +479,7 @@ def main() -> None:
             env["MARQUEE_SERVING_URL"] = serving_url
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "marquee", "serve", "api", "--port", str(api_port), "--export-every", "1",
-                 "--candidate-ttl", str(args.candidate_ttl)],
+                 "--candidate-ttl", str(args.candidate_ttl), "--workers", str(args.api_workers)],
                 env=env, cwd=REPO, stdout=subprocess.DEVNULL,
             ))  # fmt: skip
             wait_ready(api, processes[-1], "marquee serve api")
@@ -498,12 +506,16 @@ def main() -> None:
             results = {}
             for rate in rates:
                 for name, make in (("home rows", home_request), ("manifest", manifest_request)):
-                    before, model_before = cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
-                    hits_before = cache_hits(api)
+                    before, model_before = tree_cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
+                    calls_before = model_calls(serving_url)
                     result = asyncio.run(open_loop(api, rate, args.seconds, make))
-                    after, model_after = cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
-                    hits, misses = (a - b for a, b in zip(cache_hits(api), hits_before, strict=True))
-                    result["cache"] = f"{hits / (hits + misses):.0%}" if hits + misses else "—"
+                    after, model_after = tree_cpu_seconds(api_pid), tree_cpu_seconds(model_pid)
+                    calls_after = model_calls(serving_url)
+                    result["cache"] = (
+                        f"{(calls_after - calls_before) / result['requests']:.2f}"
+                        if calls_before is not None and calls_after is not None and name == "home rows"
+                        else "—"
+                    )
                     result["cpu_ms"] = (after - before) * 1000 / result["requests"] if before and after else None
                     result["model_cpu_ms"] = (
                         (model_after - model_before) * 1000 / result["requests"]
@@ -515,9 +527,10 @@ def main() -> None:
         finally:
             for process in processes:
                 stop(process)
-        print(f"\n## Open-loop load on loopback, {args.seconds:.0f} s per phase, one uvicorn process\n")
+        print(f"\n## Open-loop load on loopback, {args.seconds:.0f} s per phase, "
+              f"API: {args.api_workers} uvicorn worker(s)\n")  # fmt: skip
         print("| endpoint | target req/s | achieved req/s | p50 ms | p99 ms | max ms | CPU ms/req: API | model server "
-              "| load generator | statuses | home source | candidate cache hits |")  # fmt: skip
+              "| load generator | statuses | home source | model calls per page |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for (name, rate), r in results.items():
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(r["statuses"].items()))

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +28,7 @@ from catalog_api.export import export_events_to_lake
 from catalog_api.options import ApiOptions
 from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.service import PlaybackService
+from catalog_api.process_lock import LeaderLock
 from catalog_api.recommender_client import RecommenderClient
 from catalog_api.security.rate_limit import RateLimiter
 from catalog_api.security.tokens import TokenIssuer
@@ -35,6 +39,7 @@ from catalog_api.state import AppState, CatalogHolder
 from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
 from catalog_api.web import mount_web
 from core.lake import Lake
+from core.logs import configure_logging
 from core.settings import Settings
 from experiments.definitions import DEFAULT_DIR
 
@@ -105,9 +110,15 @@ def export_events_now(state: AppState) -> int:
 
 
 async def _export_events_periodically(state: AppState, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        await asyncio.to_thread(export_events_now, state)
+    # With several workers on one workspace, one of them exports (whoever holds the lock).
+    leader = LeaderLock(state.settings.workspace.home / "run" / "api-export.lock")
+    try:
+        while True:
+            await asyncio.sleep(interval_s)
+            if leader.try_acquire():
+                await asyncio.to_thread(export_events_now, state)
+    finally:
+        leader.release()
 
 
 def create_app(
@@ -157,4 +168,42 @@ def create_app(
     return app
 
 
-__all__ = ["ApiOptions", "build_state", "create_app"]
+#: Environment variable carrying ``ApiOptions`` (as JSON) to worker processes started by uvicorn.
+OPTIONS_ENV = "MARQUEE_API_OPTIONS"
+#: The ``ApiOptions`` fields a command line may set for worker processes.
+WORKER_OPTION_FIELDS = ("admin_token", "export_interval_s", "candidate_ttl_s", "sync_catalog")
+
+
+def options_to_environment(options: ApiOptions) -> str:
+    """The JSON that ``app_from_environment`` reads back in each worker process."""
+    return json.dumps({name: getattr(options, name) for name in WORKER_OPTION_FIELDS})
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process (``uvicorn --factory``), from settings and ``MARQUEE_API_OPTIONS``.
+
+    ``marquee serve api --workers N`` migrates the database and syncs the catalog
+    once, then uvicorn starts N processes that each call this.
+    """
+    configure_logging()
+    raw = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
+    options = ApiOptions(**{name: raw[name] for name in WORKER_OPTION_FIELDS if name in raw})
+    app = create_app(Settings(), options)
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Move everything built at start-up (catalog, search index, popularity) out of the GC's sight.
+
+    A full collection walks every live container; with the catalog and the search
+    index in memory that is a pause of tens of milliseconds, landing on whichever
+    request triggered it. Start-up objects live as long as the process, so
+    ``gc.freeze`` keeps later collections to what requests allocate. For servers
+    only: an app built and dropped (tests) would leave its objects frozen.
+    """
+    gc.collect()
+    gc.freeze()
+
+
+__all__ = ["ApiOptions", "app_from_environment", "build_state", "create_app", "freeze_startup_objects"]

@@ -8,8 +8,13 @@ the profile, the experiment variant, the maturity level and country filters,
 the seed of "Because you watched", and the profile's latest positions (a new
 heartbeat changes the key, so a new watch is never answered from the cache).
 What the key cannot see, a model promoted to champion, reaches pages within
-``ttl_s``; the page's exposures carry the model version that actually chose
-each row, cached or not.
+``ttl_s`` plus one refresh; the page's exposures carry the model version that
+actually chose each row, cached or not.
+
+Stale while revalidate: an entry past its lifetime is still served for up to
+``stale_s`` more seconds while one background call (per key, whatever the
+traffic) asks the model server again. So an expiry never makes a page wait on
+the model server, and a burst of expiries cannot pile calls onto it.
 """
 
 from __future__ import annotations
@@ -33,13 +38,23 @@ class TtlCache(Generic[ValueT]):
         ttl_s: lifetime of an entry; 0 disables the cache (every ``get`` misses, ``put`` stores nothing).
         max_entries: beyond this the least recently stored entries are dropped.
         clock: monotonic clock, injectable for tests.
+        stale_s: how long past its lifetime ``lookup`` still returns an entry, marked stale
+            (default: ``ttl_s``); ``get`` never returns stale entries.
     """
 
-    def __init__(self, ttl_s: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+        stale_s: float | None = None,
+    ) -> None:
         self.ttl_s = ttl_s
+        self.stale_s = ttl_s if stale_s is None else stale_s
         self.max_entries = max_entries
         self._clock = clock
         self._entries: OrderedDict[Hashable, tuple[float, ValueT]] = OrderedDict()
+        self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> ValueT | None:
@@ -55,6 +70,37 @@ class TtlCache(Generic[ValueT]):
                 return None
             return entry[1]
 
+    def lookup(self, key: Hashable) -> tuple[ValueT, bool] | None:
+        """``(value, fresh)`` for ``key``: fresh within its lifetime, stale up to ``stale_s`` after; else None."""
+        if self.ttl_s <= 0:
+            return None
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            now = self._clock()
+            if entry[0] > now:
+                return entry[1], True
+            if entry[0] + self.stale_s > now:
+                return entry[1], False
+            del self._entries[key]
+            return None
+
+    def claim_refresh(self, key: Hashable) -> bool:
+        """True for the one caller that should refresh ``key`` now (single flight); ``end_refresh`` after."""
+        with self._lock:
+            if key in self._refreshing:
+                return False
+            self._refreshing.add(key)
+            return True
+
+    def end_refresh(self, key: Hashable, value: ValueT | None = None) -> None:
+        """Finish a refresh: store ``value`` (if any) unless the key was forgotten meanwhile (an erased profile)."""
+        with self._lock:
+            self._refreshing.discard(key)
+            if value is not None and key in self._entries and self.ttl_s > 0:
+                self._store_locked(key, value)
+
     def put(self, key: Hashable, value: ValueT) -> None:
         """Store ``value`` under ``key`` for between 80 % and 100 % of ``ttl_s`` seconds.
 
@@ -64,12 +110,15 @@ class TtlCache(Generic[ValueT]):
         """
         if self.ttl_s <= 0:
             return
-        lifetime = self.ttl_s * (1.0 - JITTER * (hash(key) % 1024) / 1024)
         with self._lock:
-            self._entries[key] = (self._clock() + lifetime, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            self._store_locked(key, value)
+
+    def _store_locked(self, key: Hashable, value: ValueT) -> None:
+        lifetime = self.ttl_s * (1.0 - JITTER * (hash(key) % 1024) / 1024)
+        self._entries[key] = (self._clock() + lifetime, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
     def forget(self, drop: Callable[[Hashable], bool]) -> int:
         """Remove the entries whose key ``drop`` accepts (e.g. an erased account's profiles); returns how many."""

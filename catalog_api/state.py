@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -73,3 +74,5 @@ class AppState:
     client_limiter: RateLimiter
     account_limiter: RateLimiter
     metrics: Metrics
+    #: Fire-and-forget tasks (candidate refreshes), referenced here so they are not collected mid-flight.
+    background: set[asyncio.Task[None]] = field(default_factory=set)

@@ -40,7 +40,8 @@ class Metrics:
         )
         self.candidate_cache = Counter(
             "marquee_api_candidate_cache",
-            "Home pages whose model-server answer came from the candidate cache (hit) or the server (miss)",
+            "Home pages whose model-server answer came from the candidate cache (hit), from a stale entry being "
+            "refreshed in the background (stale), or from the server (miss)",
             ["result"],
             registry=self.registry,
         )

@@ -26,6 +26,7 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
+from catalog_api.process_lock import exclusive
 from core.domain import Exposure
 from core.lake import Lake
 from core.tables import EXPOSURES
@@ -182,11 +183,22 @@ class ExposureLog:
         return self._journal_dir / f"exposures-{os.getpid()}-{self._token}.jsonl"
 
     def recover(self) -> int:
-        """Write to the lake the journals left by processes that are gone; returns the exposures recovered."""
+        """Write to the lake the journals left by processes that are gone; returns the exposures recovered.
+
+        Several API workers start together on one workspace: the lock makes one of them
+        recover each orphaned journal, the others then find it gone.
+        """
         if self._journal_dir is None:
             return 0
+        with exclusive(self._journal_dir / ".recover.lock"):
+            return self._recover_unlocked()
+
+    def _recover_unlocked(self) -> int:
+        assert self._journal_dir is not None
         recovered = 0
         for path in sorted(self._journal_dir.glob("exposures-*.jsonl*")):
+            if not path.exists():
+                continue
             pid_text = path.name.split("-")[1].split(".", 1)[0]
             if pid_text.isdigit() and _pid_alive(int(pid_text)):
                 continue

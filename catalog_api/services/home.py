@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,6 +35,7 @@ from core.errors import MarqueeError, ServiceUnavailableError
 from serving.contract import (
     MAX_K,
     HomeCandidatesRequest,
+    HomeCandidatesResponse,
     RecommendRequest,
     RecommendResponse,
     SimilarRequest,
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 POPULARITY_VERSION = "popularity"
 #: The latest positions that key the candidate cache: a new heartbeat always changes the first.
 HISTORY_KEY_LENGTH = 20
+#: Time allowed to a background refresh of cached candidates (no page waits on it).
+REFRESH_BUDGET_S = 2.0
 
 
 @dataclass
@@ -135,24 +138,18 @@ async def personalize(
         seed,
         tuple((p.title_id, p.position_s, p.ts) for p in positions[:HISTORY_KEY_LENGTH]),
     )
-    cached = state.candidates.get(key)
+    request = _candidates_request(state, profile, watched, seed, variant)
+    cached = state.candidates.lookup(key)
     if cached is not None:
-        state.metrics.candidate_cache.labels("hit").inc()
-        return Personalization(picks=cached.recommend, similar=cached.similar)
+        answer, fresh = cached
+        state.metrics.candidate_cache.labels("hit" if fresh else "stale").inc()
+        if not fresh and state.candidates.claim_refresh(key):
+            task = asyncio.create_task(_refresh_candidates(state, key, request))
+            state.background.add(task)
+            task.add_done_callback(state.background.discard)
+        return _personalization(answer)
     if state.recommender.breaker.state is BreakerState.OPEN:
         return Personalization(reason="circuit_open")
-    k = min(state.options.row_size * 3, MAX_K)
-    request = HomeCandidatesRequest(
-        recommend=RecommendRequest(
-            profile_id=profile.profile_id,
-            k=k,
-            exclude=watched[:1000],
-            variant=variant,  # type: ignore[arg-type]
-            maturity_level=profile.maturity_level,
-            country=profile.country,
-        ),
-        similar=SimilarRequest(title_id=seed, k=k) if seed is not None else None,
-    )
     try:
         answer = await asyncio.wait_for(
             state.recommender.home_candidates(request), timeout=state.options.model_budget_s
@@ -163,11 +160,50 @@ async def personalize(
         return Personalization(reason="circuit_open")
     except ServiceUnavailableError:
         return Personalization(reason="model_unavailable")
+    state.metrics.candidate_cache.labels("miss").inc()
+    # A fallback answer is kept too: for this history the model server would say the same again.
+    state.candidates.put(key, answer)
+    return _personalization(answer)
+
+
+def _personalization(answer: HomeCandidatesResponse) -> Personalization:
     if answer.recommend.source != "model":
         return Personalization(reason="model_fallback")
-    state.metrics.candidate_cache.labels("miss").inc()
-    state.candidates.put(key, answer)
     return Personalization(picks=answer.recommend, similar=answer.similar)
+
+
+def _candidates_request(
+    state: AppState, profile: ProfileContext, watched: list[str], seed: str | None, variant: str
+) -> HomeCandidatesRequest:
+    k = min(state.options.row_size * 3, MAX_K)
+    return HomeCandidatesRequest(
+        recommend=RecommendRequest(
+            profile_id=profile.profile_id,
+            k=k,
+            exclude=watched[:1000],
+            variant=variant,  # type: ignore[arg-type]
+            maturity_level=profile.maturity_level,
+            country=profile.country,
+        ),
+        similar=SimilarRequest(title_id=seed, k=k) if seed is not None else None,
+    )
+
+
+async def _refresh_candidates(state: AppState, key: Hashable, request: HomeCandidatesRequest) -> None:
+    """Ask the model server again for a stale entry, off the request path (one call per key at a time).
+
+    Failures keep the stale answer until it ages out; the circuit breaker still counts them.
+    """
+    answer: HomeCandidatesResponse | None = None
+    try:
+        if state.recommender.breaker.state is not BreakerState.OPEN:
+            answer = await asyncio.wait_for(state.recommender.home_candidates(request), timeout=REFRESH_BUDGET_S)
+    except (TimeoutError, ModelTimeoutError, CircuitOpenError, ServiceUnavailableError) as exc:
+        logger.info("refreshing cached candidates failed (%s); the stale answer is kept for now", exc)
+    except Exception:
+        logger.exception("refreshing cached candidates failed; the stale answer is kept for now")
+    finally:
+        state.candidates.end_refresh(key, answer)
 
 
 async def build_home(

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import gc
 import os
 from typing import Annotated
 
 import typer
-
-
-def freeze_startup_objects() -> None:
-    """Move everything built at start-up (catalog, search index, popularity) out of the GC's sight.
-
-    A full collection walks every live container; with the catalog and the search index
-    in memory that is a pause of tens of milliseconds, landing on
-    whichever request triggered it. Start-up objects live as long as the process, so
-    ``gc.freeze`` (the pre-fork idiom) keeps later collections to what requests allocate.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def register(group: typer.Typer) -> None:
@@ -41,33 +28,57 @@ def register(group: typer.Typer) -> None:
                 min=0,
             ),
         ] = 30.0,
+        workers: Annotated[
+            int,
+            typer.Option(
+                help="worker processes (each holds its own caches and rate-limit windows; one exports events)",
+                min=1,
+            ),
+        ] = 1,
     ) -> None:
         """Start the catalog API (auth, profiles, catalog, search, events, home rows, manifests)."""
         import uvicorn
 
-        from catalog_api.app import create_app
+        from catalog_api.app import OPTIONS_ENV, create_app, freeze_startup_objects, options_to_environment
         from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
         from catalog_api.options import ApiOptions
-        from catalog_api.sync import sync_catalog_from_lake
+        from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
         from core.lake import Lake
         from core.logs import configure_logging
         from marquee.commands._common import load_settings
 
         configure_logging(os.environ.get("MARQUEE_LOG_LEVEL", "INFO"))
         settings = load_settings()
-        if sync_catalog:
+        if sync_catalog or workers > 1:
+            # Once, before any worker starts: workers must not race to migrate or fill the catalog.
             engine = make_engine(settings.database)
             migrate(engine)
+            lake = Lake(settings.workspace.lake_dir)
             with session_scope(make_session_factory(engine)) as session:
-                titles, episodes = sync_catalog_from_lake(session, Lake(settings.workspace.lake_dir))
+                if sync_catalog or (catalog_is_empty(session) and lake.exists("titles")):
+                    titles, episodes = sync_catalog_from_lake(session, lake)
+                    typer.echo(f"catalog synced from the lake: {titles} titles, {episodes} episodes")
             engine.dispose()
-            typer.echo(f"catalog synced from the lake: {titles} titles, {episodes} episodes")
         options = ApiOptions(
             admin_token=os.environ.get("MARQUEE_ADMIN_TOKEN") or None,
             export_interval_s=export_every,
             candidate_ttl_s=candidate_ttl,
         )
+        where = f"http://{host}:{port} (docs at /docs, model server {settings.serving_url})"
+        if workers > 1:
+            os.environ[OPTIONS_ENV] = options_to_environment(options)
+            typer.echo(f"catalog API on {where}, {workers} worker processes")
+            uvicorn.run(
+                "catalog_api.app:app_from_environment",
+                factory=True,
+                workers=workers,
+                host=host,
+                port=port,
+                access_log=False,
+                log_config=None,
+            )
+            return
         app = create_app(settings, options)
         freeze_startup_objects()
-        typer.echo(f"catalog API on http://{host}:{port} (docs at /docs, model server {settings.serving_url})")
+        typer.echo(f"catalog API on {where}")
         uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)

@@ -34,8 +34,11 @@ def double_server(lake: Lake) -> Iterator[tuple[ModelServerDouble, ThreadedServe
         yield double, server
 
 
-@pytest.fixture
-def api_url(settings: Settings, double_server: tuple[ModelServerDouble, ThreadedServer]) -> Iterator[str]:
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-workers"])
+def api_url(
+    request: pytest.FixtureRequest, settings: Settings, double_server: tuple[ModelServerDouble, ThreadedServer]
+) -> Iterator[str]:
+    """The started API: one process, and two uvicorn workers sharing the workspace (one exports events)."""
     port = free_port()
     env = {
         **os.environ,
@@ -48,7 +51,7 @@ def api_url(settings: Settings, double_server: tuple[ModelServerDouble, Threaded
         # No candidate cache: the end of the flow needs pages to notice the model server is gone at once.
         [
             *(sys.executable, "-m", "marquee", "serve", "api", "--port", str(port)),
-            *("--export-every", "0.2", "--candidate-ttl", "0"),
+            *("--export-every", "0.2", "--candidate-ttl", "0", "--workers", str(request.param)),
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -82,7 +85,9 @@ def _rows_ok(page: dict, level: int) -> list[str]:  # type: ignore[type-arg]
     return ids
 
 
-def test_done_when_flow_over_http(api_url: str, double_server: tuple[ModelServerDouble, ThreadedServer]) -> None:
+def test_done_when_flow_over_http(
+    api_url: str, double_server: tuple[ModelServerDouble, ThreadedServer], lake: Lake
+) -> None:
     _, model_server = double_server
     with httpx.Client(base_url=api_url, timeout=10) as http:
         assert (
@@ -116,6 +121,12 @@ def test_done_when_flow_over_http(api_url: str, double_server: tuple[ModelServer
                 break
             assert time.monotonic() < deadline, pages
             time.sleep(0.3)
+        # Exported once each, also when two workers share the workspace (one of them holds the export lock).
+        time.sleep(0.5)
+        exported = lake.read("watch_events", ["event_id"])["event_id"].value_counts()
+        assert sorted(exported.index) == sorted(f"{p}-{t}" for p, t in ((adult, "m_crime"), (adult, "s_lane:1:1"),
+                                                                         (kid, "m_robots")))  # fmt: skip
+        assert (exported == 1).all(), exported
         kid_ids = _rows_ok(pages[kid], 1)
         adult_ids = _rows_ok(pages[adult], 3)
         picks = {p: [i["title_id"] for i in page["rows"][1]["items"]] for p, page in pages.items()}

@@ -142,6 +142,27 @@ def test_ttl_cache_expires_spreads_lifetimes_and_stays_bounded() -> None:
     assert off.get("k") is None and len(off) == 0
 
 
+def test_ttl_cache_serves_stale_entries_with_one_refresh_at_a_time() -> None:
+    now = [0.0]
+    cache: TtlCache[str] = TtlCache(ttl_s=10, clock=lambda: now[0], stale_s=5)
+    cache.put("k", "old")
+    assert cache.lookup("k") == ("old", True)
+    now[0] = 12.0
+    assert cache.lookup("k") == ("old", False) and cache.get("k") is None  # get never serves stale
+    cache.put("k", "old")
+    now[0] = 22.0
+    assert cache.lookup("k") == ("old", False)
+    assert cache.claim_refresh("k") and not cache.claim_refresh("k"), "two refreshes of one key at once"
+    cache.end_refresh("k", "new")
+    assert cache.lookup("k") == ("new", True) and cache.claim_refresh("k")
+    cache.forget(lambda key: key == "k")  # erased while a refresh was in flight: it must not come back
+    cache.end_refresh("k", "resurrected")
+    assert cache.lookup("k") is None
+    cache.put("gone", "x")
+    now[0] = 22.0 + 10 + 5
+    assert cache.lookup("gone") is None and len(cache) == 0
+
+
 def test_home_page_bytes_equal_the_response_model_serialisation() -> None:
     """The assembled home JSON is byte for byte what ``HomeResponse`` would produce, quotes and unicode included."""
     from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint

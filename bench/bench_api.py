@@ -341,6 +341,15 @@ class RawHttpPool:
         self._idle.append((reader, writer))
         return status, body
 
+    async def open(self, connections: int) -> None:
+        """Open ``connections`` keep-alive connections up front, as a client fleet already holds them.
+
+        Without this, the first requests of a phase each pay a TCP handshake and a new
+        server-side protocol object, and the phase's p99 measures the ramp, not the service.
+        """
+        opened = await asyncio.gather(*(asyncio.open_connection(self.host, self.port) for _ in range(connections)))
+        self._idle.extend(opened)
+
     def close(self) -> None:
         """Close the idle connections."""
         for _, writer in self._idle:
@@ -348,6 +357,8 @@ class RawHttpPool:
         self._idle.clear()
 
 
+#: Keep-alive connections the load generator opens before a phase's clock starts.
+PREOPENED_CONNECTIONS = 32
 _CONTENT_LENGTH = re.compile(rb"(?i)content-length:\s*(\d+)")
 _SOURCE = re.compile(rb'"source":"(\w+)","fallback_reason":(?:null|"(\w+)")')
 
@@ -374,6 +385,7 @@ async def open_loop(api: str, rate: float, seconds: float, make_request: Any) ->
     statuses: dict[int, int] = {}
     sources: dict[str, int] = {}
     pool = RawHttpPool(host, port)
+    await pool.open(PREOPENED_CONNECTIONS)
 
     async def one(i: int, scheduled: float) -> None:
         try:
@@ -417,7 +429,7 @@ def main() -> None:
         help="bentoml: train the default models on the bench data and start `marquee serve models` (the real "
         "server); stand-in: a small Python server speaking the same contract (no training)",
     )
-    parser.add_argument("--model-workers", type=int, default=1, help="BentoML worker processes")
+    parser.add_argument("--model-workers", type=int, default=2, help="BentoML worker processes")
     parser.add_argument("--api-workers", type=int, default=2, help="`marquee serve api --workers`")
     parser.add_argument(
         "--candidate-ttl", type=float, default=30.0, help="the API's candidate cache lifetime (0: no cache)"
@@ -501,7 +513,8 @@ def main() -> None:
                 return f"/v1/playback/{title_id}/manifest", {"profile_id": profile_id, "device": "tv"}, headers
 
             rates = [float(r) for r in args.rates.split(",")]
-            asyncio.run(open_loop(api, rates[0], 3, home_request))  # warm-up
+            # Warm-up: every profile's first page in each API worker, as a running service has had.
+            asyncio.run(open_loop(api, rates[0], 6, home_request))
             api_pid = processes[-1].pid
             results = {}
             for rate in rates:

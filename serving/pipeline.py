@@ -31,6 +31,7 @@ from core.domain import MaturityLevel
 from core.errors import InvalidInputError, NotFoundError
 from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
+from models.ids import UnknownUserError
 from serving.catalog import TitleCatalog, ViewerData
 from serving.contract import MAX_K
 from serving.features import OnlineRankerFeatures, needs_online_features
@@ -162,6 +163,9 @@ class RecommendationPipeline:
             return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
         try:
             ranked = self._ranked_candidates(viewer, list(exclude), k)
+        except UnknownUserError:
+            # No personal model knows any title this profile watched (all outside their training data).
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
         except Exception:
             logger.exception("candidate generation failed for profile %s; serving popularity", profile_id)
             return Scored(self._fallback(viewer, k, blocked), "fallback", "model_error")
@@ -183,18 +187,22 @@ class RecommendationPipeline:
         viewer = self.viewer(profile_id)
         wanted = [t for t in dict.fromkeys(title_ids) if self.catalog.allowed(t, viewer.max_level, viewer.country)]
         pop_rank = self._popularity_rank()
-        if not viewer.history or not self.has_personal_model:
+
+        def by_popularity(reason: FallbackReason) -> Scored:
             order = sorted(wanted, key=lambda t: pop_rank.get(t, len(pop_rank)))
             n = max(len(order), 1)
-            return Scored([(t, float(n - i) / n) for i, t in enumerate(order)], "fallback", "unknown_profile")
+            return Scored([(t, float(n - i) / n) for i, t in enumerate(order)], "fallback", reason)
+
+        if not viewer.history or not self.has_personal_model:
+            return by_popularity("unknown_profile")
         try:
             per_role = self._generate(viewer, ALL_ITEMS, [], filter_seen=False)
             scores = self._merge(per_role, only=set(wanted))
+        except UnknownUserError:
+            return by_popularity("unknown_profile")
         except Exception:
             logger.exception("ranking failed for profile %s; ordering by popularity", profile_id)
-            order = sorted(wanted, key=lambda t: pop_rank.get(t, len(pop_rank)))
-            n = max(len(order), 1)
-            return Scored([(t, float(n - i) / n) for i, t in enumerate(order)], "fallback", "model_error")
+            return by_popularity("model_error")
         scored = sorted(((t, scores[t]) for t in wanted if t in scores), key=lambda x: -x[1])
         unscored = sorted((t for t in wanted if t not in scores), key=lambda t: pop_rank.get(t, len(pop_rank)))
         floor = scored[-1][1] if scored else 0.0
@@ -205,15 +213,20 @@ class RecommendationPipeline:
         _check_k(k)
         if self.catalog.known and title_id not in self.catalog:
             raise NotFoundError(f"unknown title_id {title_id!r}: it is not in the catalog")
-        # A series is known to the models through its episodes: ask with the first few they know.
-        seeds = [title_id, *self.catalog.episodes_of(title_id)[:SERIES_SEEDS]]
+        # A series is known to the models through its episodes: ask with the first few a model knows
+        # (in episode order, skipping those nobody watched at training time).
+        seeds = [title_id, *self.catalog.episodes_of(title_id)]
         for role, generator in self.similar_models:
             found: dict[str, float] = {}
+            asked = 0
             for seed in seeds:
+                if asked == SERIES_SEEDS:
+                    break
                 try:
                     rec = generator.similar_items(seed, n=k + SERIES_SEEDS)
                 except (KeyError, ValueError, IndexError, LookupError):
                     continue
+                asked += 1
                 for played_id, score in _pairs(rec):
                     similar_id = self.catalog.canonical(played_id)
                     if similar_id != title_id and score > found.get(similar_id, -np.inf):
@@ -252,12 +265,27 @@ class RecommendationPipeline:
     def _generate(
         self, viewer: Viewer, n: int, exclude: list[str], *, filter_seen: bool = True
     ) -> dict[str, Recommendation]:
-        return {
-            role: generator.recommend(
-                viewer.profile_id, n, history=viewer.history, filter_seen=filter_seen, exclude=exclude
+        """Each generator's proposals; a generator that knows none of the profile's titles is left out.
+
+        A profile whose few watches all lie outside one model's training data (titles
+        added since, a corner of the catalog) still gets the other generators'
+        candidates, and the ranker sees that source as absent, as in training when a
+        source proposed nothing. ``UnknownUserError`` only when no personal generator
+        could say anything.
+        """
+        proposals: dict[str, Recommendation] = {}
+        for role, generator in self.generators.items():
+            try:
+                proposals[role] = generator.recommend(
+                    viewer.profile_id, n, history=viewer.history, filter_seen=filter_seen, exclude=exclude
+                )
+            except UnknownUserError:
+                logger.debug("generator %s knows no title of profile %s; leaving it out", role, viewer.profile_id)
+        if not any(role != POPULARITY_ROLE for role in proposals):
+            raise UnknownUserError(
+                f"no personal model of version {self.version} knows a title profile {viewer.profile_id!r} watched"
             )
-            for role, generator in self.generators.items()
-        }
+        return proposals
 
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
         # The ranker was trained on ``candidate_k`` per source; without one, ask for room to filter.

@@ -53,8 +53,8 @@ def events() -> pd.DataFrame:
     return frame
 
 
-def fitted(name: str) -> CandidateGenerator:
-    frame = events()
+def fitted(name: str, frame: pd.DataFrame | None = None) -> CandidateGenerator:
+    frame = events() if frame is None else frame
     data = Interactions(
         user_ids=frame["profile_id"].to_numpy(dtype=str),
         item_ids=frame["title_id"].to_numpy(dtype=str),
@@ -129,3 +129,43 @@ def test_similar_titles_come_from_item_to_item_models_not_popularity() -> None:
     pipeline = RecommendationPipeline(bundle, catalog, ViewerData(), version="1")
     assert pipeline.ranker is not None and "popularity" in pipeline.generators
     assert [t for t, _ in pipeline.similar("a", k=1).items] == ["b"]
+
+
+def test_a_generator_that_knows_none_of_the_profiles_titles_is_left_out() -> None:
+    catalog = TitleCatalog.from_frame(titles(), episodes())
+    profiles = pd.DataFrame(
+        {"profile_id": ["fan"], "account_id": ["a"], "maturity_level": [3], "is_kids": [False], "country": ["US"]}
+    )
+    viewers = ViewerData.from_frames(profiles, pd.DataFrame(), events())
+    full = events()
+    blind = fitted("seqknn", full[~full["title_id"].str.startswith("s1-")])  # trained before s1 was added
+    knowing = {"popularity": fitted("popularity"), "item_knn": fitted("item_knn")}
+    mixed = ModelBundle(candidates={**knowing, "seqknn": blind})
+    result = RecommendationPipeline(mixed, catalog, viewers, version="1").recommend("fan", k=3)
+    assert result.source == "model", "one model that never saw s1 took the whole page down to popularity"
+    assert {"s2", "s3"} & {t for t, _ in result.items}
+    only_blind = ModelBundle(candidates={"popularity": fitted("popularity"), "seqknn": blind})
+    pipeline = RecommendationPipeline(only_blind, catalog, viewers, version="1")
+    fallback = pipeline.recommend("fan", k=3)
+    assert (fallback.source, fallback.reason) == ("fallback", "unknown_profile")
+    assert pipeline.rank("fan", ["m1", "s2"]).reason == "unknown_profile"
+
+
+def test_similar_to_a_series_whose_first_episodes_no_model_knows() -> None:
+    """Viewers joined a long series at its fourth episode: "Because you watched" still finds its neighbours."""
+    series = {"long": [f"long-e{i}" for i in range(1, 6)]}
+    catalog_titles = pd.DataFrame(
+        {"title_id": ["long", *MOVIES], "maturity_level": [2] * 4, "countries": [[]] * 4, "genres": [["Drama"]] * 4}
+    )
+    catalog_episodes = pd.DataFrame([(e, "long") for e in series["long"]], columns=["episode_id", "series_id"])
+    rows = []
+    for u in range(20):
+        for i, title in enumerate(["long-e4", "long-e5", "m2" if u % 4 else "m3"]):
+            rows.append((f"u{u}", title, T0 + pd.Timedelta(hours=i)))
+    frame = pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"])
+    frame["position_s"], frame["duration_s"] = 600, 1200
+    catalog = TitleCatalog.from_frame(catalog_titles, catalog_episodes)
+    viewers = ViewerData.from_frames(pd.DataFrame(), pd.DataFrame(), frame)
+    bundle = ModelBundle(candidates={"popularity": fitted("popularity", frame), "item_knn": fitted("item_knn", frame)})
+    result = RecommendationPipeline(bundle, catalog, viewers, version="1").similar("long", k=2)
+    assert result.source == "model" and result.items[0][0] == "m2"

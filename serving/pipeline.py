@@ -20,7 +20,9 @@ One request goes through these steps:
 from __future__ import annotations
 
 import logging
-from collections import Counter
+import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -73,8 +75,9 @@ class Viewer:
 class RecommendationPipeline:
     """Serve one model bundle: recommend, rank and similar-titles under business filters.
 
-    Immutable after construction, so many threads can share one instance and a
-    hot reload only swaps the reference to a new pipeline.
+    Immutable after construction (but for a lock-guarded memo of candidate lists), so
+    many threads can share one instance and a hot reload only swaps the reference to
+    a new pipeline.
     """
 
     def __init__(
@@ -139,6 +142,8 @@ class RecommendationPipeline:
             key=lambda item: (item[0] == POPULARITY_ROLE, SIMILAR_PREFERENCE.index(item[0])
                               if item[0] in SIMILAR_PREFERENCE else len(SIMILAR_PREFERENCE)),
         )  # fmt: skip
+        self._memo: OrderedDict[tuple[str, tuple[str, ...], int], tuple[float, list[tuple[str, float]]]] = OrderedDict()
+        self._memo_lock = threading.Lock()
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -162,7 +167,7 @@ class RecommendationPipeline:
         if not viewer.history:
             return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
         try:
-            ranked = self._ranked_candidates(viewer, list(exclude), k)
+            ranked = self._remembered_candidates(viewer, list(exclude), k)
         except UnknownUserError:
             # No personal model knows any title this profile watched (all outside their training data).
             return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
@@ -287,6 +292,30 @@ class RecommendationPipeline:
             )
         return proposals
 
+    def _remembered_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
+        """``_ranked_candidates``, remembered per profile, exclude list and size for ``MEMO_TTL_S``.
+
+        Within one pipeline a profile's history is fixed (a new watch in the lake builds a
+        new pipeline), so the same question gets the same candidates; what can move is the
+        online features the ranker reads, hence the short lifetime. The API asks again for
+        the same profile from each of its workers and from its background refreshes; this
+        turns those repeats from the whole pipeline (~8 ms) into the filters alone.
+        """
+        key = (viewer.profile_id, tuple(exclude), k)
+        now = time.monotonic()
+        with self._memo_lock:
+            hit = self._memo.get(key)
+            if hit is not None and now - hit[0] < MEMO_TTL_S:
+                self._memo.move_to_end(key)
+                return hit[1]
+        ranked = self._ranked_candidates(viewer, exclude, k)
+        with self._memo_lock:
+            self._memo[key] = (now, ranked)
+            self._memo.move_to_end(key)
+            while len(self._memo) > MEMO_ENTRIES:
+                self._memo.popitem(last=False)
+        return ranked
+
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
         # The ranker was trained on ``candidate_k`` per source; without one, ask for room to filter.
         n = max(self.n_candidates, k) if self.ranker is not None else max(self.n_candidates, 2 * k)
@@ -377,6 +406,9 @@ class RecommendationPipeline:
         return self._pop_rank
 
 
+#: Lifetime and number of remembered candidate lists (``_remembered_candidates``).
+MEMO_TTL_S = 120.0
+MEMO_ENTRIES = 4096
 #: Episodes of a series asked for similar titles when the series itself is unknown to a model.
 SERIES_SEEDS = 3
 #: Candidate roles in the order they are asked for similar titles ("Because you watched X").

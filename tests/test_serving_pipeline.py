@@ -183,3 +183,27 @@ def test_ranker_reorders_candidates(data: tuple[TitleCatalog, ViewerData]) -> No
     assert RecommendationPipeline(bundle, *data, version="3").score_rows(x[:5]).shape == (5,)
     with pytest.raises(InvalidInputError, match="features must have shape"):
         RecommendationPipeline(bundle, *data, version="3").score_rows(x[:5, :1])
+
+
+def test_a_repeated_question_reuses_its_candidates_and_filters_them_afresh(
+    data: tuple[TitleCatalog, ViewerData], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = RecommendationPipeline(world.build_bundle(), *data, version="7")
+    computed: list[object] = []
+    original = pipeline._ranked_candidates
+
+    def counting(*args: object) -> list[tuple[str, float]]:
+        computed.append(args)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
+    first = pipeline.recommend("viewer", k=10)
+    assert pipeline.recommend("viewer", k=10) == first and len(computed) == 1
+    # Filters run on every request, remembered candidates or not.
+    assert all(t in world.FAMILY for t in ids(pipeline.recommend("viewer", k=10, maturity_level=0).items))
+    assert "fr1" in ids(pipeline.recommend("viewer", k=10, country="FR").items)
+    assert len(computed) == 1
+    # Another exclude list is another question.
+    dropped = first.items[0][0]
+    assert dropped not in ids(pipeline.recommend("viewer", k=10, exclude=[dropped]).items)
+    assert len(computed) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -76,3 +77,5 @@ class AppState:
     metrics: Metrics
     #: Fire-and-forget tasks (candidate refreshes), referenced here so they are not collected mid-flight.
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    #: Model-server calls in flight per candidate-cache key: concurrent misses of one page share one call.
+    inflight: dict[Hashable, asyncio.Task[HomeCandidatesResponse]] = field(default_factory=dict)

@@ -198,9 +198,11 @@ class ModelLoader:
     def _pipeline(
         self, bundle: ModelBundle, version: str, catalog: tuple[TitleCatalog, ViewerData]
     ) -> RecommendationPipeline:
-        return RecommendationPipeline(
+        pipeline = RecommendationPipeline(
             bundle, catalog[0], catalog[1], version=version, n_candidates=self.n_candidates, features=self.features
         )
+        pipeline.warm_up()  # before the swap: requests keep the old pipeline until this one is warm
+        return pipeline
 
     def _swap(self, alias: str, model: LoadedModel | None) -> None:
         with self._lock:

@@ -242,6 +242,28 @@ class RecommendationPipeline:
             return Scored(sorted(found.items(), key=lambda x: -x[1])[:k], "model")
         raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
 
+    def warm_up(self, profiles: int = 3) -> int:
+        """Answer a few real questions before serving, so the first requests do not pay for first use.
+
+        A fresh pipeline's first request opens the online store's connection, runs the
+        ranker for the first time and touches every generator's arrays: ~10x a normal
+        request. Right after a start, when every API worker asks at once, that pushed
+        calls past the API's budget and opened its circuit. Returns the profiles used.
+        """
+        warmed = 0
+        for profile_id, history in self.viewers.history.items():
+            if warmed == profiles:
+                break
+            if not history:
+                continue
+            try:
+                self.recommend(profile_id, k=10)
+                self.similar(self.catalog.canonical(history[-1]), k=10)
+            except Exception as exc:  # a warm-up must never stop a pipeline from serving
+                logger.debug("warm-up request for %s failed: %s", profile_id, exc)
+            warmed += 1
+        return warmed
+
     def score_rows(self, features: np.ndarray) -> np.ndarray:
         """Ranker scores for feature rows, shape (n, d) float32 → (n,) float32 (batchable API)."""
         if self.ranker is None:

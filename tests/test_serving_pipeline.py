@@ -207,3 +207,11 @@ def test_a_repeated_question_reuses_its_candidates_and_filters_them_afresh(
     dropped = first.items[0][0]
     assert dropped not in ids(pipeline.recommend("viewer", k=10, exclude=[dropped]).items)
     assert len(computed) == 2
+
+
+def test_warm_up_answers_a_few_profiles_and_survives_a_broken_model(data: tuple[TitleCatalog, ViewerData]) -> None:
+    pipeline = RecommendationPipeline(world.build_bundle(), *data, version="7")
+    assert pipeline.warm_up(profiles=2) == 2
+    assert len(pipeline._memo) == 2, "the warm-up's answers are what the first requests reuse"
+    broken = ModelBundle(candidates={"popularity": world.fitted("popularity"), "broken": _Broken()})
+    assert RecommendationPipeline(broken, *data, version="1").warm_up() > 0

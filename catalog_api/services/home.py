@@ -150,10 +150,12 @@ async def personalize(
         return _personalization(answer)
     if state.recommender.breaker.state is BreakerState.OPEN:
         return Personalization(reason="circuit_open")
+    call = state.inflight.get(key)
+    if call is None:
+        call = _start_call(state, key, request)
     try:
-        answer = await asyncio.wait_for(
-            state.recommender.home_candidates(request), timeout=state.options.model_budget_s
-        )
+        # Shielded: a page that gives up does not cancel the call others share (it has its own timeout).
+        answer = await asyncio.wait_for(asyncio.shield(call), timeout=state.options.model_budget_s)
     except (TimeoutError, ModelTimeoutError):
         return Personalization(reason="model_timeout")
     except CircuitOpenError:
@@ -161,9 +163,25 @@ async def personalize(
     except ServiceUnavailableError:
         return Personalization(reason="model_unavailable")
     state.metrics.candidate_cache.labels("miss").inc()
-    # A fallback answer is kept too: for this history the model server would say the same again.
-    state.candidates.put(key, answer)
     return _personalization(answer)
+
+
+def _start_call(state: AppState, key: Hashable, request: HomeCandidatesRequest) -> asyncio.Task[HomeCandidatesResponse]:
+    """One model-server call for ``key``, shared by every page that misses it while it runs.
+
+    The answer goes into the candidate cache when the call ends, also a fallback answer:
+    for this history the model server would say the same again.
+    """
+    call = asyncio.create_task(state.recommender.home_candidates(request))
+    state.inflight[key] = call
+
+    def finished(done: asyncio.Task[HomeCandidatesResponse]) -> None:
+        state.inflight.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            state.candidates.put(key, done.result())
+
+    call.add_done_callback(finished)
+    return call
 
 
 def _personalization(answer: HomeCandidatesResponse) -> Personalization:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +143,19 @@ def test_an_expired_answer_is_served_while_one_background_call_refreshes_it(
     assert refreshed["experiment"]["model_version"] == "double-v2" and len(double.calls) == 2
     metrics = client.get("/metrics").text
     assert 'marquee_api_candidate_cache_total{result="stale"} 3.0' in metrics
+
+
+def test_pages_that_miss_together_share_one_model_server_call(
+    make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
+) -> None:
+    double, url = model_double
+    options = ApiOptions(candidate_ttl_s=60, model_budget_s=2.0)
+    client, headers, profile = _watching(make_client(serving_url=url, options=options))
+    double.mode, double.delay_s = "slow", 0.5
+    with ThreadPoolExecutor(4) as pool:
+        pages = list(pool.map(lambda _: _home(client, headers, profile), range(4)))
+    assert all(p["source"] == "personalized" for p in pages)
+    assert double.calls == ["home_candidates"], "four simultaneous misses of one page made several calls"
 
 
 def test_no_candidate_cache_when_its_ttl_is_zero(

@@ -7,6 +7,7 @@ import logging
 import threading
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -67,6 +68,8 @@ class AppState:
     popularity: PopularityService
     recommender: RecommenderClient
     candidates: TtlCache[HomeCandidatesResponse]
+    #: Built home pages (rows and prefetch hints) per profile and inputs (``services.home.CachedPage``).
+    pages: TtlCache[Any]
     playback: PlaybackService
     exposures: ExposureLog
     experiments: ExperimentBridge

@@ -135,6 +135,10 @@ class PlaybackService:
         body = hls_master(plan) if fmt == "hls" else dash_mpd(plan)
         return Manifest(body, CONTENT_TYPES[fmt], content_id, edge.name, plan.resume_s, [r.name for r in renditions])
 
+    def prefetch_expiry(self) -> int:
+        """The expiry prefetch URLs signed now carry: now + ``url_ttl_s``, rounded down to ``reuse_s``."""
+        return int(time.time() + self.url_ttl_s) // self.reuse_s * self.reuse_s
+
     def prefetch_urls(
         self, snapshot: CatalogSnapshot, title_id: str, viewer: Viewer, segments: int = 3, now: float | None = None
     ) -> tuple[str, list[str]]:
@@ -148,10 +152,7 @@ class PlaybackService:
         title, content_id, _ = self.resolve(snapshot, title_id)
         check_access(title, viewer)
         edge = self.edges.choose(viewer.country)
-        if now is None:
-            expires = int(time.time() + self.url_ttl_s) // self.reuse_s * self.reuse_s
-        else:
-            expires = int(now + self.url_ttl_s)
+        expires = self.prefetch_expiry() if now is None else int(now + self.url_ttl_s)
         if expires != self._prefetch_expires:
             self._prefetch_urls, self._prefetch_expires = {}, expires
         key = (edge.base_url, content_id, segments)

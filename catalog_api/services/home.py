@@ -110,6 +110,11 @@ class PageBuilder:
             self.rows.append(row)
 
 
+def history_key(positions: list[LatestPosition]) -> tuple[tuple[object, ...], ...]:
+    """The latest positions as a cache key: any new heartbeat changes it."""
+    return tuple((p.title_id, p.position_s, p.ts) for p in positions[:HISTORY_KEY_LENGTH])
+
+
 @dataclass(frozen=True)
 class Personalization:
     """What the model server said (or why it said nothing)."""
@@ -130,14 +135,7 @@ async def personalize(
     """Top picks and similar titles: from the candidate cache, else one model-server call within the budget."""
     if not watched:
         return Personalization(reason="new_profile")
-    key = (
-        profile.profile_id,
-        variant,
-        profile.maturity_level,
-        profile.country,
-        seed,
-        tuple((p.title_id, p.position_s, p.ts) for p in positions[:HISTORY_KEY_LENGTH]),
-    )
+    key = (profile.profile_id, variant, profile.maturity_level, profile.country, seed, history_key(positions))
     request = _candidates_request(state, profile, watched, seed, variant)
     cached = state.candidates.lookup(key)
     if cached is not None:
@@ -248,6 +246,77 @@ async def build_home(
     result = await personalize(state, profile, positions, watched_titles, seed, assignment.variant)
     personalized = result.picks is not None
     model_version = result.picks.model_version if result.picks else POPULARITY_VERSION
+    page_key = (profile.profile_id, device, assignment.variant, assignment.layout, profile.maturity_level,
+                profile.country, history_key(positions))  # fmt: skip
+    inputs = (result.picks, result.similar, popularity, snapshot)
+    expiry = state.playback.prefetch_expiry()
+    cached: CachedPage | None = state.pages.get(page_key)
+    if cached is not None and cached.built_from(inputs, expiry):
+        rows, prefetch = cached.rows, cached.prefetch
+    else:
+        rows, prefetch = _fill_rows(state, page, profile, positions, watched_titles, seed, result, assignment.layout)
+        state.pages.put(page_key, CachedPage(inputs, expiry, rows, prefetch))
+    now = datetime.now(UTC)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
+    state.exposures.log_page(
+        ExposurePage(
+            request_id=request_id,
+            ts=now,
+            profile_id=profile.profile_id,
+            rows=[(row.key, _row_version(row.key, model_version), row.title_ids) for row in rows],
+            assignments=[(a["experiment_key"], a["variant"]) for a in assignment.assignments],
+        )
+    )
+    return HomePage(
+        request_id=request_id,
+        rows=rows,
+        source="personalized" if personalized else "fallback",
+        fallback_reason=result.reason,
+        experiment=ExperimentInfo(
+            assignments=assignment.assignments,
+            variant=assignment.variant,
+            layout=assignment.layout,
+            model_version=model_version,
+        ),
+        prefetch=prefetch,
+    )
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """Rows and prefetch hints built for one profile's page, with the inputs they were built from.
+
+    The cache key holds the profile, device, variant, layout, filters and latest
+    positions; the inputs held here are compared by identity: the model server's
+    answer (a new object after every call or refresh), the popularity table and
+    the catalog snapshot (new objects when recomputed), and the prefetch URLs'
+    expiry step. Anything new rebuilds the page, so a cached page is always the
+    page that would be built now; only its request id, time and exposures are new.
+    """
+
+    inputs: tuple[object, ...]
+    expiry: int
+    rows: list[PageRow]
+    prefetch: list[PrefetchHint]
+
+    def built_from(self, inputs: tuple[object, ...], expiry: int) -> bool:
+        """Whether ``inputs`` are the very objects, and ``expiry`` the URL expiry, this page was built from."""
+        same = len(inputs) == len(self.inputs) and all(a is b for a, b in zip(inputs, self.inputs, strict=True))
+        return same and expiry == self.expiry
+
+
+def _fill_rows(
+    state: AppState,
+    page: PageBuilder,
+    profile: ProfileContext,
+    positions: list[LatestPosition],
+    watched_titles: list[str],
+    seed: str | None,
+    result: Personalization,
+    layout: str,
+) -> tuple[list[PageRow], list[PrefetchHint]]:
+    """The page's rows in layout order, then its prefetch hints."""
+    snapshot, popularity = page.snapshot, state.popularity.table
     watched_set = set(watched_titles)
     audience = popularity.for_audience(snapshot, profile.maturity_level, profile.country)
     affinity = genre_affinity(positions, snapshot)
@@ -297,41 +366,17 @@ async def build_home(
             added += row is not None
 
     page.add_continue(continue_watching(positions, snapshot))
-    if assignment.layout == "genre_first":
+    if layout == "genre_first":
         genre_rows()
         standard_rows()
-    elif assignment.layout == "trending_first":
+    elif layout == "trending_first":
         trending()
         standard_rows(with_trending=False)
         genre_rows()
     else:
         standard_rows()
         genre_rows()
-
-    now = datetime.now(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
-    state.exposures.log_page(
-        ExposurePage(
-            request_id=request_id,
-            ts=now,
-            profile_id=profile.profile_id,
-            rows=[(row.key, _row_version(row.key, model_version), row.title_ids) for row in page.rows],
-            assignments=[(a["experiment_key"], a["variant"]) for a in assignment.assignments],
-        )
-    )
-    return HomePage(
-        request_id=request_id,
-        rows=page.rows,
-        source="personalized" if personalized else "fallback",
-        fallback_reason=result.reason,
-        experiment=ExperimentInfo(
-            assignments=assignment.assignments,
-            variant=assignment.variant,
-            layout=assignment.layout,
-            model_version=model_version,
-        ),
-        prefetch=_prefetch(state, page, profile),
-    )
+    return page.rows, _prefetch(state, page, profile)
 
 
 def _row_version(row_key: str, model_version: str) -> str:

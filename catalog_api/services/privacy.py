@@ -37,7 +37,7 @@ def erase_account(
     lake: Lake,
     exposures: ExposureLog,
     account: AccountRow,
-    candidates: TtlCache[Any] | None = None,
+    *caches: TtlCache[Any],
 ) -> ErasureReport:
     """Delete the account and everything derived from it; commits the database part first.
 
@@ -54,9 +54,9 @@ def erase_account(
     session.execute(delete(AccountRow).where(AccountRow.account_id == account.account_id))
     session.commit()
     buffered = exposures.forget_profiles(profile_ids)
-    if candidates is not None:
-        # Keys start with the profile id (``services.home.personalize``): no recommendation for them survives.
-        candidates.forget(lambda key: isinstance(key, tuple) and bool(key) and key[0] in profile_ids)
+    for cache in caches:
+        # Keys start with the profile id (``services.home``): no recommendation or page of them survives.
+        cache.forget(lambda key: isinstance(key, tuple) and bool(key) and key[0] in profile_ids)
     lake_rows = {"accounts": lake.delete_rows("accounts", "account_id", {account.account_id})}
     if profile_ids:
         for table in ("profiles", "watch_events", "exposures"):

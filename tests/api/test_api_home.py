@@ -158,6 +158,38 @@ def test_pages_that_miss_together_share_one_model_server_call(
     assert double.calls == ["home_candidates"], "four simultaneous misses of one page made several calls"
 
 
+def test_a_repeated_page_is_reused_but_logged_again_and_any_new_input_rebuilds_it(
+    make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
+) -> None:
+    double, url = model_double
+    options = ApiOptions(candidate_ttl_s=60, model_budget_s=2.0)
+    client, headers, profile = _watching(make_client(serving_url=url, options=options))
+    state = client.app.state.marquee  # type: ignore[attr-defined]
+    first, again = _home(client, headers, profile), _home(client, headers, profile)
+    assert first["rows"] == again["rows"] and first["prefetch"] == again["prefetch"]
+    assert len(state.pages) == 1
+    for page in (first, again):  # every serving is an exposure, cached page or not
+        logged = [e for e in state.exposures.pending() if e.request_id == page["request_id"]]
+        assert len(logged) == len(_items(page))
+    # A new heartbeat: the resume position on Continue Watching must move.
+    watch(client, headers, profile, "m_space", 0.75)
+    moved = _home(client, headers, profile)
+    assert _resume(moved)["m_space"] > _resume(first)["m_space"]
+    # A new popularity table (recomputed every few minutes) rebuilds the page too.
+    old_table = state.popularity.table
+    state.popularity.refresh()
+    assert state.popularity.table is not old_table
+    rebuilt = _home(client, headers, profile)
+    assert rebuilt["rows"] == moved["rows"] and len(double.calls) == 2
+    tables = [page.inputs[2] for _, page in state.pages._entries.values()]
+    assert any(t is state.popularity.table for t in tables), "the page was served from the old table"
+
+
+def _resume(page: dict[str, Any]) -> dict[str, int]:
+    rows = [r for r in page["rows"] if r["key"] == "continue_watching"]
+    return {i["title_id"]: i["position_s"] for r in rows for i in r["items"]}
+
+
 def test_no_candidate_cache_when_its_ttl_is_zero(
     make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
 ) -> None:

@@ -20,4 +20,4 @@ def get_account(account: CurrentAccount) -> AccountPublic:
 @router.delete("", status_code=status.HTTP_204_NO_CONTENT)
 def delete_account(account: CurrentAccount, session: SessionDep, state: StateDep) -> None:
     """Erase the account, its profiles, watch history and exposures (database and lake)."""
-    erase_account(session, state.lake, state.exposures, account, state.candidates)
+    erase_account(session, state.lake, state.exposures, account, state.candidates, state.pages)

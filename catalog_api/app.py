@@ -80,7 +80,7 @@ def build_state(
         catalog=catalog,
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker),
-        candidates=TtlCache(options.candidate_ttl_s),
+        candidates=TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s),
         pages=TtlCache(options.candidate_ttl_s, max_entries=20_000),
         playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),

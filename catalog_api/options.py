@@ -39,6 +39,8 @@ class ApiOptions:
         model_budget_s: time budget for model-server calls on a home request.
         candidate_ttl_s: how long a model-server answer is reused for the same profile, variant,
             filters and history (``catalog_api.candidate_cache``); 0 asks the model server every time.
+        candidate_stale_s: how long after that an answer may still be served, once, while a
+            background call refreshes it (a profile back after a pause gets its page at once).
         breaker_failures: consecutive model-server failures that open the circuit.
         breaker_cooldown_s: how long the circuit stays open before one probe is let through.
         popularity_refresh_s: how often popularity and trending are recomputed.
@@ -61,6 +63,7 @@ class ApiOptions:
     account_window_s: float = 60.0
     model_budget_s: float = 0.15
     candidate_ttl_s: float = 30.0
+    candidate_stale_s: float = 600.0
     breaker_failures: int = 3
     breaker_cooldown_s: float = 10.0
     popularity_refresh_s: float = 300.0

@@ -99,7 +99,7 @@ def search_titles(
     if not hits:
         return []
     top = hits[0].score or 1.0
-    max_plays = math.log1p(max(plays.values(), default=0.0)) or 1.0
+    max_plays = _log_max_plays(plays)
     ranked: list[tuple[CatalogTitle, float]] = []
     for hit in hits:
         title = snapshot.titles.get(hit.title_id)
@@ -111,3 +111,17 @@ def search_titles(
         ranked.append((title, round(score, 6)))
     ranked.sort(key=lambda pair: (-pair[1], pair[0].title_id))
     return ranked[:limit]
+
+
+_max_plays: tuple[dict[str, float], float] | None = None
+
+
+def _log_max_plays(plays: dict[str, float]) -> float:
+    """``log1p`` of the most plays of any title, for the table at hand (computed once per table, not per query)."""
+    global _max_plays
+    remembered = _max_plays
+    if remembered is not None and remembered[0] is plays:
+        return remembered[1]
+    value = math.log1p(max(plays.values(), default=0.0)) or 1.0
+    _max_plays = (plays, value)
+    return value

@@ -67,6 +67,9 @@ def test_search_full_text_prefix_typos_people_and_filters(client: TestClient) ->
     assert _search(client, headers, adult, "gala")[0] == "m_galaxy"  # prefix as the user types
     assert _search(client, headers, adult, "galxay")[0] == "m_galaxy"  # typo (swap + edit)
     assert _search(client, headers, adult, "robto")[0] == "m_robots"
+    assert _search(client, headers, adult, "aglaxy")[0] == "m_galaxy"  # the first two letters swapped
+    assert _search(client, headers, adult, "xgalaxy")[0] == "m_galaxy"  # a stray first letter
+    assert _search(client, headers, adult, "galexy")[0] == "m_galaxy"  # a slip inside the word
     assert set(_search(client, headers, adult, "ada stone")[:2]) == {"m_space", "m_crime"}  # cast
     assert _search(client, headers, adult, "bigelow") == ["m_crime"]  # director
     assert _search(client, headers, adult, "starship")[0] == "m_space"  # synopsis

@@ -58,17 +58,9 @@ class TtlCache(Generic[ValueT]):
         self._lock = threading.Lock()
 
     def get(self, key: Hashable) -> ValueT | None:
-        """The live value stored under ``key``, else None."""
-        if self.ttl_s <= 0:
-            return None
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            if entry[0] <= self._clock():
-                del self._entries[key]
-                return None
-            return entry[1]
+        """The live value stored under ``key``, else None (never a stale one)."""
+        found = self.lookup(key)
+        return found[0] if found is not None and found[1] else None
 
     def lookup(self, key: Hashable) -> tuple[ValueT, bool] | None:
         """``(value, fresh)`` for ``key``: fresh within its lifetime, stale up to ``stale_s`` after; else None."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
@@ -84,11 +84,16 @@ class RecommenderClient:
             await self._session.close()
         self._session = None
 
-    async def _post(self, path: str, body: BaseModel, response_type: type[ResponseT]) -> ResponseT:
+    async def _post(
+        self, path: str, body: BaseModel, response_type: type[ResponseT], budget_s: float | None = None
+    ) -> ResponseT:
         if not self.breaker.allow():
             raise CircuitOpenError(f"model server circuit is open; not calling {path}")
+        budget = self.budget_s if budget_s is None else budget_s
+        # Only an explicit budget overrides the session's (aiohttp reads ``timeout=None`` as "no timeout").
+        extra: dict[str, Any] = {} if budget_s is None else {"timeout": aiohttp.ClientTimeout(total=budget_s)}
         try:
-            async with self._client().post(self.base_url + path, data=body.model_dump_json()) as response:
+            async with self._client().post(self.base_url + path, data=body.model_dump_json(), **extra) as response:
                 content = await response.read()
                 if response.status >= 400:
                     raise aiohttp.ClientResponseError(
@@ -104,8 +109,8 @@ class RecommenderClient:
             raise
         except TimeoutError as exc:
             self.breaker.record_failure()
-            logger.warning("model server %s%s did not answer within %.3f s", self.base_url, path, self.budget_s)
-            raise ModelTimeoutError(f"model server call {path} timed out after {self.budget_s} s") from exc
+            logger.warning("model server %s%s did not answer within %.3f s", self.base_url, path, budget)
+            raise ModelTimeoutError(f"model server call {path} timed out after {budget} s") from exc
         except (aiohttp.ClientError, ValidationError) as exc:
             self.breaker.record_failure()
             logger.warning("model server %s%s failed: %s: %s", self.base_url, path, type(exc).__name__, exc)
@@ -113,9 +118,11 @@ class RecommenderClient:
         self.breaker.record_success()
         return parsed
 
-    async def home_candidates(self, request: HomeCandidatesRequest) -> HomeCandidatesResponse:
-        """Top picks and similar titles for one home page, in one round trip."""
-        return await self._post("/home_candidates", request, HomeCandidatesResponse)
+    async def home_candidates(
+        self, request: HomeCandidatesRequest, budget_s: float | None = None
+    ) -> HomeCandidatesResponse:
+        """Top picks and similar titles for one home page, in one round trip (``budget_s``: other than a page's)."""
+        return await self._post("/home_candidates", request, HomeCandidatesResponse, budget_s)
 
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         """Top-k titles for a profile."""

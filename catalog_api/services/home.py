@@ -213,7 +213,7 @@ async def _refresh_candidates(state: AppState, key: Hashable, request: HomeCandi
     answer: HomeCandidatesResponse | None = None
     try:
         if state.recommender.breaker.state is not BreakerState.OPEN:
-            answer = await asyncio.wait_for(state.recommender.home_candidates(request), timeout=REFRESH_BUDGET_S)
+            answer = await state.recommender.home_candidates(request, budget_s=REFRESH_BUDGET_S)
     except (TimeoutError, ModelTimeoutError, CircuitOpenError, ServiceUnavailableError) as exc:
         logger.info("refreshing cached candidates failed (%s); the stale answer is kept for now", exc)
     except Exception:

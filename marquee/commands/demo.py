@@ -237,6 +237,9 @@ def register(app: typer.Typer) -> None:
         )
         # A supervisor's SIGTERM stops the demo like Ctrl-C, so the servers it started stop too.
         signal.signal(signal.SIGTERM, _interrupt)
+        # And Ctrl-C itself even when the demo inherited "ignore SIGINT" (a script started in the
+        # background passes that on): otherwise the servers it started would outlive it.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             run_steps(ctx, DEMO_STEPS)
             if not ctx.processes:

@@ -173,17 +173,23 @@ class ModelLoader:
                     catalog = load_catalog(self.lake)
                     if self.features is None and self.use_online_features:
                         self.features = OnlineRankerFeatures.open(self.settings)
-                model = self._build(alias, version, catalog)
+                # A version replacing a served one warms up before the swap; the first one serves at
+                # once (a cold first request beats a 503 from a worker still warming) and warms after.
+                model = self._build(alias, version, catalog, warm=current is not None)
             except Exception as exc:
                 # Keep serving the old version: a broken new version must not take the service down.
                 self.last_error = f"loading {alias} version {version} failed: {exc}"
                 logger.exception("loading %s version %s failed; keeping the old one", alias, version)
                 continue
             self._swap(alias, model)
+            if current is None:
+                model.pipeline.warm_up()
             changed = True
         return changed
 
-    def _build(self, alias: str, version: str, catalog: tuple[TitleCatalog, ViewerData]) -> LoadedModel:
+    def _build(
+        self, alias: str, version: str, catalog: tuple[TitleCatalog, ViewerData], *, warm: bool = True
+    ) -> LoadedModel:
         started = time.perf_counter()
         folder = self.registry.download(version)
         try:
@@ -191,17 +197,18 @@ class ModelLoader:
         except FileNotFoundError as exc:
             raise NotFoundError(f"model version {version} has no bundle.json in its artifacts ({exc})") from exc
         _limit_torch_threads()
-        pipeline = self._pipeline(bundle, version, catalog)
+        pipeline = self._pipeline(bundle, version, catalog, warm=warm)
         logger.info("loaded %s = version %s in %.2fs", alias, version, time.perf_counter() - started)
         return LoadedModel(alias, version, pipeline)
 
     def _pipeline(
-        self, bundle: ModelBundle, version: str, catalog: tuple[TitleCatalog, ViewerData]
+        self, bundle: ModelBundle, version: str, catalog: tuple[TitleCatalog, ViewerData], *, warm: bool = True
     ) -> RecommendationPipeline:
         pipeline = RecommendationPipeline(
             bundle, catalog[0], catalog[1], version=version, n_candidates=self.n_candidates, features=self.features
         )
-        pipeline.warm_up()  # before the swap: requests keep the old pipeline until this one is warm
+        if warm:
+            pipeline.warm_up()  # before the swap: requests keep the old pipeline until this one is warm
         return pipeline
 
     def _swap(self, alias: str, model: LoadedModel | None) -> None:

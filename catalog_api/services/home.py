@@ -254,7 +254,9 @@ async def build_home(
     if cached is not None and cached.built_from(inputs, expiry):
         rows, prefetch = cached.rows, cached.prefetch
     else:
-        rows, prefetch = _fill_rows(state, page, profile, positions, watched_titles, seed, result, assignment.layout)
+        rows, prefetch = _fill_rows(
+            state, page, popularity, profile, positions, watched_titles, seed, result, assignment.layout
+        )
         state.pages.put(page_key, CachedPage(inputs, expiry, rows, prefetch))
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
@@ -308,6 +310,7 @@ class CachedPage:
 def _fill_rows(
     state: AppState,
     page: PageBuilder,
+    popularity: PopularityTable,
     profile: ProfileContext,
     positions: list[LatestPosition],
     watched_titles: list[str],
@@ -316,7 +319,8 @@ def _fill_rows(
     layout: str,
 ) -> tuple[list[PageRow], list[PrefetchHint]]:
     """The page's rows in layout order, then its prefetch hints."""
-    snapshot, popularity = page.snapshot, state.popularity.table
+    # The table the page's cache entry records (``CachedPage.inputs``), not a fresher one read again.
+    snapshot = page.snapshot
     watched_set = set(watched_titles)
     audience = popularity.for_audience(snapshot, profile.maturity_level, profile.country)
     affinity = genre_affinity(positions, snapshot)

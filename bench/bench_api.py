@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -312,16 +313,21 @@ class RawHttpPool:
     httpx cost about 4.5 ms of the bench process's CPU per home request, more than the
     API it was measuring, on the same two cores; this client parses only the status line,
     ``Content-Length`` and the body, which is all the bench reads.
+
+    Idle connections are reused oldest first, so the load rotates over all of them as
+    a fleet of clients would spread it; reusing the last one freed put nearly every
+    request on the one or two connections, hence on one API worker, and left the
+    other workers idle and their caches cold.
     """
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self._idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = deque()
 
     async def get(self, request: bytes) -> tuple[int, bytes]:
         """Send a prepared request; returns (status, body). Raises ``OSError`` on a broken connection."""
         reused = bool(self._idle)
-        reader, writer = self._idle.pop() if reused else await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._idle.popleft() if reused else await asyncio.open_connection(self.host, self.port)
         try:
             writer.write(request)
             head = await reader.readuntil(b"\r\n\r\n")

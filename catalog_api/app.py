@@ -70,6 +70,9 @@ def build_state(
     catalog.reload()
     popularity = PopularityService(lake, sessions, lambda: catalog.snapshot, options.popularity_refresh_s)
     popularity.refresh()
+    # A cached page is checked against its inputs by identity on every use (``CachedPage``), so it may
+    # live as long as the answer it was built from can be served; the lifetime only bounds memory.
+    page_lifetime_s = options.candidate_ttl_s and options.candidate_ttl_s + options.candidate_stale_s
     breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown_s)
     return AppState(
         settings=settings,
@@ -81,7 +84,7 @@ def build_state(
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker),
         candidates=TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s),
-        pages=TtlCache(options.candidate_ttl_s, max_entries=20_000),
+        pages=TtlCache(page_lifetime_s, max_entries=20_000),
         playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),

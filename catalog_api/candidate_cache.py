@@ -87,11 +87,16 @@ class TtlCache(Generic[ValueT]):
             return True
 
     def end_refresh(self, key: Hashable, value: ValueT | None = None) -> None:
-        """Finish a refresh: store ``value`` (if any) unless the key was forgotten meanwhile (an erased profile)."""
+        """Finish a refresh: store ``value`` (if any) unless the key was forgotten meanwhile (an erased profile).
+
+        A value equal to the one stored renews the stored object itself: whatever was
+        built from it and checks it by identity (a cached home page) stays valid.
+        """
         with self._lock:
             self._refreshing.discard(key)
-            if value is not None and key in self._entries and self.ttl_s > 0:
-                self._store_locked(key, value)
+            entry = self._entries.get(key)
+            if value is not None and entry is not None and self.ttl_s > 0:
+                self._store_locked(key, entry[1] if entry[1] == value else value)
 
     def put(self, key: Hashable, value: ValueT) -> None:
         """Store ``value`` under ``key`` for between 80 % and 100 % of ``ttl_s`` seconds.

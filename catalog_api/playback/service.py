@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zlib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -77,8 +78,8 @@ class PlaybackService:
         self.url_ttl_s = url_ttl_s
         #: Step of prefetch URL expiries (a tenth of their lifetime, at most 30 s).
         self.reuse_s = max(1, min(30, url_ttl_s // 10))
-        self._prefetch_urls: dict[tuple[str, str, int], list[str]] = {}
-        self._prefetch_expires = 0
+        #: Signed prefetch URL lists per expiry, then per (edge, content id, segments).
+        self._prefetch_urls: dict[int, dict[tuple[str, str, int], list[str]]] = {}
 
     def resolve(self, snapshot: CatalogSnapshot, title_id: str) -> tuple[CatalogTitle, str, int]:
         """The title whose rules apply, the content id to stream and its duration.
@@ -135,30 +136,44 @@ class PlaybackService:
         body = hls_master(plan) if fmt == "hls" else dash_mpd(plan)
         return Manifest(body, CONTENT_TYPES[fmt], content_id, edge.name, plan.resume_s, [r.name for r in renditions])
 
-    def prefetch_expiry(self) -> int:
-        """The expiry prefetch URLs signed now carry: now + ``url_ttl_s``, rounded down to ``reuse_s``."""
-        return int(time.time() + self.url_ttl_s) // self.reuse_s * self.reuse_s
+    def prefetch_expiry(self, spread_key: str = "", now: float | None = None) -> int:
+        """The expiry prefetch URLs signed now carry: ``now + url_ttl_s``, rounded down to a ``reuse_s`` step.
+
+        Each ``spread_key`` (a profile id) has its own phase in the step, so the moment
+        every cached home page must be rebuilt with new URLs is spread over the step
+        instead of falling on one second for all profiles at once. URLs live between
+        ``url_ttl_s - reuse_s`` and ``url_ttl_s`` seconds, never longer.
+        """
+        phase = zlib.crc32(spread_key.encode()) % self.reuse_s
+        latest = int((time.time() if now is None else now) + self.url_ttl_s)
+        return (latest + phase) // self.reuse_s * self.reuse_s - phase
 
     def prefetch_urls(
-        self, snapshot: CatalogSnapshot, title_id: str, viewer: Viewer, segments: int = 3, now: float | None = None
+        self, snapshot: CatalogSnapshot, title_id: str, viewer: Viewer, segments: int = 3, expires: int | None = None
     ) -> tuple[str, list[str]]:
         """Signed URLs of the first ``segments`` segments at the starting quality (exact-path signatures).
 
         Every home page carries a few of these, and the same popular titles recur on most
-        pages, so the expiry is rounded down to a multiple of ``reuse_s`` (URLs live
-        between ``url_ttl_s - reuse_s`` and ``url_ttl_s`` seconds, never longer) and the
-        signed lists are reused within that step. The access check runs every time.
+        pages, so the expiry is stepped (``prefetch_expiry``, the viewer's phase unless
+        ``expires`` is given) and the signed lists are reused while their expiry is current.
+        The access check runs every time.
         """
         title, content_id, _ = self.resolve(snapshot, title_id)
         check_access(title, viewer)
         edge = self.edges.choose(viewer.country)
-        expires = self.prefetch_expiry() if now is None else int(now + self.url_ttl_s)
-        if expires != self._prefetch_expires:
-            self._prefetch_urls, self._prefetch_expires = {}, expires
+        if expires is None:
+            expires = self.prefetch_expiry(viewer.profile_id)
+        signed = self._prefetch_urls.get(expires)
+        if signed is None:
+            # Expiries earlier than any step still in use are dropped: at most ``reuse_s`` lists live.
+            oldest = int(time.time() + self.url_ttl_s) - self.reuse_s
+            for old in [e for e in self._prefetch_urls if e <= oldest]:
+                del self._prefetch_urls[old]
+            signed = self._prefetch_urls[expires] = {}
         key = (edge.base_url, content_id, segments)
-        urls = self._prefetch_urls.get(key)
+        urls = signed.get(key)
         if urls is None:
             base = f"{content_path(content_id)}{START_RENDITION}/"
             paths = [f"{base}init.mp4"] + [f"{base}seg-{n:05d}.m4s" for n in range(1, segments + 1)]
-            urls = self._prefetch_urls[key] = [sign_url(edge.base_url, p, self.signing_key, expires) for p in paths]
+            urls = signed[key] = [sign_url(edge.base_url, p, self.signing_key, expires) for p in paths]
         return START_RENDITION, list(urls)

@@ -249,14 +249,17 @@ async def build_home(
     page_key = (profile.profile_id, device, assignment.variant, assignment.layout, profile.maturity_level,
                 profile.country, history_key(positions))  # fmt: skip
     inputs = (result.picks, result.similar, popularity, snapshot)
-    expiry = state.playback.prefetch_expiry()
+    expiry = state.playback.prefetch_expiry(profile.profile_id)
     cached: CachedPage | None = state.pages.get(page_key)
-    if cached is not None and cached.built_from(inputs, expiry):
+    if cached is not None and cached.built_from(inputs):
         rows, prefetch = cached.rows, cached.prefetch
+        if cached.expiry != expiry:
+            # Only the URLs' expiry step moved: the rows stand, the hints are signed anew.
+            prefetch = _prefetch(state, snapshot, rows, profile, expiry)
+            state.pages.put(page_key, CachedPage(inputs, expiry, rows, prefetch))
     else:
-        rows, prefetch = _fill_rows(
-            state, page, popularity, profile, positions, watched_titles, seed, result, assignment.layout
-        )
+        rows = _fill_rows(state, page, popularity, profile, positions, watched_titles, seed, result, assignment.layout)
+        prefetch = _prefetch(state, snapshot, rows, profile, expiry)
         state.pages.put(page_key, CachedPage(inputs, expiry, rows, prefetch))
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
@@ -292,8 +295,9 @@ class CachedPage:
     positions; the inputs held here are compared by identity: the model server's
     answer (a new object after every call or refresh), the popularity table and
     the catalog snapshot (new objects when recomputed), and the prefetch URLs'
-    expiry step. Anything new rebuilds the page, so a cached page is always the
-    page that would be built now; only its request id, time and exposures are new.
+    expiry step. A new input rebuilds the rows, a new expiry step only re-signs the
+    hints, so a cached page is always the page that would be built now; only its
+    request id, time and exposures are new.
     """
 
     inputs: tuple[object, ...]
@@ -301,10 +305,9 @@ class CachedPage:
     rows: list[PageRow]
     prefetch: list[PrefetchHint]
 
-    def built_from(self, inputs: tuple[object, ...], expiry: int) -> bool:
-        """Whether ``inputs`` are the very objects, and ``expiry`` the URL expiry, this page was built from."""
-        same = len(inputs) == len(self.inputs) and all(a is b for a, b in zip(inputs, self.inputs, strict=True))
-        return same and expiry == self.expiry
+    def built_from(self, inputs: tuple[object, ...]) -> bool:
+        """Whether ``inputs`` are the very objects this page's rows were built from."""
+        return len(inputs) == len(self.inputs) and all(a is b for a, b in zip(inputs, self.inputs, strict=True))
 
 
 def _fill_rows(
@@ -317,8 +320,8 @@ def _fill_rows(
     seed: str | None,
     result: Personalization,
     layout: str,
-) -> tuple[list[PageRow], list[PrefetchHint]]:
-    """The page's rows in layout order, then its prefetch hints."""
+) -> list[PageRow]:
+    """The page's rows in layout order."""
     # The table the page's cache entry records (``CachedPage.inputs``), not a fresher one read again.
     snapshot = page.snapshot
     watched_set = set(watched_titles)
@@ -380,7 +383,7 @@ def _fill_rows(
     else:
         standard_rows()
         genre_rows()
-    return page.rows, _prefetch(state, page, profile)
+    return page.rows
 
 
 def _row_version(row_key: str, model_version: str) -> str:
@@ -388,15 +391,20 @@ def _row_version(row_key: str, model_version: str) -> str:
     return model_version if row_key == "top_picks" or row_key.startswith("because_you_watched") else POPULARITY_VERSION
 
 
-def _prefetch(state: AppState, page: PageBuilder, profile: ProfileContext) -> list[PrefetchHint]:
-    """First segments of the titles the profile is most likely to play: what it is watching, then top picks."""
-    likely = (row for row in page.rows if row.key in ("continue_watching", "top_picks"))
+def _prefetch(
+    state: AppState, snapshot: CatalogSnapshot, rows: list[PageRow], profile: ProfileContext, expiry: int
+) -> list[PrefetchHint]:
+    """First segments of the titles the profile is most likely to play: what it is watching, then top picks.
+
+    Signed with the ``expiry`` the page's cache entry records, so a cached page's URLs are the ones it says.
+    """
+    likely = (row for row in rows if row.key in ("continue_watching", "top_picks"))
     ordered = [play_id for row in likely for play_id in row.play_ids or row.title_ids]
     viewer = Viewer(profile.profile_id, profile.maturity_level, profile.country, profile.language, profile.plan)
     hints = []
     for title_id in ordered[: state.options.prefetch_titles]:
         try:
-            quality, urls = state.playback.prefetch_urls(page.snapshot, title_id, viewer)
+            quality, urls = state.playback.prefetch_urls(snapshot, title_id, viewer, expires=expiry)
         except MarqueeError:
             continue
         hints.append(PrefetchHint(title_id=title_id, quality=quality, urls=urls))

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
@@ -184,6 +185,33 @@ def test_a_repeated_page_is_reused_but_logged_again_and_any_new_input_rebuilds_i
     assert rebuilt["rows"] == moved["rows"] and len(double.calls) == 2
     tables = [page.inputs[2] for _, page in state.pages._entries.values()]
     assert any(t is state.popularity.table for t in tables), "the page was served from the old table"
+
+
+def test_a_new_url_expiry_step_re_signs_the_hints_but_keeps_the_rows(
+    make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
+) -> None:
+    double, url = model_double
+    # URLs living 10 s are signed in 1 s steps: the step moves within the test.
+    options = ApiOptions(candidate_ttl_s=60, model_budget_s=2.0, url_ttl_s=10)
+    client, headers, profile = _watching(make_client(serving_url=url, options=options))
+    state = client.app.state.marquee  # type: ignore[attr-defined]
+    first = _home(client, headers, profile)
+    (built,) = [page for _, page in state.pages._entries.values()]
+    time.sleep(1.1)
+    later = _home(client, headers, profile)
+    (cached,) = [page for _, page in state.pages._entries.values()]
+    assert cached.rows is built.rows, "the rows were rebuilt although only the URLs' expiry moved"
+    assert later["rows"] == first["rows"] and len(double.calls) == 1
+    expiry = {
+        name: [parse_qs(urlsplit(u).query)["exp"][0] for hint in page["prefetch"] for u in hint["urls"]]
+        for name, page in (("first", first), ("later", later))
+    }
+    assert expiry["first"] and expiry["later"] and expiry["first"] != expiry["later"]
+    key = state.settings.cdn_signing_key
+    for hint in later["prefetch"]:
+        for signed in hint["urls"]:
+            verify_signed_url(signed, key)
+            assert int(parse_qs(urlsplit(signed).query)["exp"][0]) <= time.time() + 10
 
 
 def _resume(page: dict[str, Any]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from catalog_api.options import DEFAULT_EDGES
 from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.ladder import ladder_for
+from catalog_api.playback.service import PlaybackService
 from catalog_api.playback.signing import sign_url, verify_signed_url
 from core.errors import ForbiddenError
 
@@ -139,3 +140,16 @@ def test_series_and_episodes_and_access_rules(client: TestClient) -> None:
     assert _manifest(client, headers, "m_ponies", kid).status_code == 200
     assert _manifest(client, headers, "nope", adult).status_code == 404
     assert _manifest(client, headers, "m_ponies", kid, format="smooth").status_code == 422
+
+
+def test_prefetch_expiries_are_stepped_per_profile_and_never_outlive_the_url_ttl() -> None:
+    playback = PlaybackService(EdgeDirectory(DEFAULT_EDGES), "k" * 32, url_ttl_s=300)
+    now = 1_800_000_000.0
+    expiries = {f"profile-{i}": playback.prefetch_expiry(f"profile-{i}", now=now) for i in range(200)}
+    for expiry in expiries.values():
+        assert now + 300 - playback.reuse_s < expiry <= now + 300
+    # Spread: the moment a profile's hints must be signed anew differs between profiles ...
+    assert len(set(expiries.values())) > playback.reuse_s // 2
+    # ... and holds for one profile within its step, so its signed URLs are reused meanwhile.
+    steps = {playback.prefetch_expiry("profile-1", now=now + dt) for dt in range(playback.reuse_s + 1)}
+    assert len(steps) == 2 and expiries["profile-1"] in steps

@@ -163,6 +163,24 @@ def test_ttl_cache_serves_stale_entries_with_one_refresh_at_a_time() -> None:
     assert cache.lookup("gone") is None and len(cache) == 0
 
 
+def test_a_refresh_with_an_equal_answer_keeps_the_stored_object() -> None:
+    """What was built from a cached answer checks it by identity: an unchanged answer must not invalidate it."""
+    now = [0.0]
+    cache: TtlCache[list[str]] = TtlCache(ttl_s=10, clock=lambda: now[0], stale_s=5)
+    stored = ["t1", "t2"]
+    cache.put("k", stored)
+    now[0] = 11.0
+    assert cache.claim_refresh("k")
+    cache.end_refresh("k", ["t1", "t2"])
+    found = cache.lookup("k")
+    assert found is not None and found[0] is stored and found[1], "an equal answer replaced the object or stayed stale"
+    now[0] = 22.0
+    assert cache.claim_refresh("k")
+    cache.end_refresh("k", ["t2", "t1"])
+    found = cache.lookup("k")
+    assert found is not None and found[0] == ["t2", "t1"] and found[1]
+
+
 def test_home_page_bytes_equal_the_response_model_serialisation() -> None:
     """The assembled home JSON is byte for byte what ``HomeResponse`` would produce, quotes and unicode included."""
     from catalog_api.schemas.home import ExperimentInfo, HomeResponse, HomeRow, PrefetchHint

@@ -366,6 +366,8 @@ class RawHttpPool:
         self._idle.clear()
 
 
+#: Home pages per profile and API worker served before the measured phases.
+WARM_PAGES_PER_PROFILE = 3
 #: Keep-alive connections the load generator opens before a phase's clock starts.
 PREOPENED_CONNECTIONS = 32
 _CONTENT_LENGTH = re.compile(rb"(?i)content-length:\s*(\d+)")
@@ -522,9 +524,13 @@ def main() -> None:
                 return f"/v1/playback/{title_id}/manifest", {"profile_id": profile_id, "device": "tv"}, headers
 
             rates = [float(r) for r in args.rates.split(",")]
-            # Warm-up, gently (a running service is warm): every profile's first pages in each API
-            # worker, then a few seconds at the first rate.
+            # Warm-up, gently (a running service is warm): about three pages per profile and API worker
+            # (a profile's first page in a worker is a cold page: a model-server call and every row
+            # built), then a few seconds at the first rate.
             asyncio.run(open_loop(api, 20, 12, home_request))
+            more = WARM_PAGES_PER_PROFILE * len(users) * args.api_workers - 20 * 12
+            if more > 0:
+                asyncio.run(open_loop(api, 50, more / 50, home_request))
             asyncio.run(open_loop(api, rates[0], 3, home_request))
             api_pid = processes[-1].pid
             results = {}

@@ -47,6 +47,9 @@ POPULARITY_ROLE = "popularity"
 DEFAULT_LEVEL = int(MaturityLevel.ADULTS)
 #: "All items" for generators: the contract returns the whole catalog when n exceeds it.
 ALL_ITEMS = 10_000_000
+#: Below this share of the catalog visible to a viewer, generators are asked for more and their
+#: lists filtered before ranking (a kids profile would otherwise see its candidates filtered away).
+RESTRICTED_SHARE = 0.5
 
 Source = Literal["model", "fallback"]
 FallbackReason = Literal["unknown_profile", "model_error", "filtered_out", "no_personal_model"]
@@ -142,8 +145,9 @@ class RecommendationPipeline:
             key=lambda item: (item[0] == POPULARITY_ROLE, SIMILAR_PREFERENCE.index(item[0])
                               if item[0] in SIMILAR_PREFERENCE else len(SIMILAR_PREFERENCE)),
         )  # fmt: skip
-        self._memo: OrderedDict[tuple[str, tuple[str, ...], int], tuple[float, list[tuple[str, float]]]] = OrderedDict()
+        self._memo: OrderedDict[tuple[object, ...], tuple[float, list[tuple[str, float]]]] = OrderedDict()
         self._memo_lock = threading.Lock()
+        self._visible: dict[tuple[int, str | None], tuple[float, frozenset[str]]] = {}
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -323,7 +327,8 @@ class RecommendationPipeline:
         the same profile from each of its workers and from its background refreshes; this
         turns those repeats from the whole pipeline (~8 ms) into the filters alone.
         """
-        key = (viewer.profile_id, tuple(exclude), k)
+        restricted = self._restricted(viewer)
+        key = (viewer.profile_id, tuple(exclude), k, *((viewer.max_level, viewer.country) if restricted else ()))
         now = time.monotonic()
         with self._memo_lock:
             hit = self._memo.get(key)
@@ -338,10 +343,41 @@ class RecommendationPipeline:
                 self._memo.popitem(last=False)
         return ranked
 
+    def _restricted(self, viewer: Viewer) -> bool:
+        """Whether the viewer's maturity level and country hide most of the catalog (a kids profile)."""
+        return self._visible_ids(viewer.max_level, viewer.country)[0] < RESTRICTED_SHARE
+
+    def _visible_ids(self, max_level: int, country: str | None) -> tuple[float, frozenset[str]]:
+        """The share of catalog titles that pass these filters, and every played id (episodes too) that does.
+
+        Computed once per (level, country) and pipeline: a handful of pairs ever occur.
+        """
+        key = (max_level, country)
+        found = self._visible.get(key)
+        if found is None:
+            titles = self.catalog.title_ids
+            visible = {t for t in titles if self.catalog.allowed(t, max_level, country)}
+            visible |= {episode for episode, series in self.catalog.series_of.items() if series in visible}
+            share = sum(t in visible for t in titles) / len(titles) if titles else 1.0
+            found = self._visible[key] = (share, frozenset(visible))
+        return found
+
+    def _visible_only(self, rec: Recommendation, visible: frozenset[str], n: int) -> Recommendation:
+        """The first ``n`` proposals in ``visible``, in order."""
+        keep = [i for i, played_id in enumerate(rec.item_ids.tolist()) if played_id in visible][:n]
+        return Recommendation(item_ids=rec.item_ids[keep], scores=rec.scores[keep])
+
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
         # The ranker was trained on ``candidate_k`` per source; without one, ask for room to filter.
         n = max(self.n_candidates, k) if self.ranker is not None else max(self.n_candidates, 2 * k)
-        per_role = self._generate(viewer, n, exclude)
+        share, visible = self._visible_ids(viewer.max_level, viewer.country)
+        if share < RESTRICTED_SHARE:
+            # Most of each generator's top ``n`` would be filtered out after ranking (for a kids profile
+            # often all of it): ask for several times as many as the filters hide, keep the first ``n`` visible.
+            asked = self._generate(viewer, min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6)))), exclude)
+            per_role = {role: self._visible_only(rec, visible, n) for role, rec in asked.items()}
+        else:
+            per_role = self._generate(viewer, n, exclude)
         if self.ranker is None:
             merged = self._merge(per_role)
             return sorted(merged.items(), key=lambda x: -x[1])

@@ -200,13 +200,30 @@ def test_a_repeated_question_reuses_its_candidates_and_filters_them_afresh(
     first = pipeline.recommend("viewer", k=10)
     assert pipeline.recommend("viewer", k=10) == first and len(computed) == 1
     # Filters run on every request, remembered candidates or not.
-    assert all(t in world.FAMILY for t in ids(pipeline.recommend("viewer", k=10, maturity_level=0).items))
     assert "fr1" in ids(pipeline.recommend("viewer", k=10, country="FR").items)
     assert len(computed) == 1
+    # Filters that hide most of the catalog (a kids level) make their own question: see the next test.
+    assert all(t in world.FAMILY for t in ids(pipeline.recommend("viewer", k=10, maturity_level=0).items))
+    assert len(computed) == 2
     # Another exclude list is another question.
     dropped = first.items[0][0]
     assert dropped not in ids(pipeline.recommend("viewer", k=10, exclude=[dropped]).items)
-    assert len(computed) == 2
+    assert len(computed) == 3
+
+
+def test_a_kids_level_gets_personal_titles_even_when_every_top_candidate_is_for_adults(
+    data: tuple[TitleCatalog, ViewerData],
+) -> None:
+    """Generators propose from the whole catalog; a kids profile must not lose its candidates to the filter."""
+    # Two candidates per generator: for this adult history they are adult titles, so filtering after
+    # ranking would leave nothing and serve popularity.
+    pipeline = RecommendationPipeline(world.build_bundle(), *data, version="7", n_candidates=2)
+    assert pipeline.n_candidates == 2
+    adult = pipeline.recommend("viewer", k=1)
+    assert adult.source == "model" and not set(ids(adult.items)) & set(world.FAMILY)
+    kids = pipeline.recommend("viewer", k=1, maturity_level=0)
+    assert kids.source == "model", kids.reason
+    assert ids(kids.items) and all(t in world.FAMILY for t in ids(kids.items))
 
 
 def test_warm_up_answers_a_few_profiles_and_survives_a_broken_model(data: tuple[TitleCatalog, ViewerData]) -> None:

@@ -443,7 +443,7 @@ def main() -> None:
     parser.add_argument("--model-workers", type=int, default=2, help="BentoML worker processes")
     parser.add_argument("--api-workers", type=int, default=2, help="`marquee serve api --workers`")
     parser.add_argument(
-        "--candidate-ttl", type=float, default=30.0, help="the API's candidate cache lifetime (0: no cache)"
+        "--candidate-ttl", type=float, default=120.0, help="the API's candidate cache lifetime (0: no cache)"
     )
     parser.add_argument("--serving-url", default=None, help="a model server already running on this workspace")
     parser.add_argument("--netflix", type=Path, default=NETFLIX)

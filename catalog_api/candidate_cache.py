@@ -9,7 +9,12 @@ the seed of "Because you watched", and the profile's latest positions (a new
 heartbeat changes the key, so a new watch is never answered from the cache).
 What the key cannot see, a model promoted to champion, reaches pages within
 ``ttl_s`` plus one refresh; the page's exposures carry the model version that
-actually chose each row, cached or not.
+actually chose each row, cached or not. The default lifetime (2 min,
+``ApiOptions.candidate_ttl_s``) matches how long the model server itself
+remembers a profile's ranked candidates (``serving.pipeline.MEMO_TTL_S``):
+asking sooner mostly returns the same answer, at the price of a call per
+profile and API worker every lifetime (with 1,000 profiles and a 30 s lifetime,
+a third of all pages caused one).
 
 Stale while revalidate: an entry past its lifetime is still served for up to
 ``stale_s`` more seconds while one background call (per key, whatever the

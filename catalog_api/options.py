@@ -62,7 +62,7 @@ class ApiOptions:
     account_limit: int = 600
     account_window_s: float = 60.0
     model_budget_s: float = 0.15
-    candidate_ttl_s: float = 30.0
+    candidate_ttl_s: float = 120.0
     candidate_stale_s: float = 600.0
     breaker_failures: int = 3
     breaker_cooldown_s: float = 10.0

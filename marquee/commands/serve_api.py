@@ -27,7 +27,7 @@ def register(group: typer.Typer) -> None:
                 help="reuse a profile's model-server answer for N seconds while its history is unchanged (0: never)",
                 min=0,
             ),
-        ] = 30.0,
+        ] = 120.0,
         workers: Annotated[
             int,
             typer.Option(

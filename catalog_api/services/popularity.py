@@ -9,6 +9,7 @@ of more than one request at a time.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -132,12 +133,23 @@ class PopularityService:
         self._refresh_s = refresh_s
         self._table = PopularityTable()
         self._computed_at = 0.0
+        self._lifetime_s = self._spread(refresh_s)
         self._refreshing = threading.Lock()
+
+    @staticmethod
+    def _spread(refresh_s: float) -> float:
+        """A lifetime between 80 % and 100 % of ``refresh_s``, drawn anew after each refresh.
+
+        API workers start together; with one fixed period they would all recompute in the
+        same second (about a second of CPU each on a large lake) and take every core from
+        the requests at once.
+        """
+        return refresh_s * random.uniform(0.8, 1.0)
 
     @property
     def table(self) -> PopularityTable:
         """The current table; a stale one triggers one background refresh."""
-        if time.monotonic() - self._computed_at > self._refresh_s and not self._refreshing.locked():
+        if time.monotonic() - self._computed_at > self._lifetime_s and not self._refreshing.locked():
             threading.Thread(target=self.refresh, name="popularity-refresh", daemon=True).start()
         return self._table
 
@@ -154,6 +166,7 @@ class PopularityService:
             events = pd.concat(frames, ignore_index=True) if frames else db_events
             self._table = compute_popularity(events, self._snapshot())
             self._computed_at = time.monotonic()
+            self._lifetime_s = self._spread(self._refresh_s)
             logger.info("popularity refreshed from %d events", len(events))
         except Exception:
             # Popularity is the safety net: keep serving the previous table rather than failing pages.

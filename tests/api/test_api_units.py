@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -212,3 +213,14 @@ def test_home_page_bytes_equal_the_response_model_serialisation() -> None:
     assert page.to_model() == expected
     personalized = HomePage("req-2", [], "personalized", None, experiment, [])
     assert personalized.to_model().fallback_reason is None and personalized.to_model().rows == []
+
+
+def test_popularity_refreshes_of_api_workers_are_spread_not_simultaneous(tmp_path: Path) -> None:
+    """Workers start together: each must draw its own refresh period, within 80-100 % of the setting."""
+    from catalog_api.services.popularity import PopularityService
+    from core.lake import Lake
+
+    services = [PopularityService(Lake(tmp_path), None, lambda: CatalogSnapshot([], []), 300.0) for _ in range(20)]  # type: ignore[arg-type]
+    lifetimes = [service._lifetime_s for service in services]
+    assert all(240.0 <= lifetime <= 300.0 for lifetime in lifetimes)
+    assert len({round(lifetime, 3) for lifetime in lifetimes}) > 10, "the workers would refresh in the same second"

@@ -256,7 +256,10 @@ def test_circuit_breaker_stops_calling_a_failing_server_and_probes_for_recovery(
 ) -> None:
     double, url = model_double
     double.mode = "error"
-    client = make_client(serving_url=url, options=ApiOptions(breaker_failures=2, breaker_cooldown_s=0.5))
+    # A budget far above the double's answer time: on a loaded machine the first call (a new
+    # connection) could pass 150 ms and count as a timeout, which is not what this test is about.
+    options = ApiOptions(breaker_failures=2, breaker_cooldown_s=0.5, model_budget_s=2.0)
+    client = make_client(serving_url=url, options=options)
     headers = signup_and_login(client, "a@example.com")
     profile = make_profile(client, headers, "A")["profile_id"]
     watch(client, headers, profile, "m_space", 0.5)

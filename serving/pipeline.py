@@ -357,8 +357,8 @@ class RecommendationPipeline:
         if found is None:
             titles = self.catalog.title_ids
             visible = {t for t in titles if self.catalog.allowed(t, max_level, country)}
+            share = len(visible) / len(titles) if titles else 1.0
             visible |= {episode for episode, series in self.catalog.series_of.items() if series in visible}
-            share = sum(t in visible for t in titles) / len(titles) if titles else 1.0
             found = self._visible[key] = (share, frozenset(visible))
         return found
 
@@ -370,10 +370,10 @@ class RecommendationPipeline:
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
         # The ranker was trained on ``candidate_k`` per source; without one, ask for room to filter.
         n = max(self.n_candidates, k) if self.ranker is not None else max(self.n_candidates, 2 * k)
-        share, visible = self._visible_ids(viewer.max_level, viewer.country)
-        if share < RESTRICTED_SHARE:
+        if self._restricted(viewer):
             # Most of each generator's top ``n`` would be filtered out after ranking (for a kids profile
             # often all of it): ask for several times as many as the filters hide, keep the first ``n`` visible.
+            share, visible = self._visible_ids(viewer.max_level, viewer.country)
             asked = self._generate(viewer, min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6)))), exclude)
             per_role = {role: self._visible_only(rec, visible, n) for role, rec in asked.items()}
         else:

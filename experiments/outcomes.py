@@ -21,8 +21,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from core.rules import COMPLETED_SHARE
+
 PLAY_MIN_SECONDS = 60
-COMPLETION_SHARE = 0.9
+COMPLETION_SHARE = COMPLETED_SHARE
 OUTCOME_COLUMNS = ("plays", "watch_minutes", "completion")
 
 

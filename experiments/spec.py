@@ -21,16 +21,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core import rules
 from experiments.hashing import N_BUCKETS
 
-#: Model aliases registered in MLflow that a payload may name.
-MODEL_ALIASES: tuple[str, ...] = ("champion", "challenger")
+#: Model aliases registered in MLflow that a payload may name (defined once, in ``core.rules``).
+MODEL_ALIASES: tuple[str, ...] = rules.MODEL_ALIASES
 
-#: Home-page layouts the API knows how to build.
+#: Home-page layouts the API knows how to build (their rows are data in ``core.rules.LAYOUTS``):
 #: ``default``: continue watching, then personalised rows;
 #: ``genre_first``: the profile's top genres' rows before the personalised row;
 #: ``trending_first``: the trending row first, then the default rows.
-LAYOUTS: tuple[str, ...] = ("default", "genre_first", "trending_first")
+LAYOUTS: tuple[str, ...] = tuple(rules.LAYOUTS)
 
 #: Payload keys and the values they accept.
 PAYLOAD_VALUES: dict[str, tuple[str, ...]] = {"ranker": MODEL_ALIASES, "model": MODEL_ALIASES, "layout": LAYOUTS}

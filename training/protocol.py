@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.errors import InvalidInputError
+from core.rules import COMPLETED_SHARE
 from models.base import Interactions
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ def interactions_from_events(events: pd.DataFrame) -> pd.DataFrame:
         ts=("ts", "max"), progress=("progress", "max"), rating=("rating", "last")
     )
     grouped = grouped.reset_index()
-    completed = (grouped["progress"] >= 0.9).astype(np.float32)
+    completed = (grouped["progress"] >= COMPLETED_SHARE).astype(np.float32)
     weight = 1.0 + 2.0 * grouped["progress"].to_numpy(np.float32) + 2.0 * completed.to_numpy()
     # Ratings are on different scales per dataset; only the share of the scale matters.
     r = grouped["rating"].to_numpy(np.float32)

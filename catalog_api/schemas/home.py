@@ -52,7 +52,12 @@ class HomeResponse(PublicModel):
 
     request_id: str
     rows: list[HomeRow]
-    source: Literal["personalized", "fallback"]
-    fallback_reason: str | None = None
+    source: Literal["personalized", "fallback"] = Field(
+        description="personalized when any row (Top Picks or Because You Watched) came from the model server"
+    )
+    fallback_reason: str | None = Field(
+        default=None, description="why Top Picks shows popular titles (documented in docs/realtime-api.md)"
+    )
+    notice: str | None = Field(default=None, description="a plain sentence for the viewer about what the page shows")
     experiment: ExperimentInfo
     prefetch: list[PrefetchHint] = Field(default_factory=list)

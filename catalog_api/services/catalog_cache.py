@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog_api.db.tables import EpisodeRow, TitleRow
+from core.rules import may_see
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,9 @@ class CatalogTitle:
     countries: frozenset[str]
     video_qualities: tuple[str, ...]
 
-    def visible_to(self, maturity_level: int, country: str) -> bool:
-        """The one filter every surface applies: maturity at most the profile's, licensed in the country."""
-        return self.maturity_level <= maturity_level and (not self.countries or country in self.countries)
+    def visible_to(self, maturity_level: int, country: str | None) -> bool:
+        """Whether a viewer at ``maturity_level`` in ``country`` may see this title (``core.rules.may_see``)."""
+        return may_see(self.maturity_level, self.countries, maturity_level, country)
 
 
 @dataclass(frozen=True)

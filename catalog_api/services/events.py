@@ -13,11 +13,8 @@ from sqlalchemy.orm import Session
 from catalog_api.db.tables import ProfileRow, WatchEventRow
 from catalog_api.schemas.events import WatchEventCreate
 from catalog_api.services.catalog_cache import CatalogSnapshot
+from core import rules
 from core.errors import NotFoundError
-
-#: Below this share a title was only sampled; above ``FINISHED`` it counts as watched to the end.
-STARTED = 0.02
-FINISHED = 0.92
 
 
 def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate, snapshot: CatalogSnapshot) -> bool:
@@ -65,7 +62,7 @@ class LatestPosition:
     @property
     def progress(self) -> float:
         """Share watched, in [0, 1]."""
-        return min(1.0, self.position_s / self.duration_s) if self.duration_s else 0.0
+        return rules.progress(self.position_s, self.duration_s)
 
 
 _LATEST = (
@@ -120,7 +117,7 @@ def continue_watching(positions: list[LatestPosition], snapshot: CatalogSnapshot
         if parent in seen or snapshot.resolve(position.title_id) is None:
             continue
         seen.add(parent)
-        if STARTED <= position.progress < FINISHED:
+        if rules.is_in_progress(position.progress):
             entries.append(
                 ContinueEntry(
                     position.title_id,
@@ -130,7 +127,7 @@ def continue_watching(positions: list[LatestPosition], snapshot: CatalogSnapshot
                     "in_progress",
                 )
             )
-        elif position.progress >= FINISHED and episode is not None:
+        elif rules.is_completed(position.progress) and episode is not None:
             following = snapshot.next_episode(episode.episode_id)
             if following is not None:
                 entries.append(
@@ -150,6 +147,6 @@ _LAST_POSITION = (
 def resume_position(session: Session | Connection, profile_id: str, title_id: str) -> int:
     """Where to resume ``title_id``: its latest position unless it was finished (then 0)."""
     row = session.execute(_LAST_POSITION, {"profile_id": profile_id, "title_id": title_id}).first()
-    if row is None or not row.duration_s or row.position_s / row.duration_s >= FINISHED:
+    if row is None or rules.is_completed(rules.progress(row.position_s, row.duration_s)) or not row.duration_s:
         return 0
     return int(row.position_s)

@@ -20,6 +20,8 @@ from catalog_api.schemas.home import ExperimentInfo, HomeResponse, PrefetchHint,
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 
 _MEMO_KEY = "home_item_json"
+#: The model version recorded for rows chosen by popularity (no model).
+POPULARITY_VERSION = "popularity"
 
 
 def row_item(title: CatalogTitle, episode_id: str | None = None, position_s: int | None = None) -> RowItem:
@@ -61,6 +63,8 @@ class PageRow:
     items: list[bytes] = field(default_factory=list)
     #: What a click plays, where it is not the title itself (the episode to resume on Continue Watching).
     play_ids: list[str] = field(default_factory=list)
+    #: The model version that chose this row (its exposures record it); popularity rows say so.
+    model_version: str = POPULARITY_VERSION
 
     def to_json(self) -> bytes:
         """The row as ``HomeRow`` JSON."""
@@ -77,14 +81,18 @@ class HomePage:
     fallback_reason: str | None
     experiment: ExperimentInfo
     prefetch: list[PrefetchHint]
+    notice: str | None = None
 
     def to_json(self) -> bytes:
         """The page as ``HomeResponse`` JSON."""
-        return b'{"request_id":%s,"rows":[%s],"source":%s,"fallback_reason":%s,"experiment":%s,"prefetch":[%s]}' % (
+        return (
+            b'{"request_id":%s,"rows":[%s],"source":%s,"fallback_reason":%s,"notice":%s,"experiment":%s,"prefetch":[%s]}'
+        ) % (
             to_json(self.request_id),
             b",".join(row.to_json() for row in self.rows),
             to_json(self.source),
             to_json(self.fallback_reason),
+            to_json(self.notice),
             self.experiment.model_dump_json().encode(),
             b",".join(hint.model_dump_json().encode() for hint in self.prefetch),
         )

@@ -12,10 +12,8 @@ import logging
 import random
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import pandas as pd
 from sqlalchemy import select
@@ -24,10 +22,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog_api.db.tables import WatchEventRow
 from catalog_api.services.catalog_cache import CatalogSnapshot
 from core.lake import Lake
+from core.rules import popularity_scores
 
 logger = logging.getLogger(__name__)
-
-TRENDING_HALF_LIFE = timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -81,40 +78,25 @@ class PopularityTable:
 def compute_popularity(events: pd.DataFrame, snapshot: CatalogSnapshot) -> PopularityTable:
     """Rank catalog titles from ``events`` (columns ``profile_id``, ``title_id``, ``ts``).
 
-    One (profile, title) pair counts once however many heartbeats it sent. Titles
+    Plays and trending weights come from ``core.rules.popularity_scores``, the
+    computation the model server's fallback uses too (trending is aged on the
+    data's own clock, so a dataset that ends years ago and today's events mix). Titles
     without plays follow in newest-first order, so the fallback rows are never
     short on a fresh catalog.
     """
-    if events.empty:
-        plays: Counter[str] = Counter()
-        recent: dict[str, float] = {}
-    else:
-        frame = events[["profile_id", "title_id", "ts"]].copy()
-        frame["series"] = [
-            (t.title_id if (t := snapshot.resolve(tid)) else None) for tid in frame["title_id"].astype(str)
-        ]
-        frame = frame.dropna(subset=["series"])
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
-        pairs = frame.groupby(["profile_id", "series"], as_index=False)["ts"].max()
-        plays = Counter(pairs["series"].value_counts().to_dict())
-        if pairs.empty:
-            recent = {}
-        else:
-            latest = pairs["ts"].max()
-            age_days = (latest - pairs["ts"]).dt.total_seconds() / 86400.0
-            pairs["weight"] = 0.5 ** (age_days / (TRENDING_HALF_LIFE.total_seconds() / 86400.0))
-            recent = pairs.groupby("series")["weight"].sum().to_dict()
+    scores = popularity_scores(events, lambda tid: t.title_id if (t := snapshot.resolve(tid)) else None)
+    plays, recent = scores.plays, scores.trending
     newest_rank = {title_id: i for i, title_id in enumerate(snapshot.newest)}
     popular = sorted(snapshot.titles, key=lambda t: (-plays.get(t, 0), newest_rank[t]))
     trending = sorted(snapshot.titles, key=lambda t: (-recent.get(t, 0.0), -plays.get(t, 0), newest_rank[t]))
     by_genre: dict[str, list[str]] = {}
-    genre_plays: Counter[str] = Counter()
+    genre_plays: dict[str, float] = {}
     for title_id in popular:
         for genre in snapshot.titles[title_id].genres:
             by_genre.setdefault(genre, []).append(title_id)
-            genre_plays[genre] += plays.get(title_id, 0)
+            genre_plays[genre] = genre_plays.get(genre, 0.0) + plays.get(title_id, 0.0)
     genre_order = sorted(by_genre, key=lambda g: (-genre_plays[g], -len(by_genre[g]), g))
-    return PopularityTable(popular, trending, {k: float(v) for k, v in plays.items()}, by_genre, genre_order)
+    return PopularityTable(popular, trending, dict(plays), by_genre, genre_order)
 
 
 class PopularityService:

@@ -24,13 +24,15 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from core.rules import COMPLETED_SHARE
+
 logger = logging.getLogger(__name__)
 
 #: Reports of one item further apart than this start a new play.
 DEFAULT_SESSION_GAP = timedelta(hours=6)
 
 #: A play counts as completed once it reached this share of the item's duration.
-COMPLETION_THRESHOLD = 0.9
+COMPLETION_THRESHOLD = COMPLETED_SHARE
 
 #: Columns of the frame :func:`plays_from_events` returns.
 PLAY_COLUMNS = ("profile_id", "title_id", "item_id", "ts", "play", "minutes", "completed")

@@ -3,7 +3,7 @@
 The catalog is built in code with known maturity levels and licences, so a
 filter test knows exactly which titles may appear. The model-server double is
 a real HTTP server implementing ``serving.contract``; it recommends from the
-profile's exported watch history (genre overlap), so personalised rows really
+viewer context's history (genre overlap), as the real model server scores from it, so personalised rows really
 depend on what a profile watched.
 """
 
@@ -35,6 +35,7 @@ from serving.contract import (
     ScoredTitle,
     SimilarRequest,
     SimilarResponse,
+    ViewerContext,
 )
 
 GENRES = ["Action", "Comedy", "Drama", "Sci-Fi", "Crime", "Kids", "Documentary", "Romance"]
@@ -133,10 +134,8 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
     def catalog() -> pd.DataFrame:
         return double.lake.read("titles")
 
-    def history(profile_id: str) -> set[str]:
-        events = double.lake.read_or_empty("watch_events", ["profile_id", "title_id"])
-        watched = set(events.loc[events["profile_id"] == profile_id, "title_id"])
-        return {w.split(":")[0] for w in watched}
+    def history(viewer: ViewerContext) -> set[str]:
+        return {w.split(":")[0] for w in viewer.title_ids()}
 
     async def behave(name: str) -> None:
         double.calls.append(name)
@@ -154,25 +153,25 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
         ]
         return sorted(scored, key=lambda p: (-p[1], p[0]))
 
-    def picks(body: RecommendRequest) -> RecommendResponse:
+    def picks(viewer: ViewerContext, k: int) -> RecommendResponse:
         titles = catalog()
-        watched = history(body.profile_id)
+        watched = history(viewer)
         liked: dict[str, int] = {}
         for genres in titles.loc[titles["title_id"].isin(watched), "genres"]:
             for g in genres:
                 liked[g] = liked.get(g, 0) + 1
-        titles = titles[~titles["title_id"].isin(watched | set(body.exclude))]
-        if body.maturity_level is not None and not double.ignore_filters:
-            titles = titles[titles["maturity_level"] <= body.maturity_level]
-        ranked = score(titles, liked)[: body.k]
+        titles = titles[~titles["title_id"].isin(watched | set(viewer.exclude))]
+        if not double.ignore_filters:
+            titles = titles[titles["maturity_level"] <= viewer.maturity_level]
+        ranked = score(titles, liked)[:k]
         items = [ScoredTitle(title_id=t, score=s) for t, s in ranked]
         return RecommendResponse(items=items, model_version=double.version, source="model")
 
-    def alike(body: SimilarRequest) -> SimilarResponse:
+    def alike(title_id: str, k: int) -> SimilarResponse:
         titles = catalog()
-        seed = titles.loc[titles["title_id"] == body.title_id, "genres"]
+        seed = titles.loc[titles["title_id"] == title_id, "genres"]
         liked = {g: 1 for g in (seed.iloc[0] if len(seed) else [])}
-        ranked = [p for p in score(titles, liked) if p[0] != body.title_id][: body.k]
+        ranked = [p for p in score(titles, liked) if p[0] != title_id][:k]
         return SimilarResponse(
             items=[ScoredTitle(title_id=t, score=s) for t, s in ranked], model_version=double.version
         )
@@ -180,18 +179,19 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
     @app.post("/recommend")
     async def recommend(body: RecommendRequest) -> RecommendResponse:
         await behave("recommend")
-        return picks(body)
+        return picks(body.viewer, body.k)
 
     @app.post("/similar")
     async def similar(body: SimilarRequest) -> SimilarResponse:
         await behave("similar")
-        return alike(body)
+        return alike(body.title_id, body.k)
 
     @app.post("/home_candidates")
     async def home_candidates(body: HomeCandidatesRequest) -> HomeCandidatesResponse:
         await behave("home_candidates")
         return HomeCandidatesResponse(
-            recommend=picks(body.recommend), similar=alike(body.similar) if body.similar else None
+            recommend=picks(body.viewer, body.k),
+            similar=alike(body.similar.title_id, body.similar.k) if body.similar else None,
         )
 
     @app.post("/rank")

@@ -183,7 +183,7 @@ def test_a_repeated_page_is_reused_but_logged_again_and_any_new_input_rebuilds_i
     assert state.popularity.table is not old_table
     rebuilt = _home(client, headers, profile)
     assert rebuilt["rows"] == moved["rows"] and len(double.calls) == 2
-    tables = [page.inputs[2] for _, page in state.pages._entries.values()]
+    tables = [page.inputs.popularity for _, page in state.pages._entries.values()]
     assert any(t is state.popularity.table for t in tables), "the page was served from the old table"
 
 

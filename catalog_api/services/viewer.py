@@ -1,0 +1,60 @@
+"""The viewer context sent with every model-server request, filled from the API's own database.
+
+The API owns viewer state (profiles, watch history, onboarding likes); the model
+server keeps no copy of it (``serving.contract.ViewerContext``). So a profile
+created a second ago, or a watch posted a second ago, shapes the very next call:
+nothing waits for the lake export. Completion is decided here with
+``core.rules`` and sent as a flag; the model server never re-derives it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from catalog_api.services.catalog_cache import CatalogSnapshot
+from catalog_api.services.events import LatestPosition
+from catalog_api.services.profile_context import ProfileContext
+from core import rules
+from serving.contract import MAX_HISTORY, ViewerContext, WatchedTitle
+
+
+def viewer_context(profile: ProfileContext, positions: Sequence[LatestPosition]) -> ViewerContext:
+    """The context of ``profile`` given its latest positions (most recent first, one per played id).
+
+    History is sent oldest first and capped at ``MAX_HISTORY`` (the newest are kept).
+    Played ids are sent as played (an episode id stays an episode id: models learn
+    from what was played); onboarding likes are the catalog titles themselves.
+    """
+    recent = positions[:MAX_HISTORY]
+    history = [
+        WatchedTitle(
+            title_id=p.title_id,
+            ts=p.ts,
+            progress=round(p.progress, 4),
+            completed=rules.is_completed(p.progress),
+        )
+        for p in reversed(recent)
+    ]
+    return ViewerContext(
+        profile_id=profile.profile_id,
+        history=history,
+        maturity_level=rules.viewer_level(profile.maturity_level, profile.is_kids),
+        kids=profile.is_kids,
+        country=profile.country or None,
+        language=profile.language or None,
+    )
+
+
+def completed_titles(positions: Sequence[LatestPosition], snapshot: CatalogSnapshot) -> frozenset[str]:
+    """Catalog titles (episodes → series) the profile completed a watch of: never shown again on a page.
+
+    A series whose episode was completed still reaches Continue Watching (its next
+    episode), which is filled before every other row.
+    """
+    done: set[str] = set()
+    for position in positions:
+        if rules.is_completed(position.progress):
+            title = snapshot.resolve(position.title_id)
+            if title is not None:
+                done.add(title.title_id)
+    return frozenset(done)

@@ -1,15 +1,14 @@
-"""What the business filters need, held in memory: title metadata, profiles, histories.
+"""What the business filters need, held in memory: title metadata only.
 
-Read once from the lake when a model version is loaded (and again on every hot
-reload), so a request never touches disk. Lookups are plain dicts and numpy
-arrays: a request filters a few hundred candidates in microseconds.
+Read once from the lake when a model version is loaded, so a request never
+touches disk. Profiles and histories are not kept here: every request carries
+its viewer (``serving.contract.ViewerContext``). Lookups are plain dicts and
+numpy arrays: a request filters a few hundred candidates in microseconds.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,21 +16,9 @@ import pandas as pd
 
 from core.domain import MaturityLevel
 from core.lake import Lake
+from core.rules import canonical_title, may_see
 
 logger = logging.getLogger(__name__)
-
-#: Share of a title watched from which it counts as completed (and is not recommended again).
-COMPLETED_PROGRESS = 0.9
-#: Most recent history items kept per profile (models look at the latest watches only).
-MAX_HISTORY = 200
-
-
-@dataclass(frozen=True)
-class ProfileInfo:
-    """The profile facts filters need: maturity ceiling and country of the account."""
-
-    maturity_level: int
-    country: str | None
 
 
 @dataclass
@@ -49,6 +36,8 @@ class TitleCatalog:
     maturity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int8))
     countries: list[frozenset[str]] = field(default_factory=list)
     genres: list[list[str]] = field(default_factory=list)
+    #: Running time in seconds of each title (0 when unknown), for the watch-minutes features.
+    durations: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     #: episode id → its series id. Models learn from what was played (episodes); pages show
     #: catalog titles (the series), so candidates are mapped through this before filtering.
     series_of: dict[str, str] = field(default_factory=dict)
@@ -62,7 +51,7 @@ class TitleCatalog:
 
     def canonical(self, title_id: str) -> str:
         """The catalog title a played id stands for: the series of an episode, else the id itself."""
-        return self.series_of.get(title_id, title_id)
+        return canonical_title(title_id, self.series_of)
 
     def episodes_of(self, series_id: str) -> list[str]:
         """The episode ids of a series, in the lake's order (empty for a movie or an unknown id)."""
@@ -73,6 +62,11 @@ class TitleCatalog:
 
     def __contains__(self, title_id: object) -> bool:
         return title_id in self._index
+
+    def duration_of(self, title_id: str) -> float:
+        """The title's running time in seconds, 0 when unknown."""
+        idx = self._index.get(title_id)
+        return float(self.durations[idx]) if idx is not None and idx < len(self.durations) else 0.0
 
     def genres_of(self, title_id: str) -> list[str] | None:
         """The title's genres, or ``None`` when the catalog does not know it."""
@@ -85,19 +79,16 @@ class TitleCatalog:
         return bool(self.title_ids)
 
     def allowed(self, title_id: str, max_level: int, country: str | None) -> bool:
-        """Whether ``title_id`` may be shown at ``max_level`` in ``country``.
+        """Whether ``title_id`` may be shown at ``max_level`` in ``country`` (``core.rules.may_see``).
 
-        Titles missing from a known catalog are not shown (nobody checked their
-        rating or licence). ``country=None`` means the viewer's country is unknown:
-        only titles licensed everywhere pass, the safe side for licensing.
+        With no catalog loaded at all, filters cannot judge titles and let them pass.
         """
         if not self.title_ids:
             return True
         idx = self._index.get(title_id)
-        if idx is None or self.maturity[idx] > max_level:
-            return False
-        licensed = self.countries[idx]
-        return not licensed or (country is not None and country in licensed)
+        if idx is None:
+            return may_see(None, None, max_level, country)
+        return may_see(int(self.maturity[idx]), self.countries[idx], max_level, country)
 
     @classmethod
     def from_frame(cls, titles: pd.DataFrame, episodes: pd.DataFrame | None = None) -> TitleCatalog:
@@ -118,74 +109,19 @@ class TitleCatalog:
             maturity=titles["maturity_level"].fillna(int(MaturityLevel.ADULTS)).to_numpy(dtype=np.int8),
             countries=countries,
             genres=[list(g) if g is not None else [] for g in raw_genres],
+            durations=(
+                titles["duration_s"].fillna(0).to_numpy(dtype=np.float32)
+                if "duration_s" in titles.columns
+                else np.zeros(n, dtype=np.float32)
+            ),
             series_of=series_of,
         )
 
 
-@dataclass
-class ViewerData:
-    """Profiles and their histories: latest watches (oldest first) and completed titles."""
-
-    profiles: dict[str, ProfileInfo] = field(default_factory=dict)
-    history: dict[str, list[str]] = field(default_factory=dict)
-    completed: dict[str, frozenset[str]] = field(default_factory=dict)
-
-    @classmethod
-    def from_frames(cls, profiles: pd.DataFrame, accounts: pd.DataFrame, events: pd.DataFrame) -> ViewerData:
-        """Build from the lake's ``profiles``, ``accounts`` and ``watch_events`` tables."""
-        infos: dict[str, ProfileInfo] = {}
-        if not profiles.empty:
-            account_country = (
-                dict(zip(accounts["account_id"], accounts["country"], strict=True)) if not accounts.empty else {}
-            )
-            for row in profiles.itertuples(index=False):
-                country = row.country if isinstance(row.country, str) and row.country else None
-                if country is None:
-                    country = account_country.get(row.account_id)
-                infos[str(row.profile_id)] = ProfileInfo(int(row.maturity_level), country)
-        history: dict[str, list[str]] = {}
-        completed: dict[str, frozenset[str]] = {}
-        if not events.empty:
-            frame = events[["profile_id", "title_id", "ts", "position_s", "duration_s"]].sort_values(
-                ["profile_id", "ts", "title_id"], kind="stable"
-            )
-            duration = frame["duration_s"].to_numpy(dtype=np.float64)
-            progress = np.divide(
-                frame["position_s"].to_numpy(dtype=np.float64),
-                duration,
-                out=np.zeros(len(frame)),
-                where=duration > 0,
-            )
-            done: defaultdict[str, set[str]] = defaultdict(set)
-            for profile_id, title_id, is_done in zip(
-                frame["profile_id"].tolist(), frame["title_id"].tolist(), progress >= COMPLETED_PROGRESS, strict=True
-            ):
-                if is_done:
-                    done[profile_id].add(title_id)
-            for profile_id, group in frame.groupby("profile_id", sort=False)["title_id"]:
-                history[str(profile_id)] = _latest_unique(group.tolist())[-MAX_HISTORY:]
-            completed = {p: frozenset(t) for p, t in done.items()}
-        return cls(profiles=infos, history=history, completed=completed)
-
-
-def _latest_unique(items: Iterable[str]) -> list[str]:
-    """Each title once, at its latest position, oldest first."""
-    last: dict[str, None] = {}
-    for item in items:
-        last.pop(item, None)
-        last[item] = None
-    return list(last)
-
-
-def load_catalog(lake: Lake) -> tuple[TitleCatalog, ViewerData]:
-    """Read titles, episodes, profiles, accounts and watch events from the lake into memory."""
+def load_catalog(lake: Lake) -> TitleCatalog:
+    """Read titles and episodes from the lake into memory (no profiles, no watch events)."""
     titles = lake.read_or_empty("titles")
     episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
-    viewers = ViewerData.from_frames(
-        lake.read_or_empty("profiles"), lake.read_or_empty("accounts"), lake.read_or_empty("watch_events")
-    )
     catalog = TitleCatalog.from_frame(titles, episodes)
-    logger.info(
-        "serving data: %d titles, %d profiles, %d histories", len(catalog), len(viewers.profiles), len(viewers.history)
-    )
-    return catalog, viewers
+    logger.info("serving catalog: %d titles, %d episodes", len(catalog), len(catalog.series_of))
+    return catalog

@@ -1,20 +1,17 @@
-"""Online features for the ranker, per request: one profile, ~100 candidate titles.
+"""Ranker features per request: one viewer, ~100 candidate titles.
 
-Wraps ``features.online.OnlineFeatureReader`` (Feast online store; title features
-cached in memory by the reader itself). Profile features go through Feast, which
-costs milliseconds per read in Python, so they are kept here for ``ttl_s``
-seconds: a profile's activity counters may be that stale, never more.
-``genre_match`` is the on-demand feature of ``ranker_v1``, computed with the
-same function Feast and training use.
+Title features come from ``features.online.OnlineFeatureReader`` (Feast online
+store; cached in memory by the reader itself). Profile features do not: the
+model server keeps no copy of profiles, so they are computed from the request's
+viewer context (``serving.context_features``) and passed in. ``genre_match`` is
+the on-demand feature of ``ranker_v1``, computed with the same function Feast and
+training use.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,23 +30,17 @@ GENRE_MATCH = "genre_match"
 
 
 class OnlineRankerFeatures:
-    """Profile features (cached ``ttl_s``) and title feature columns for candidate lists.
+    """Title feature columns for candidate lists, next to profile values computed by the caller.
 
     Args:
-        reader: the feature store's online reader.
-        ttl_s: how long a profile's features are reused.
-        max_profiles: profiles kept in the cache (least recently used go first).
+        reader: the feature store's online reader (title features).
     """
 
-    def __init__(self, reader: OnlineFeatureReader, ttl_s: float = 30.0, max_profiles: int = 100_000) -> None:
+    def __init__(self, reader: OnlineFeatureReader) -> None:
         self.reader = reader
-        self.ttl_s = ttl_s
-        self.max_profiles = max_profiles
-        self._profiles: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
-        self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings, ttl_s: float = 30.0) -> OnlineRankerFeatures | None:
+    def open(cls, settings: Settings) -> OnlineRankerFeatures | None:
         """The workspace's online features, or ``None`` (logged) when the feature store is not set up."""
         try:
             from features.online import OnlineFeatureReader
@@ -59,35 +50,22 @@ class OnlineRankerFeatures:
             if reader.refresh() == 0:
                 logger.warning("the online store has no title features; run `marquee features materialize`")
                 return None
-            return cls(reader, ttl_s=ttl_s)
+            return cls(reader)
         except Exception as exc:
             logger.warning("online features unavailable (%s); rankers that need them are switched off", exc)
             return None
 
-    def profile(self, profile_id: str) -> dict[str, Any]:
-        """The profile's online features (``{}`` values are None for an unknown profile)."""
-        now = time.monotonic()
-        with self._lock:
-            hit = self._profiles.get(profile_id)
-            if hit is not None and now - hit[0] < self.ttl_s:
-                self._profiles.move_to_end(profile_id)
-                return hit[1]
-        values = self.reader.profile_features(profile_id)
-        with self._lock:
-            self._profiles[profile_id] = (now, values)
-            self._profiles.move_to_end(profile_id)
-            while len(self._profiles) > self.max_profiles:
-                self._profiles.popitem(last=False)
-        return values
-
     def columns(
         self,
-        profile_id: str,
+        profile: Mapping[str, Any],
         title_ids: Sequence[str],
         wanted: Sequence[str],
         genres_of: Callable[[str], Sequence[str] | None],
     ) -> tuple[dict[str, float], dict[str, npt.NDArray[np.float32]]]:
-        """Values of the ``wanted`` feature columns for one profile and its candidates.
+        """Values of the ``wanted`` feature columns for one viewer and its candidates.
+
+        ``profile`` holds the viewer's profile features by name (computed from its
+        context by ``serving.context_features.profile_features``).
 
         ``genres_of`` gives a title's genres from the in-memory catalog (the same
         lake metadata Feast's ``title_metadata`` view is built from), which is ten
@@ -96,7 +74,6 @@ class OnlineRankerFeatures:
         Returns:
             (profile scalars: name → value, title columns: name → shape (n,) float32).
         """
-        profile = self.profile(profile_id)
         scalars = {name: _number(profile[name]) for name in wanted if name in profile}
         numeric = set(self.reader.numeric_columns)
         title_cols = [c for c in wanted if c in numeric and c not in scalars]

@@ -4,6 +4,10 @@ Hot reload: a background thread polls the registry; when an alias points at a
 new version, it downloads and builds the new pipeline off the request path, then
 swaps one reference. Requests read the reference once at their start, so the
 ones in flight finish on the old pipeline and no request ever fails or waits.
+
+Only a new model version builds a pipeline. The lake's profiles and watch events
+are not read at all (every request carries its viewer), so a lake export costs
+the model server nothing; the titles table is read when a version is loaded.
 """
 
 from __future__ import annotations
@@ -19,17 +23,16 @@ from pathlib import Path
 
 from core.errors import NotFoundError, ServiceUnavailableError
 from core.lake import Lake
+from core.rules import MODEL_ALIASES
 from core.settings import Settings
 from models.bundle import ModelBundle
-from serving.catalog import TitleCatalog, ViewerData, load_catalog
+from serving.catalog import TitleCatalog, load_catalog
 from serving.features import OnlineRankerFeatures
 from serving.pipeline import RecommendationPipeline
 
 logger = logging.getLogger(__name__)
 
-ALIASES = ("champion", "challenger")
-#: Lake tables the pipeline reads; a change to any of them rebuilds the loaded pipelines.
-LAKE_TABLES = ("titles", "episodes", "profiles", "accounts", "watch_events")
+ALIASES = MODEL_ALIASES
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,6 @@ class ModelLoader:
         self.on_swap: Callable[[str, str], None] | None = None
         self.use_online_features = use_online_features
         self.features: OnlineRankerFeatures | None = None
-        self._stamp: tuple[tuple[str, ...], ...] = ()
 
     # ----------------------------------------------------------------- reading
 
@@ -123,30 +125,10 @@ class ModelLoader:
 
     # ----------------------------------------------------------------- loading
 
-    def _lake_stamp(self) -> tuple[tuple[str, ...], ...]:
-        """Which parquet parts make up the tables serving reads: changes on every write or append."""
-        return tuple(tuple(p.name for p in self.lake.parts(name)) for name in LAKE_TABLES)
-
     def refresh(self) -> bool:
-        """Check every alias once and load the versions that moved; True when anything changed.
-
-        When the lake's titles, profiles or watch events changed since the last load,
-        the loaded versions are rebuilt on the new data (same bundles, no download),
-        so new watches and new profiles count within one poll interval.
-        """
+        """Check every alias once and load the versions that moved; True when anything changed."""
         changed = False
-        catalog: tuple[TitleCatalog, ViewerData] | None = None
-        stamp = self._lake_stamp()
-        if self._models and stamp != self._stamp:
-            catalog = load_catalog(self.lake)
-            rebuilt: dict[str, RecommendationPipeline] = {}
-            for alias, model in self._models.items():
-                if model.version not in rebuilt:
-                    rebuilt[model.version] = self._pipeline(model.pipeline.bundle, model.version, catalog)
-                self._swap(alias, LoadedModel(alias, model.version, rebuilt[model.version]))
-            logger.info("lake changed: rebuilt versions %s on the new data", sorted(rebuilt))
-            changed = True
-        self._stamp = stamp
+        catalog: TitleCatalog | None = None
         for alias in ALIASES:
             try:
                 version = self.registry.version_of(alias)
@@ -187,9 +169,7 @@ class ModelLoader:
             changed = True
         return changed
 
-    def _build(
-        self, alias: str, version: str, catalog: tuple[TitleCatalog, ViewerData], *, warm: bool = True
-    ) -> LoadedModel:
+    def _build(self, alias: str, version: str, catalog: TitleCatalog, *, warm: bool = True) -> LoadedModel:
         started = time.perf_counter()
         folder = self.registry.download(version)
         try:
@@ -202,10 +182,10 @@ class ModelLoader:
         return LoadedModel(alias, version, pipeline)
 
     def _pipeline(
-        self, bundle: ModelBundle, version: str, catalog: tuple[TitleCatalog, ViewerData], *, warm: bool = True
+        self, bundle: ModelBundle, version: str, catalog: TitleCatalog, *, warm: bool = True
     ) -> RecommendationPipeline:
         pipeline = RecommendationPipeline(
-            bundle, catalog[0], catalog[1], version=version, n_candidates=self.n_candidates, features=self.features
+            bundle, catalog, version=version, n_candidates=self.n_candidates, features=self.features
         )
         if warm:
             pipeline.warm_up()  # before the swap: requests keep the old pipeline until this one is warm

@@ -6,15 +6,19 @@ Framework-free on purpose: the BentoML service is a thin shell around
 One request goes through these steps:
 
 1. candidates: the union of the bundle's generators, each asked with the
-   profile's latest history (so new watches count without refitting);
-2. features: the ranker's input rows (``serving.ranking``), when the bundle has a ranker;
+   history the request carries (``serving.contract.ViewerContext``): item-kNN,
+   seqknn and EASE score from it directly, ALS solves the user's factors from it,
+   LightFM folds it in; the model server keeps no profile or history of its own;
+2. features: the ranker's input rows (``serving.ranking``), when the bundle has a
+   ranker: profile columns from the context (``serving.context_features``), title
+   columns from the online store;
 3. ranking: the ranker's score; without a ranker, the bundle's
    ``primary_candidate`` alone, else the best candidate score (min-max
    normalised per generator, so generators on different scales can be merged);
-4. business filters: maturity level, regional licensing, completed titles, the
-   caller's exclude list;
-5. fallback: popularity under the same filters, when the profile is unknown, the
-   models fail, or too few candidates survive the filters.
+4. business filters: ``core.rules``' visibility (maturity, kids, licensing), the
+   titles the context marks completed, the context's exclude list;
+5. fallback: popularity under the same filters, when the history is empty or
+   unknown to every model, the models fail, or too few candidates survive the filters.
 """
 
 from __future__ import annotations
@@ -22,20 +26,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 
-from core.domain import MaturityLevel
 from core.errors import InvalidInputError, NotFoundError
+from core.rules import viewer_level
 from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
 from models.ids import UnknownUserError
-from serving.catalog import TitleCatalog, ViewerData
-from serving.contract import MAX_K
+from serving.catalog import TitleCatalog
+from serving.context_features import profile_features
+from serving.contract import MAX_K, ViewerContext
 from serving.features import OnlineRankerFeatures, needs_online_features
 from serving.ranking import ranking_matrix
 
@@ -43,8 +48,6 @@ logger = logging.getLogger(__name__)
 
 #: The bundle role used as fallback (and left out of the candidate union when no ranker merges it).
 POPULARITY_ROLE = "popularity"
-#: Profile level assumed when neither the profile nor the request gives one.
-DEFAULT_LEVEL = int(MaturityLevel.ADULTS)
 #: "All items" for generators: the contract returns the whole catalog when n exceeds it.
 ALL_ITEMS = 10_000_000
 #: Below this share of the catalog visible to a viewer, generators are asked for more and their
@@ -52,7 +55,7 @@ ALL_ITEMS = 10_000_000
 RESTRICTED_SHARE = 0.5
 
 Source = Literal["model", "fallback"]
-FallbackReason = Literal["unknown_profile", "model_error", "filtered_out", "no_personal_model"]
+FallbackReason = Literal["no_history", "unknown_history", "model_error", "filtered_out", "no_personal_model"]
 
 
 @dataclass(frozen=True)
@@ -66,13 +69,50 @@ class Scored:
 
 @dataclass(frozen=True)
 class Viewer:
-    """Who is asking: the profile's filters and history, resolved once per request."""
+    """Who is asking, resolved once per request from its ``ViewerContext``.
 
+    Attributes:
+        key: the context's identity (every field that can change an answer): the memo key.
+        history: title ids, oldest first, each once at its latest watch.
+        completed: titles the API marked completed (never recommended again).
+        exclude: the caller's exclude list.
+    """
+
+    context: ViewerContext
     profile_id: str
     max_level: int
     country: str | None
     history: list[str]
     completed: frozenset[str]
+    exclude: tuple[str, ...]
+    key: tuple[object, ...]
+
+    @classmethod
+    def of(cls, context: ViewerContext) -> Viewer:
+        """Resolve filters (``core.rules.viewer_level``) and the history of one context."""
+        latest: dict[str, None] = {}
+        for w in context.history:
+            latest.pop(w.title_id, None)
+            latest[w.title_id] = None
+        exclude = tuple(context.exclude)
+        key = (
+            tuple((w.title_id, w.ts, w.progress, w.completed) for w in context.history),
+            context.maturity_level, context.kids, context.country, context.language, exclude,
+        )  # fmt: skip
+        return cls(
+            context=context,
+            profile_id=context.profile_id,
+            max_level=viewer_level(context.maturity_level, context.kids),
+            country=context.country,
+            history=list(latest),
+            completed=context.completed_ids(),
+            exclude=exclude,
+            key=key,
+        )
+
+
+def _viewer(viewer: Viewer | ViewerContext) -> Viewer:
+    return viewer if isinstance(viewer, Viewer) else Viewer.of(viewer)
 
 
 class RecommendationPipeline:
@@ -87,7 +127,6 @@ class RecommendationPipeline:
         self,
         bundle: ModelBundle,
         catalog: TitleCatalog,
-        viewers: ViewerData,
         *,
         version: str,
         n_candidates: int = 100,
@@ -97,8 +136,7 @@ class RecommendationPipeline:
 
         Args:
             bundle: the registered model version's candidate generators, ranker and metadata.
-            catalog: title metadata for maturity and licensing filters.
-            viewers: profiles, latest histories and completed titles.
+            catalog: title metadata for maturity and licensing filters (no profiles: requests carry the viewer).
             version: the model version reported in every answer.
             n_candidates: how many titles each generator proposes before filtering.
             features: online profile and title features for the ranker, if the store is set up.
@@ -107,7 +145,6 @@ class RecommendationPipeline:
             raise InvalidInputError("the model bundle has no candidate generators; retrain and register it again")
         self.bundle = bundle
         self.catalog = catalog
-        self.viewers = viewers
         self.version = version
         metadata = bundle.metadata
         self.n_candidates = int(metadata.get("candidate_k") or n_candidates)
@@ -153,30 +190,22 @@ class RecommendationPipeline:
 
     # ----------------------------------------------------------------- public API
 
-    def recommend(
-        self,
-        profile_id: str,
-        k: int = 10,
-        *,
-        exclude: Sequence[str] = (),
-        maturity_level: int | None = None,
-        country: str | None = None,
-    ) -> Scored:
-        """The ``k`` best titles for ``profile_id`` that pass every business filter."""
+    def recommend(self, viewer: Viewer | ViewerContext, k: int = 10) -> Scored:
+        """The ``k`` best titles for the viewer that pass every business filter."""
         _check_k(k)
-        viewer = self.viewer(profile_id, maturity_level=maturity_level, country=country)
-        blocked = set(exclude) | viewer.completed
+        viewer = _viewer(viewer)
+        blocked = set(viewer.exclude) | viewer.completed
         if not self.has_personal_model:
             return Scored(self._fallback(viewer, k, blocked), "fallback", "no_personal_model")
         if not viewer.history:
-            return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "no_history")
         try:
-            ranked = self._remembered_candidates(viewer, list(exclude), k)
+            ranked = self._remembered_candidates(viewer, k)
         except UnknownUserError:
-            # No personal model knows any title this profile watched (all outside their training data).
-            return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_profile")
+            # No personal model knows any title this viewer watched (all outside their training data).
+            return Scored(self._fallback(viewer, k, blocked), "fallback", "unknown_history")
         except Exception:
-            logger.exception("candidate generation failed for profile %s; serving popularity", profile_id)
+            logger.exception("candidate generation failed for profile %s; serving popularity", viewer.profile_id)
             return Scored(self._fallback(viewer, k, blocked), "fallback", "model_error")
         items = self._take(ranked, viewer, k, blocked)
         if not items:
@@ -187,13 +216,13 @@ class RecommendationPipeline:
             items += [(t, min(s, floor)) for t, s in self._fallback(viewer, k - len(items), chosen)]
         return Scored(items, "model")
 
-    def rank(self, profile_id: str, title_ids: Sequence[str]) -> Scored:
-        """Order the given titles for ``profile_id``, best first.
+    def rank(self, viewer: Viewer | ViewerContext, title_ids: Sequence[str]) -> Scored:
+        """Order the given titles for the viewer, best first.
 
         Titles the viewer may not see (maturity, licensing) are left out. Titles the
         models cannot score keep their popularity order after the scored ones.
         """
-        viewer = self.viewer(profile_id)
+        viewer = _viewer(viewer)
         wanted = [t for t in dict.fromkeys(title_ids) if self.catalog.allowed(t, viewer.max_level, viewer.country)]
         pop_rank = self._popularity_rank()
 
@@ -202,26 +231,36 @@ class RecommendationPipeline:
             n = max(len(order), 1)
             return Scored([(t, float(n - i) / n) for i, t in enumerate(order)], "fallback", reason)
 
-        if not viewer.history or not self.has_personal_model:
-            return by_popularity("unknown_profile")
+        if not self.has_personal_model:
+            return by_popularity("no_personal_model")
+        if not viewer.history:
+            return by_popularity("no_history")
         try:
             per_role = self._generate(viewer, ALL_ITEMS, [], filter_seen=False)
             scores = self._merge(per_role, only=set(wanted))
         except UnknownUserError:
-            return by_popularity("unknown_profile")
+            return by_popularity("unknown_history")
         except Exception:
-            logger.exception("ranking failed for profile %s; ordering by popularity", profile_id)
+            logger.exception("ranking failed for profile %s; ordering by popularity", viewer.profile_id)
             return by_popularity("model_error")
         scored = sorted(((t, scores[t]) for t in wanted if t in scores), key=lambda x: -x[1])
         unscored = sorted((t for t in wanted if t not in scores), key=lambda t: pop_rank.get(t, len(pop_rank)))
         floor = scored[-1][1] if scored else 0.0
         return Scored(scored + [(t, floor - 1.0 - i) for i, t in enumerate(unscored)], "model")
 
-    def similar(self, title_id: str, k: int = 10) -> Scored:
-        """Titles most like ``title_id``; ``NotFoundError`` when no model and no catalog knows it."""
+    def similar(self, viewer: Viewer | ViewerContext, title_id: str, k: int = 10) -> Scored:
+        """Titles most like ``title_id`` that the viewer may see and has not completed or excluded.
+
+        ``NotFoundError`` when no model and no catalog knows the title.
+        """
         _check_k(k)
+        viewer = _viewer(viewer)
         if self.catalog.known and title_id not in self.catalog:
             raise NotFoundError(f"unknown title_id {title_id!r}: it is not in the catalog")
+        blocked = set(viewer.exclude) | viewer.completed | {title_id}
+        # Room for the filters: a restricted viewer (kids) sees a small share of any neighbour list.
+        share = self._visible_ids(viewer.max_level, viewer.country)[0]
+        n = min(ALL_ITEMS, int(np.ceil((2 * k + len(blocked)) / max(share, 1e-6))) + SERIES_SEEDS)
         # A series is known to the models through its episodes: ask with the first few a model knows
         # (in episode order, skipping those nobody watched at training time).
         seeds = [title_id, *self.catalog.episodes_of(title_id)]
@@ -232,39 +271,52 @@ class RecommendationPipeline:
                 if asked == SERIES_SEEDS:
                     break
                 try:
-                    rec = generator.similar_items(seed, n=k + SERIES_SEEDS)
+                    rec = generator.similar_items(seed, n=n)
                 except (KeyError, ValueError, IndexError, LookupError):
                     continue
                 asked += 1
                 for played_id, score in _pairs(rec):
-                    similar_id = self.catalog.canonical(played_id)
-                    if similar_id != title_id and score > found.get(similar_id, -np.inf):
-                        found[similar_id] = score
+                    if score > found.get(played_id, -np.inf):
+                        found[played_id] = score
             if not found:
                 logger.debug("generator %s does not know title %s", role, title_id)
                 continue
-            return Scored(sorted(found.items(), key=lambda x: -x[1])[:k], "model")
+            ranked = sorted(found.items(), key=lambda x: -x[1])
+            return Scored(self._take(ranked, viewer, k, blocked), "model")
         raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
 
-    def warm_up(self, profiles: int = 3) -> int:
+    def warm_up(self, viewers: int = 3) -> int:
         """Answer a few real questions before serving, so the first requests do not pay for first use.
 
         A fresh pipeline's first request opens the online store's connection, runs the
         ranker for the first time and touches every generator's arrays: ~10x a normal
         request. Right after a start, when every API worker asks at once, that pushed
-        calls past the API's budget and opened its circuit. Returns the profiles used.
+        calls past the API's budget and opened its circuit. The model server knows no
+        profile, so the questions are made up: viewers who watched a few popular titles.
+        Returns the questions asked.
         """
+        from datetime import UTC, datetime
+
+        from serving.contract import WatchedTitle
+
+        popular = [t for t, _ in self.popular[: 5 * viewers]]
+        now = datetime.now(UTC)
         warmed = 0
-        for profile_id, history in self.viewers.history.items():
-            if warmed == profiles:
+        for i in range(viewers):
+            titles = popular[i::viewers][:5]
+            if not titles:
                 break
-            if not history:
-                continue
+            context = ViewerContext(
+                profile_id=f"warm-up-{i}",
+                history=[WatchedTitle(title_id=t, ts=now, progress=0.5) for t in titles],
+                maturity_level=3,
+                kids=False,
+            )
             try:
-                self.recommend(profile_id, k=10)
-                self.similar(self.catalog.canonical(history[-1]), k=10)
+                self.recommend(context, k=10)
+                self.similar(context, titles[-1], k=10)
             except Exception as exc:  # a warm-up must never stop a pipeline from serving
-                logger.debug("warm-up request for %s failed: %s", profile_id, exc)
+                logger.debug("warm-up request %d failed: %s", i, exc)
             warmed += 1
         return warmed
 
@@ -278,18 +330,6 @@ class RecommendationPipeline:
                 f"got {features.shape}"
             )
         return self.ranker.score(features.astype(np.float32, copy=False))
-
-    def viewer(self, profile_id: str, *, maturity_level: int | None = None, country: str | None = None) -> Viewer:
-        """Resolve the profile's filters; request overrides win over the stored profile."""
-        info = self.viewers.profiles.get(profile_id)
-        level = maturity_level if maturity_level is not None else (info.maturity_level if info else DEFAULT_LEVEL)
-        return Viewer(
-            profile_id=profile_id,
-            max_level=level,
-            country=country or (info.country if info else None),
-            history=self.viewers.history.get(profile_id, []),
-            completed=self.viewers.completed.get(profile_id, frozenset()),
-        )
 
     # ----------------------------------------------------------------- steps
 
@@ -318,24 +358,24 @@ class RecommendationPipeline:
             )
         return proposals
 
-    def _remembered_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
-        """``_ranked_candidates``, remembered per profile, exclude list and size for ``MEMO_TTL_S``.
+    def _remembered_candidates(self, viewer: Viewer, k: int) -> list[tuple[str, float]]:
+        """``_ranked_candidates``, remembered per viewer context and size for ``MEMO_TTL_S``.
 
-        Within one pipeline a profile's history is fixed (a new watch in the lake builds a
-        new pipeline), so the same question gets the same candidates; what can move is the
-        online features the ranker reads, hence the short lifetime. The API asks again for
-        the same profile from each of its workers and from its background refreshes; this
-        turns those repeats from the whole pipeline (~8 ms) into the filters alone.
+        The key is the whole viewer context (``Viewer.key``: history with times and
+        progress, filters, exclude list), so a new watch is a new key and is never
+        answered from an old entry; what can move under one key is the online title
+        features the ranker reads, hence the short lifetime. The API asks again for the
+        same viewer from each of its workers and from its background refreshes; this
+        turns those repeats from the whole pipeline into the filters alone.
         """
-        restricted = self._restricted(viewer)
-        key = (viewer.profile_id, tuple(exclude), k, *((viewer.max_level, viewer.country) if restricted else ()))
+        key = (viewer.key, k)
         now = time.monotonic()
         with self._memo_lock:
             hit = self._memo.get(key)
             if hit is not None and now - hit[0] < MEMO_TTL_S:
                 self._memo.move_to_end(key)
                 return hit[1]
-        ranked = self._ranked_candidates(viewer, exclude, k)
+        ranked = self._ranked_candidates(viewer, list(viewer.exclude), k)
         with self._memo_lock:
             self._memo[key] = (now, ranked)
             self._memo.move_to_end(key)
@@ -385,14 +425,27 @@ class RecommendationPipeline:
         title_ids = list(dict.fromkeys(t for ids, _ in lists.values() for t in ids))
         if not title_ids:
             return []
-        profile, title_columns = (
-            self.features.columns(viewer.profile_id, title_ids, self.feature_columns, self.catalog.genres_of)
-            if self.features
-            else ({}, {})
-        )
+        profile, title_columns = self._features(viewer, title_ids)
         matrix = ranking_matrix(self.feature_columns, title_ids, lists, profile, title_columns)
         scores = self.ranker.score(matrix)
         return sorted(zip(title_ids, scores.tolist(), strict=True), key=lambda x: -x[1])
+
+    def _features(self, viewer: Viewer, title_ids: list[str]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+        """Ranker inputs beyond the candidate columns: profile values from the context, title columns."""
+        if not self.features:
+            return {}, {}
+        history = viewer.context.history
+        values = profile_features(
+            [w.title_id for w in history],
+            np.fromiter((w.ts.timestamp() for w in history), dtype=np.float64, count=len(history)),
+            np.fromiter((w.progress for w in history), dtype=np.float64, count=len(history)),
+            np.fromiter((w.completed for w in history), dtype=bool, count=len(history)),
+            now_s=time.time(),
+            genres_of=self.catalog.genres_of,
+            duration_of=self.catalog.duration_of,
+            canonical=self.catalog.canonical,
+        )
+        return self.features.columns(values, title_ids, self.feature_columns, self.catalog.genres_of)
 
     def _merge(self, per_role: dict[str, Recommendation], only: set[str] | None = None) -> dict[str, float]:
         """Best candidate score per title; several generators are min-max normalised first."""
@@ -444,20 +497,23 @@ class RecommendationPipeline:
         return self._take(self.popular, viewer, k, seen)
 
     def _popular_titles(self) -> list[tuple[str, float]]:
-        """Titles by popularity: the bundle's popularity model, else watch counts in the lake."""
+        """Titles by popularity: the bundle's popularity model, then every other catalog title.
+
+        The model server reads no watch events, so without a popularity model in the
+        bundle the catalog's own order stands in (the API's fallback has real counts).
+        Titles the model never saw still make a (low) fallback, so a kids profile never
+        gets an empty row.
+        """
+        ranked: list[tuple[str, float]] = []
         model = self.bundle.candidates.get(POPULARITY_ROLE)
         if model is not None:
             try:
-                rec = model.recommend("", ALL_ITEMS, history=[], filter_seen=False)
-                if len(rec.item_ids):
-                    return _pairs(rec)
+                ranked = _pairs(model.recommend("", ALL_ITEMS, history=[], filter_seen=False))
             except Exception:
-                logger.exception("the bundle's popularity model failed; counting watches in the lake instead")
-        counts = Counter(t for titles in self.viewers.history.values() for t in titles)
-        ranked = [(t, float(c)) for t, c in counts.most_common()]
-        # Titles nobody watched still make a (low) fallback, so a kids profile never gets an empty row.
-        watched = set(counts)
-        ranked += [(t, 0.0) for t in self.catalog.title_ids if t not in watched]
+                logger.exception("the bundle's popularity model failed; the fallback uses catalog order")
+        floor = min((s for _, s in ranked), default=0.0)
+        listed = {t for t, _ in ranked}
+        ranked += [(t, min(floor, 0.0)) for t in self.catalog.title_ids if t not in listed]
         return ranked
 
     def _popularity_rank(self) -> dict[str, int]:

@@ -34,7 +34,6 @@ import logging
 import os
 import time
 from http import HTTPStatus
-from typing import Any
 
 import bentoml
 import numpy as np
@@ -55,9 +54,12 @@ from serving.contract import (
     ScoredTitle,
     SimilarRequest,
     SimilarResponse,
+    SimilarSeed,
+    Variant,
+    ViewerContext,
 )
 from serving.loader import ModelLoader
-from serving.pipeline import Scored
+from serving.pipeline import Scored, Viewer
 
 logger = logging.getLogger(__name__)
 
@@ -145,31 +147,27 @@ class MarqueeRecommender:
     def _shutdown(self) -> None:
         self.loader.stop()
 
-    def _recommend_one(self, request: RecommendRequest) -> RecommendResponse:
-        model = self.loader.get(request.variant)
+    def _recommend_one(self, viewer: Viewer, k: int, variant: str) -> RecommendResponse:
+        model = self.loader.get(variant)
         started = time.perf_counter()
-        scored = model.pipeline.recommend(
-            request.profile_id,
-            request.k,
-            exclude=request.exclude,
-            maturity_level=request.maturity_level,
-            country=request.country,
-        )
+        scored = model.pipeline.recommend(viewer, k)
         PIPELINE_SECONDS.labels(endpoint="recommend").observe(time.perf_counter() - started)
-        RECOMMENDATIONS.labels(endpoint="recommend", variant=request.variant, source=scored.source).inc()
+        RECOMMENDATIONS.labels(endpoint="recommend", variant=variant, source=scored.source).inc()
         if scored.reason:
             FALLBACKS.labels(endpoint="recommend", reason=scored.reason).inc()
-        return RecommendResponse(items=_items(scored), model_version=model.version, source=scored.source)
+        return RecommendResponse(
+            items=_items(scored), model_version=model.version, source=scored.source, reason=scored.reason
+        )
 
     # The APIs return a finished ``Response``: one JSON body with a Content-Length, instead of
     # BentoML's chunked IterableResponse, whose three ASGI messages each cross every middleware
     # (py-spy: a quarter of a request's server time). ``output_spec`` still documents the schema.
 
     @bentoml.api(input_spec=RecommendRequest, output_spec=RecommendResponse)
-    async def recommend(self, **request: Any) -> Response:
-        """The ``k`` best titles for a profile after maturity, licensing, completed and exclude filters."""
+    async def recommend(self, viewer: ViewerContext, k: int = 10, variant: Variant = "champion") -> Response:
+        """The ``k`` best titles for the viewer after maturity, licensing, completed and exclude filters."""
         try:
-            return _json(self._recommend_one(RecommendRequest.model_construct(**request)))
+            return _json(self._recommend_one(Viewer.of(viewer), k, variant))
         except MarqueeError as exc:
             return error_response(exc)
 
@@ -177,16 +175,17 @@ class MarqueeRecommender:
     async def recommend_batch(self, requests: list[RecommendRequest]) -> Response:
         """``/recommend`` for several profiles in one call, answers in request order."""
         try:
-            return _json(BatchRecommendResponse(responses=[self._recommend_one(r) for r in requests]))
+            answers = [self._recommend_one(Viewer.of(r.viewer), r.k, r.variant) for r in requests]
+            return _json(BatchRecommendResponse(responses=answers))
         except MarqueeError as exc:
             return error_response(exc)
 
     @bentoml.api(input_spec=RankRequest, output_spec=RankResponse)
-    async def rank(self, profile_id: str, title_ids: list[str], variant: str = "champion") -> Response:
-        """The given titles ordered for the profile (titles it may not see are left out)."""
+    async def rank(self, viewer: ViewerContext, title_ids: list[str], variant: Variant = "champion") -> Response:
+        """The given titles ordered for the viewer (titles it may not see are left out)."""
         try:
             model = self.loader.get(variant)
-            scored = model.pipeline.rank(profile_id, title_ids)
+            scored = model.pipeline.rank(Viewer.of(viewer), title_ids)
         except MarqueeError as exc:
             return error_response(exc)
         RECOMMENDATIONS.labels(endpoint="rank", variant=variant, source=scored.source).inc()
@@ -195,34 +194,39 @@ class MarqueeRecommender:
         return _json(RankResponse(items=_items(scored), model_version=model.version, source=scored.source))
 
     @bentoml.api(input_spec=SimilarRequest, output_spec=SimilarResponse)
-    async def similar(self, title_id: str, k: int = 10) -> Response:
-        """Titles similar to one title; an unknown title is a 404 with the reason."""
+    async def similar(
+        self, viewer: ViewerContext, title_id: str, k: int = 10, variant: Variant = "champion"
+    ) -> Response:
+        """Titles similar to one title, for the viewer of ``variant``; an unknown title is a 404 with the reason."""
         try:
-            return _json(self._similar_one(title_id, k))
+            return _json(self._similar_one(Viewer.of(viewer), title_id, k, variant))
         except MarqueeError as exc:
             return error_response(exc)
 
-    def _similar_one(self, title_id: str, k: int) -> SimilarResponse:
-        model = self.loader.get("champion")
-        scored = model.pipeline.similar(title_id, k)
+    def _similar_one(self, viewer: Viewer, title_id: str, k: int, variant: str) -> SimilarResponse:
+        model = self.loader.get(variant)
+        scored = model.pipeline.similar(viewer, title_id, k)
         return SimilarResponse(items=_items(scored), model_version=model.version)
 
     @bentoml.api(input_spec=HomeCandidatesRequest, output_spec=HomeCandidatesResponse)
-    async def home_candidates(self, recommend: RecommendRequest, similar: SimilarRequest | None = None) -> Response:
-        """``/recommend`` and ``/similar`` for one home page in one call.
+    async def home_candidates(
+        self, viewer: ViewerContext, k: int = 10, variant: Variant = "champion", similar: SimilarSeed | None = None
+    ) -> Response:
+        """``/recommend`` and ``/similar`` for one home page in one call, from one viewer context.
 
         The similar titles are ``null`` when the seed title is unknown to the
         model (a page can do without that row); any other error fails the call
         like ``/recommend`` would.
         """
+        resolved = Viewer.of(viewer)
         try:
-            picks = self._recommend_one(recommend)
+            picks = self._recommend_one(resolved, k, variant)
         except MarqueeError as exc:
             return error_response(exc)
         alike: SimilarResponse | None = None
         if similar is not None:
             try:
-                alike = self._similar_one(similar.title_id, similar.k)
+                alike = self._similar_one(resolved, similar.title_id, similar.k, variant)
             except NotFoundError:
                 FALLBACKS.labels(endpoint="home_candidates", reason="unknown_seed").inc()
             except MarqueeError as exc:

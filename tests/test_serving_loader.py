@@ -1,4 +1,4 @@
-"""The registry loader: aliases, shared versions, fresh lake data, broken versions."""
+"""The registry loader: aliases, shared versions, lake changes that rebuild nothing, broken versions."""
 
 from __future__ import annotations
 
@@ -39,9 +39,11 @@ def test_both_aliases_on_one_version_load_it_once(loader: ModelLoader, settings:
     assert loader.refresh() is False  # nothing moved
 
 
-def test_new_watch_events_count_without_a_new_model(loader: ModelLoader, settings: Settings) -> None:
-    before = loader.get().pipeline.recommend("newbie", k=2)
-    assert before.source == "fallback"
+def test_a_lake_change_rebuilds_nothing_and_the_context_alone_decides(loader: ModelLoader, settings: Settings) -> None:
+    """New watch events and profiles in the lake leave the loaded pipeline as it is (no reread, no rebuild)."""
+    pipeline = loader.get().pipeline
+    before = pipeline.recommend(world.context("newbie"), k=2)
+    assert (before.source, before.reason) == ("fallback", "no_history")
     ts = pd.Timestamp("2024-03-01", tz="UTC")
     events = pd.DataFrame(
         {
@@ -53,13 +55,25 @@ def test_new_watch_events_count_without_a_new_model(loader: ModelLoader, setting
             "duration_s": 6000,
         }
     )
-    Lake(settings.workspace.lake_dir).write("watch_events", events, mode="append")
-    assert loader.refresh() is True
-    after = loader.get().pipeline
-    assert after.version == "1"
-    result = after.recommend("newbie", k=2)
+    lake = Lake(settings.workspace.lake_dir)
+    lake.write("watch_events", events, mode="append")
+    lake.write("profiles", world.profiles_frame().head(1).assign(profile_id="newbie"), mode="append")
+    assert loader.refresh() is False  # nothing moved in the registry: nothing to do
+    assert loader.get().pipeline is pipeline
+    # the lake's new events do not reach the model server; the same watches in the request do
+    assert pipeline.recommend(world.context("newbie"), k=2).source == "fallback"
+    watched = world.context("newbie", history=[{"title_id": t, "ts": ts, "progress": 0.1} for t in ("a1", "a2")])
+    result = pipeline.recommend(watched, k=2)
     assert result.source == "model"
     assert {t for t, _ in result.items} <= {"a3", "a4", "a5"}  # the adult cluster, minus what was watched
+
+
+def test_a_new_version_still_hot_swaps(loader: ModelLoader, settings: Settings, tmp_path: Path) -> None:
+    old = loader.get().pipeline
+    version = world.register(settings, world.build_bundle("als"), tmp_path)
+    assert loader.refresh() is True
+    assert loader.get().version == version and loader.get().pipeline is not old
+    assert "als" in loader.get().pipeline.generators
 
 
 def test_a_broken_version_keeps_the_old_one_serving(loader: ModelLoader, settings: Settings, tmp_path: Path) -> None:

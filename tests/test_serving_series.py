@@ -16,7 +16,8 @@ from models.base import CandidateGenerator, Interactions
 from models.bundle import ModelBundle
 from models.ranker import NeuralRanker
 from models.registry import model_class
-from serving.catalog import TitleCatalog, ViewerData
+from serving.catalog import TitleCatalog
+from serving.contract import ViewerContext, WatchedTitle
 from serving.pipeline import RecommendationPipeline
 
 T0 = pd.Timestamp("2024-01-01", tz="UTC")
@@ -53,6 +54,26 @@ def events() -> pd.DataFrame:
     return frame
 
 
+def fan(**overrides: object) -> ViewerContext:
+    """The context the API sends for ``fan``: the first two episodes of s1, half watched."""
+    history = [
+        WatchedTitle(title_id=t, ts=T0 + pd.Timedelta(hours=i), progress=0.5) for i, t in enumerate(EPISODES["s1"][:2])
+    ]
+    fields: dict[str, object] = {
+        "profile_id": "fan",
+        "history": history,
+        "maturity_level": 3,
+        "kids": False,
+        "country": "US",
+    }
+    fields.update(overrides)
+    return ViewerContext.model_validate(fields)
+
+
+def anyone() -> ViewerContext:
+    return ViewerContext(profile_id="anyone", maturity_level=3, kids=False, country="US")
+
+
 def fitted(name: str, frame: pd.DataFrame | None = None) -> CandidateGenerator:
     frame = events() if frame is None else frame
     data = Interactions(
@@ -67,16 +88,12 @@ def fitted(name: str, frame: pd.DataFrame | None = None) -> CandidateGenerator:
 @pytest.fixture(scope="module")
 def pipeline() -> RecommendationPipeline:
     catalog = TitleCatalog.from_frame(titles(), episodes())
-    profiles = pd.DataFrame(
-        {"profile_id": ["fan"], "account_id": ["a"], "maturity_level": [3], "is_kids": [False], "country": ["US"]}
-    )
-    viewers = ViewerData.from_frames(profiles, pd.DataFrame(), events())
     bundle = ModelBundle(candidates={"popularity": fitted("popularity"), "item_knn": fitted("item_knn")})
-    return RecommendationPipeline(bundle, catalog, viewers, version="1")
+    return RecommendationPipeline(bundle, catalog, version="1")
 
 
 def test_episode_candidates_come_back_as_their_series(pipeline: RecommendationPipeline) -> None:
-    result = pipeline.recommend("fan", k=4)
+    result = pipeline.recommend(fan(), k=4)
     got = [t for t, _ in result.items]
     assert result.source == "model"
     # What the other viewers binge next, as series (s1 too: its third episode is still unwatched).
@@ -86,13 +103,13 @@ def test_episode_candidates_come_back_as_their_series(pipeline: RecommendationPi
 
 
 def test_filters_and_exclude_judge_the_series(pipeline: RecommendationPipeline) -> None:
-    got = [t for t, _ in pipeline.recommend("fan", k=4, maturity_level=2, exclude=["s1", "s2"]).items]
+    got = [t for t, _ in pipeline.recommend(fan(maturity_level=2, exclude=["s1", "s2"]), k=4).items]
     assert "s3" not in got, "s3 is above level 2: none of its episodes may stand in for it"
     assert not {"s1", "s2"} & set(got), "excluding a series excludes its episodes"
 
 
 def test_similar_to_a_series_uses_its_episodes(pipeline: RecommendationPipeline) -> None:
-    result = pipeline.similar("s1", k=3)
+    result = pipeline.similar(anyone(), "s1", k=3)
     got = [t for t, _ in result.items]
     assert result.source == "model"
     assert "s1" not in got and not any("-e" in t for t in got)
@@ -126,29 +143,25 @@ def test_similar_titles_come_from_item_to_item_models_not_popularity() -> None:
     catalog = TitleCatalog.from_frame(
         pd.DataFrame({"title_id": titles, "maturity_level": [0] * 3, "countries": [[]] * 3, "genres": [[]] * 3})
     )
-    pipeline = RecommendationPipeline(bundle, catalog, ViewerData(), version="1")
+    pipeline = RecommendationPipeline(bundle, catalog, version="1")
     assert pipeline.ranker is not None and "popularity" in pipeline.generators
-    assert [t for t, _ in pipeline.similar("a", k=1).items] == ["b"]
+    assert [t for t, _ in pipeline.similar(anyone(), "a", k=1).items] == ["b"]
 
 
 def test_a_generator_that_knows_none_of_the_profiles_titles_is_left_out() -> None:
     catalog = TitleCatalog.from_frame(titles(), episodes())
-    profiles = pd.DataFrame(
-        {"profile_id": ["fan"], "account_id": ["a"], "maturity_level": [3], "is_kids": [False], "country": ["US"]}
-    )
-    viewers = ViewerData.from_frames(profiles, pd.DataFrame(), events())
     full = events()
     blind = fitted("seqknn", full[~full["title_id"].str.startswith("s1-")])  # trained before s1 was added
     knowing = {"popularity": fitted("popularity"), "item_knn": fitted("item_knn")}
     mixed = ModelBundle(candidates={**knowing, "seqknn": blind})
-    result = RecommendationPipeline(mixed, catalog, viewers, version="1").recommend("fan", k=3)
+    result = RecommendationPipeline(mixed, catalog, version="1").recommend(fan(), k=3)
     assert result.source == "model", "one model that never saw s1 took the whole page down to popularity"
     assert {"s2", "s3"} & {t for t, _ in result.items}
     only_blind = ModelBundle(candidates={"popularity": fitted("popularity"), "seqknn": blind})
-    pipeline = RecommendationPipeline(only_blind, catalog, viewers, version="1")
-    fallback = pipeline.recommend("fan", k=3)
-    assert (fallback.source, fallback.reason) == ("fallback", "unknown_profile")
-    assert pipeline.rank("fan", ["m1", "s2"]).reason == "unknown_profile"
+    pipeline = RecommendationPipeline(only_blind, catalog, version="1")
+    fallback = pipeline.recommend(fan(), k=3)
+    assert (fallback.source, fallback.reason) == ("fallback", "unknown_history")
+    assert pipeline.rank(fan(), ["m1", "s2"]).reason == "unknown_history"
 
 
 def test_similar_to_a_series_whose_first_episodes_no_model_knows() -> None:
@@ -165,7 +178,6 @@ def test_similar_to_a_series_whose_first_episodes_no_model_knows() -> None:
     frame = pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"])
     frame["position_s"], frame["duration_s"] = 600, 1200
     catalog = TitleCatalog.from_frame(catalog_titles, catalog_episodes)
-    viewers = ViewerData.from_frames(pd.DataFrame(), pd.DataFrame(), frame)
     bundle = ModelBundle(candidates={"popularity": fitted("popularity", frame), "item_knn": fitted("item_knn", frame)})
-    result = RecommendationPipeline(bundle, catalog, viewers, version="1").similar("long", k=2)
+    result = RecommendationPipeline(bundle, catalog, version="1").similar(anyone(), "long", k=2)
     assert result.source == "model" and result.items[0][0] == "m2"

@@ -64,33 +64,36 @@ def test_marquee_serve_models_answers_over_http(settings: Settings, tmp_path: Pa
             )
             time.sleep(0.5)
 
-        known = httpx.post(f"{base}/recommend", json={"profile_id": "viewer", "k": 2}, timeout=5)
+        viewer = world.context("viewer").model_dump(mode="json")
+        stranger = world.context("stranger").model_dump(mode="json")
+        known = httpx.post(f"{base}/recommend", json={"viewer": viewer, "k": 2}, timeout=5)
         assert known.status_code == 200, known.text
         assert known.json() == {
             "items": known.json()["items"],
             "model_version": first,
             "source": "model",
+            "reason": None,
         }
         assert [i["title_id"] for i in known.json()["items"]] == ["a4", "a5"]
 
-        unknown = httpx.post(f"{base}/recommend", json={"profile_id": "stranger", "k": 3}, timeout=5).json()
+        unknown = httpx.post(f"{base}/recommend", json={"viewer": stranger, "k": 3}, timeout=5).json()
         assert unknown["source"] == "fallback" and unknown["items"][0]["title_id"] == "a1"
 
-        missing = httpx.post(f"{base}/similar", json={"title_id": "nope"}, timeout=5)
+        missing = httpx.post(f"{base}/similar", json={"viewer": viewer, "title_id": "nope"}, timeout=5)
         assert missing.status_code == 404 and "unknown title_id" in missing.text
 
         # move the champion: answers change version without a restart
         second = world.register(settings, world.build_bundle(metadata={"note": "v2"}), tmp_path)
         deadline = time.monotonic() + 30
         while True:
-            body = httpx.post(f"{base}/recommend", json={"profile_id": "viewer"}, timeout=5).json()
+            body = httpx.post(f"{base}/recommend", json={"viewer": viewer}, timeout=5).json()
             if body["model_version"] == second:
                 break
             assert time.monotonic() < deadline, f"champion still {body['model_version']}, expected {second}"
             time.sleep(0.2)
 
         metrics = httpx.get(f"{base}/metrics", timeout=5).text
-        assert 'marquee_fallbacks_total{endpoint="recommend",reason="unknown_profile"}' in metrics
+        assert 'marquee_fallbacks_total{endpoint="recommend",reason="no_history"}' in metrics
         assert "marquee_model_swaps_total" in metrics
     finally:
         process.send_signal(signal.SIGINT)  # the CLI forwards Ctrl-C to bentoml serve

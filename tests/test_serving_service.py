@@ -70,6 +70,11 @@ def client(served: tuple[TestClient, Settings]) -> TestClient:
     return served[0]
 
 
+def v(profile_id: str, **overrides: object) -> dict[str, Any]:
+    """The JSON viewer context the API would send for one of the world's profiles."""
+    return world.context(profile_id, **overrides).model_dump(mode="json")
+
+
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -84,16 +89,16 @@ def test_not_ready_until_champion_exists(app: object, env: Settings, tmp_path: P
     with TestClient(app) as client:  # type: ignore[arg-type]
         time.sleep(0.5)
         assert client.get("/readyz").status_code == 503
-        response = client.post("/recommend", json={"profile_id": "viewer"})
+        response = client.post("/recommend", json={"viewer": v("viewer")})
         assert response.status_code == 503
         assert "marquee train" in response.json()["error"]
         world.move_alias(env, "champion", version)
         wait_for(lambda: client.get("/readyz").status_code == 200, "readiness after the alias is set")
-        assert client.post("/recommend", json={"profile_id": "viewer"}).json()["model_version"] == version
+        assert client.post("/recommend", json={"viewer": v("viewer")}).json()["model_version"] == version
 
 
 def test_recommend_known_profile_is_personal(client: TestClient) -> None:
-    response = client.post("/recommend", json={"profile_id": "viewer", "k": 2})
+    response = client.post("/recommend", json={"viewer": v("viewer"), "k": 2})
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["source"] == "model"
@@ -102,7 +107,7 @@ def test_recommend_known_profile_is_personal(client: TestClient) -> None:
 
 
 def test_recommend_unknown_profile_is_fallback(client: TestClient) -> None:
-    body = client.post("/recommend", json={"profile_id": "stranger", "k": 3, "maturity_level": 0}).json()
+    body = client.post("/recommend", json={"viewer": v("stranger", maturity_level=0), "k": 3}).json()
     assert body["source"] == "fallback"
     assert next(i["title_id"] for i in body["items"]) == "k1"
     assert all(i["title_id"] in world.FAMILY for i in body["items"])
@@ -110,7 +115,7 @@ def test_recommend_unknown_profile_is_fallback(client: TestClient) -> None:
 
 def test_exclude_and_challenger_variant(client: TestClient) -> None:
     body = client.post(
-        "/recommend", json={"profile_id": "viewer", "k": 1, "exclude": ["a4"], "variant": "challenger"}
+        "/recommend", json={"viewer": v("viewer", exclude=["a4"]), "k": 1, "variant": "challenger"}
     ).json()
     # no challenger alias yet: the champion answers, and says which version it is
     assert body["items"][0]["title_id"] == "a5"
@@ -118,32 +123,47 @@ def test_exclude_and_challenger_variant(client: TestClient) -> None:
 
 
 def test_batch_rank_and_similar(client: TestClient) -> None:
-    batch = client.post("/recommend_batch", json={"requests": [{"profile_id": "viewer"}, {"profile_id": "stranger"}]})
+    batch = client.post("/recommend_batch", json={"requests": [{"viewer": v("viewer")}, {"viewer": v("stranger")}]})
     assert batch.status_code == 200, batch.text
     assert [r["source"] for r in batch.json()["responses"]] == ["model", "fallback"]
-    ranked = client.post("/rank", json={"profile_id": "viewer", "title_ids": ["k2", "a4", "fr1"]})
+    ranked = client.post("/rank", json={"viewer": v("viewer"), "title_ids": ["k2", "a4", "fr1"]})
     assert [i["title_id"] for i in ranked.json()["items"]] == ["a4", "k2"]
-    similar = client.post("/similar", json={"title_id": "a2", "k": 2})
+    similar = client.post("/similar", json={"viewer": v("viewer"), "title_id": "a2", "k": 2})
     assert similar.status_code == 200
-    assert {i["title_id"] for i in similar.json()["items"]} <= set(world.ADULT) | {"fr1"}
+    assert {i["title_id"] for i in similar.json()["items"]} <= set(world.ADULT) - {"a2", "a3"}  # a3: completed
+    kid = client.post("/similar", json={"viewer": v("little"), "title_id": "a2", "k": 5}).json()
+    assert all(i["title_id"] in world.FAMILY for i in kid["items"]), "a kids viewer saw an adult title"
+    challenger = client.post("/similar", json={"viewer": v("viewer"), "title_id": "a2", "variant": "challenger"})
+    assert challenger.status_code == 200 and challenger.json()["model_version"] == "1"  # no challenger yet
 
 
 def test_home_candidates_answers_picks_and_similar_in_one_call(client: TestClient) -> None:
-    body = {"recommend": {"profile_id": "viewer", "k": 2}, "similar": {"title_id": "a2", "k": 2}}
+    body = {"viewer": v("viewer"), "k": 2, "similar": {"title_id": "a2", "k": 2}}
     response = client.post("/home_candidates", json=body)
     assert response.status_code == 200, response.text
     page = response.json()
-    alone = client.post("/recommend", json=body["recommend"]).json()
+    alone = client.post("/recommend", json={"viewer": v("viewer"), "k": 2}).json()
     assert page["recommend"] == alone
-    assert page["similar"] == client.post("/similar", json=body["similar"]).json()
+    assert page["similar"] == client.post("/similar", json={"viewer": v("viewer"), "title_id": "a2", "k": 2}).json()
+
+
+def test_a_profile_nobody_has_seen_is_personalised_from_the_context_it_sends(client: TestClient) -> None:
+    """Not in the lake, not in training: the history in the request is all the model server needs."""
+    newcomer = v("brand-new", history=world.context("viewer").model_dump()["history"])
+    page = client.post("/home_candidates", json={"viewer": newcomer, "k": 2, "similar": {"title_id": "a2"}}).json()
+    assert page["recommend"]["source"] == "model"
+    assert [i["title_id"] for i in page["recommend"]["items"]] == ["a4", "a5"]
+    assert page["similar"]["items"] and not {"a2", "a3"} & {i["title_id"] for i in page["similar"]["items"]}
+    kids = client.post("/home_candidates", json={"viewer": v("brand-new-kid", kids=True, history=newcomer["history"])})
+    assert all(i["title_id"] in world.FAMILY for i in kids.json()["recommend"]["items"])
 
 
 def test_home_candidates_without_a_known_seed_still_answers_picks(client: TestClient) -> None:
-    body = {"recommend": {"profile_id": "viewer", "k": 2}, "similar": {"title_id": "nope", "k": 2}}
+    body = {"viewer": v("viewer"), "k": 2, "similar": {"title_id": "nope", "k": 2}}
     page = client.post("/home_candidates", json=body).json()
     assert [i["title_id"] for i in page["recommend"]["items"]] == ["a4", "a5"]
     assert page["similar"] is None
-    bad = client.post("/home_candidates", json={"recommend": {"profile_id": "viewer", "k": 500}})
+    bad = client.post("/home_candidates", json={"viewer": v("viewer"), "k": 500})
     assert bad.status_code == 400
     assert "less than or equal to 100" in bad.text
 
@@ -151,8 +171,9 @@ def test_home_candidates_without_a_known_seed_still_answers_picks(client: TestCl
 @pytest.mark.parametrize(
     ("body", "status", "needle"),
     [
-        ({"title_id": "nope"}, 404, "unknown title_id 'nope'"),
-        ({"title_id": "a1", "k": 0}, 400, "greater than or equal to 1"),
+        ({"viewer": v("viewer"), "title_id": "nope"}, 404, "unknown title_id 'nope'"),
+        ({"viewer": v("viewer"), "title_id": "a1", "k": 0}, 400, "greater than or equal to 1"),
+        ({"title_id": "a1"}, 400, "viewer"),
     ],
 )
 def test_similar_errors(client: TestClient, body: dict[str, object], status: int, needle: str) -> None:
@@ -164,26 +185,34 @@ def test_similar_errors(client: TestClient, body: dict[str, object], status: int
 @pytest.mark.parametrize(
     ("content", "needle"),
     [
-        ('{"profile_id": "viewer", "k": 500}', "less than or equal to 100"),
-        ('{"profile_id": "viewer", "colour": "red"}', "Extra inputs are not permitted"),
-        ('{"k": 3}', "profile_id"),
-        ('{"profile_id": "viewer", "variant": "blue"}', "champion"),
+        ('{"viewer": %s, "k": 500}', "less than or equal to 100"),
+        ('{"viewer": %s, "colour": "red"}', "Extra inputs are not permitted"),
+        ('{"k": 3}', "viewer"),
+        ('{"profile_id": "viewer"}', "viewer"),
+        ('{"viewer": %s, "variant": "blue"}', "champion"),
+        ('{"viewer": {"profile_id": "p", "maturity_level": 3}}', "kids"),
+        ('{"viewer": {"profile_id": "p", "maturity_level": 9, "kids": false}}', "less than or equal to 3"),
+        ('{"viewer": {"profile_id": "p", "maturity_level": 3, "kids": false, "history": [{"title_id": "a1"}]}}', "ts"),
         ("not json", "Invalid JSON"),
     ],
 )
 def test_bad_bodies_get_a_clear_400(client: TestClient, content: str, needle: str) -> None:
+    import json
+
+    if "%s" in content:
+        content = content % json.dumps(v("viewer"))
     response = client.post("/recommend", content=content, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert needle in response.text
     # the service is still fine afterwards
-    assert client.post("/recommend", json={"profile_id": "viewer"}).status_code == 200
+    assert client.post("/recommend", json={"viewer": v("viewer")}).status_code == 200
 
 
 def test_metrics_endpoint_answers(client: TestClient) -> None:
     # In-process the counters' values depend on which test imported prometheus_client first
     # (it reads PROMETHEUS_MULTIPROC_DIR once); the fallback counters themselves are checked
     # against a real `bentoml serve` in tests/test_serving_server.py.
-    client.post("/recommend", json={"profile_id": "stranger"})
+    client.post("/recommend", json={"viewer": v("stranger")})
     response = client.get("/metrics")
     assert response.status_code == 200
     assert "# TYPE" in response.text
@@ -197,7 +226,7 @@ def test_hot_reload_moves_model_version_without_failed_requests(
     new_version = world.register(env, world.build_bundle(metadata={"note": "v2"}), tmp_path, alias="challenger")
     wait_for(
         lambda: (
-            client.post("/recommend", json={"profile_id": "viewer", "variant": "challenger"}).json()["model_version"]
+            client.post("/recommend", json={"viewer": v("viewer"), "variant": "challenger"}).json()["model_version"]
             == new_version
         ),
         "the challenger to load",
@@ -208,7 +237,7 @@ def test_hot_reload_moves_model_version_without_failed_requests(
 
     def hammer() -> None:
         while not stop.is_set():
-            response = client.post("/recommend", json={"profile_id": "viewer", "k": 3})
+            response = client.post("/recommend", json={"viewer": v("viewer"), "k": 3})
             statuses.append(response.status_code)
             if response.status_code == 200:
                 versions.append(response.json()["model_version"])
@@ -254,7 +283,7 @@ def test_score_api_batches_rows_through_the_champion_ranker(
     bundle.ranker = NeuralRanker(hidden=(8,), epochs=10, seed=0).fit(x, groups, labels, columns)
     version = world.register(env, bundle, tmp_path)
     wait_for(
-        lambda: client.post("/recommend", json={"profile_id": "viewer"}).json()["model_version"] == version,
+        lambda: client.post("/recommend", json={"viewer": v("viewer")}).json()["model_version"] == version,
         "the ranker bundle to become champion",
     )
     scored = client.post("/score", json={"features": [[0.1, 0.9], [0.9, 0.1], [0.5, 0.5]]})
@@ -263,6 +292,6 @@ def test_score_api_batches_rows_through_the_champion_ranker(
     assert len(values) == 3 and values[0] > values[1]  # it learned to follow item-kNN's rank
     wrong = client.post("/score", json={"features": [[0.1, 0.9, 0.3]]})
     assert wrong.status_code == 422 and "features must have shape (n, 2)" in wrong.text
-    top = client.post("/recommend", json={"profile_id": "viewer", "k": 3}).json()
+    top = client.post("/recommend", json={"viewer": v("viewer"), "k": 3}).json()
     assert top["source"] == "model" and top["model_version"] == version
     assert not {"a1", "a2", "a3", "fr1"} & {i["title_id"] for i in top["items"]}

@@ -11,6 +11,10 @@ right answer:
 * ``viewer`` (adult, US) watched ``a1`` and ``a2`` and completed ``a3``, so a
   personal list starts with the other adult titles and never shows ``a3``;
 * ``little`` (maturity 0, US) watched ``k1``: only family titles, ever.
+
+The model server knows no profile: :func:`context` builds the ``ViewerContext``
+the API would send for one of these profiles (from the same frames, with
+``core.rules``' completed rule), and tests pass it with every request.
 """
 
 from __future__ import annotations
@@ -23,10 +27,12 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from core.lake import Lake
+from core.rules import is_completed, progress
 from core.settings import Settings
 from models.base import CandidateGenerator, Interactions
 from models.bundle import ModelBundle
 from models.registry import model_class
+from serving.contract import ViewerContext, WatchedTitle
 
 FAMILY = [f"k{i}" for i in range(1, 6)]
 ADULT = [f"a{i}" for i in range(1, 6)]
@@ -88,6 +94,27 @@ def profiles_frame() -> pd.DataFrame:
             "country": ["FR" if p == "frenchie" else "US" for p in ids],
         }
     )
+
+
+def context(profile_id: str, **overrides: object) -> ViewerContext:
+    """The viewer context the API would send for ``profile_id`` (an unknown id: no history, adult, US)."""
+    events = events_frame().sort_values("ts")
+    mine = events[events["profile_id"] == profile_id].drop_duplicates("title_id", keep="last")
+    profiles = profiles_frame().set_index("profile_id")
+    known = profile_id in profiles.index
+    history = [
+        WatchedTitle(title_id=t, ts=ts, progress=progress(pos, dur), completed=is_completed(progress(pos, dur)))
+        for t, ts, pos, dur in zip(mine["title_id"], mine["ts"], mine["position_s"], mine["duration_s"], strict=True)
+    ]
+    fields: dict[str, object] = {
+        "profile_id": profile_id,
+        "history": history,
+        "maturity_level": int(profiles.at[profile_id, "maturity_level"]) if known else 3,
+        "kids": bool(profiles.at[profile_id, "is_kids"]) if known else False,
+        "country": str(profiles.at[profile_id, "country"]) if known else "US",
+    }
+    fields.update(overrides)
+    return ViewerContext.model_validate(fields)
 
 
 def write_lake(settings: Settings) -> Lake:

@@ -178,7 +178,7 @@ SWITCH_INTERVAL_S = 0.001
 #: Environment variable carrying ``ApiOptions`` (as JSON) to worker processes started by uvicorn.
 OPTIONS_ENV = "MARQUEE_API_OPTIONS"
 #: The ``ApiOptions`` fields a command line may set for worker processes.
-WORKER_OPTION_FIELDS = ("admin_token", "export_interval_s", "candidate_ttl_s", "sync_catalog")
+WORKER_OPTION_FIELDS = ("admin_token", "export_interval_s", "candidate_ttl_s", "sync_catalog", "row_size")
 
 
 def options_to_environment(options: ApiOptions) -> str:

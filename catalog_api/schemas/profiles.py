@@ -7,9 +7,12 @@ from datetime import datetime
 from pydantic import Field, model_validator
 
 from catalog_api.schemas.common import PublicModel, RequestBody
+from core import rules
 
-#: The highest maturity level a kids profile may have (older kids).
-KIDS_MAX_LEVEL = 1
+#: The highest maturity level a kids profile may have (older kids): ``core.rules`` decides it.
+KIDS_MAX_LEVEL = rules.KIDS_MAX_LEVEL
+#: Most onboarding titles one new profile may name.
+MAX_LIKED_TITLES = 20
 
 
 class ProfileCreate(RequestBody):
@@ -19,6 +22,11 @@ class ProfileCreate(RequestBody):
     is_kids: bool = False
     maturity_level: int | None = Field(default=None, ge=0, le=3, description="0..3; default 3, or 1 for kids")
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)?$")
+    liked_titles: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_LIKED_TITLES,
+        description="onboarding: a few catalog titles the viewer likes; they count as watched history at once",
+    )
 
     @model_validator(mode="after")
     def _kids_level(self) -> ProfileCreate:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from catalog_api.db.tables import AccountRow, ProfileRow
+from catalog_api.db.tables import AccountRow, ProfileRow, WatchEventRow
 from catalog_api.schemas.profiles import KIDS_MAX_LEVEL, ProfileCreate, ProfileUpdate
+from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
+from core import rules
 from core.errors import ConflictError, InvalidInputError, NotFoundError
 
 MAX_PROFILES = 5
@@ -34,8 +36,20 @@ def get_owned_profile(session: Session, account_id: str, profile_id: str) -> Pro
     return profile
 
 
-def create_profile(session: Session, account: AccountRow, request: ProfileCreate) -> ProfileRow:
-    """Add a profile; the sixth is refused with 409."""
+def create_profile(
+    session: Session, account: AccountRow, request: ProfileCreate, snapshot: CatalogSnapshot | None = None
+) -> ProfileRow:
+    """Add a profile; the sixth is refused with 409.
+
+    Onboarding titles (``request.liked_titles``) are stored as completed watches of
+    the catalog titles themselves (device ``onboarding``), so they are history at once:
+    the next page's viewer context carries them, and they are not recommended back.
+
+    Raises:
+        ConflictError: the account has five profiles already.
+        InvalidInputError: a liked title is not in the catalog or not visible to this profile.
+    """
+    liked = _liked_titles(request, account.country, snapshot)
     count = session.scalar(select(func.count()).where(ProfileRow.account_id == account.account_id)) or 0
     if count >= MAX_PROFILES:
         raise ConflictError(f"an account has at most {MAX_PROFILES} profiles; delete one to add another")
@@ -51,7 +65,46 @@ def create_profile(session: Session, account: AccountRow, request: ProfileCreate
     )
     session.add(profile)
     session.flush()
+    now = datetime.now(UTC)
+    for i, title in enumerate(liked):
+        duration = max(1, title.duration_s or 1)
+        session.add(
+            WatchEventRow(
+                event_id=f"onboarding:{profile.profile_id}:{title.title_id}",
+                profile_id=profile.profile_id,
+                title_id=title.title_id,
+                # The first named is the most recent (it seeds "Because You Watched").
+                ts=now - timedelta(milliseconds=i),
+                position_s=duration,
+                duration_s=duration,
+                device=ONBOARDING_DEVICE,
+                country=profile.country,
+            )
+        )
+    session.flush()
     return profile
+
+
+#: The ``device`` of watches that stand for onboarding likes.
+ONBOARDING_DEVICE = "onboarding"
+
+
+def _liked_titles(request: ProfileCreate, country: str, snapshot: CatalogSnapshot | None) -> list[CatalogTitle]:
+    """The catalog titles a new profile likes, checked: known, visible to it, each once."""
+    if not request.liked_titles:
+        return []
+    if snapshot is None or not len(snapshot):
+        raise InvalidInputError("liked_titles cannot be checked: the catalog is not loaded yet")
+    level = rules.viewer_level(request.maturity_level, request.is_kids)
+    titles: dict[str, CatalogTitle] = {}
+    for title_id in request.liked_titles:
+        title = snapshot.resolve(title_id)
+        if title is None:
+            raise InvalidInputError(f"liked_titles: no title {title_id!r} in the catalog; use ids from GET /v1/titles")
+        if not title.visible_to(level, country):
+            raise InvalidInputError(f"liked_titles: {title_id!r} is not available to this profile")
+        titles.setdefault(title.title_id, title)
+    return list(titles.values())
 
 
 def update_profile(session: Session, profile: ProfileRow, request: ProfileUpdate) -> ProfileRow:

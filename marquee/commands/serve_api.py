@@ -35,6 +35,7 @@ def register(group: typer.Typer) -> None:
                 min=1,
             ),
         ] = 1,
+        row_size: Annotated[int, typer.Option(help="titles per home row", min=1, max=100)] = 20,
     ) -> None:
         """Start the catalog API (auth, profiles, catalog, search, events, home rows, manifests)."""
         import uvicorn
@@ -63,6 +64,7 @@ def register(group: typer.Typer) -> None:
             admin_token=os.environ.get("MARQUEE_ADMIN_TOKEN") or None,
             export_interval_s=export_every,
             candidate_ttl_s=candidate_ttl,
+            row_size=row_size,
         )
         where = f"http://{host}:{port} (docs at /docs, model server {settings.serving_url})"
         if workers > 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from catalog_api.api.deps import CurrentAccount, OwnedProfile, SessionDep
+from catalog_api.api.deps import CurrentAccount, OwnedProfile, SessionDep, StateDep
 from catalog_api.schemas.profiles import ProfileCreate, ProfilePublic, ProfileUpdate
 from catalog_api.services import profiles
 
@@ -18,9 +18,9 @@ def list_profiles(session: SessionDep, account: CurrentAccount) -> list[ProfileP
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ProfilePublic)
-def create_profile(body: ProfileCreate, session: SessionDep, account: CurrentAccount) -> ProfilePublic:
-    """Add a profile (409 beyond five)."""
-    profile = profiles.create_profile(session, account, body)
+def create_profile(body: ProfileCreate, session: SessionDep, account: CurrentAccount, state: StateDep) -> ProfilePublic:
+    """Add a profile (409 beyond five); ``liked_titles`` count as watched history at once."""
+    profile = profiles.create_profile(session, account, body, state.catalog.snapshot)
     session.commit()
     return ProfilePublic.model_validate(profile)
 

@@ -282,9 +282,11 @@
     const isKids = $("profile-kids").checked;
     $("profile-create").disabled = true;
     try {
-      const body = { name, is_kids: isKids };
+      const liked = $("profile-liked").value.split(",").map((id) => id.trim()).filter(Boolean);
+      const body = { name, is_kids: isKids, liked_titles: liked };
       const created = await api("/profiles", { method: "POST", json: body });
       $("profile-name").value = "";
+      $("profile-liked").value = "";
       await selectProfile(created);
     } catch (err) {
       error.textContent = err.message;
@@ -374,6 +376,8 @@
   /** Say whether the rows are personalised, or popular picks because the model server could not answer. */
   function sourceLine(home) {
     if (!home || !home.source) return "";
+    // The API words its own status (``notice``): it never says "unavailable" over personalised rows.
+    if (home.notice) return home.notice;
     if (home.source === "fallback") {
       const why = home.fallback_reason ? ` (${String(home.fallback_reason).replaceAll("_", " ")})` : "";
       return `Popular picks: personalised recommendations are unavailable right now${why}.`;

@@ -11,6 +11,8 @@ through the views' push sources. The offline tables catch up at the next
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -146,3 +148,65 @@ def _push(store: FeatureStore, frames: dict[str, pd.DataFrame]) -> None:
         for view, frame in frames.items():
             if len(frame):
                 store.push(PUSH_SOURCES[view], frame, to=PushMode.ONLINE)
+
+
+class OnlinePushLoop:
+    """Pushes accepted watch events to the online store in batches, in a thread of its own.
+
+    ``fetch(mark)`` returns the events stored after ``mark`` and the new mark (the
+    API's ``EventFeed.after``); every ``interval_s`` the loop pushes what is new with
+    :func:`push_watch_events` and moves the mark only after the push succeeded, so
+    a failed push (online store down) is retried with the next batch. Nothing here
+    is on an event's request path.
+
+    Args:
+        store: the Feast store (SQLite online store by default, Redis by setting).
+        lake: the lake with titles, episodes and exported history.
+        fetch: ``mark -> (events, new_mark)``.
+        start: the mark to start after (the feed's latest at start-up: older events
+            reached the store through ``materialize``).
+        interval_s: how long to wait between batches.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        lake: Lake,
+        fetch: Callable[[int], tuple[pd.DataFrame, int]],
+        start: int,
+        interval_s: float = 0.5,
+    ) -> None:
+        self._store, self._lake, self._fetch = store, lake, fetch
+        self.mark = start
+        self.interval_s = interval_s
+        self.pushed = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="online-feature-push", daemon=True)
+
+    def start(self) -> OnlinePushLoop:
+        """Start the background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ask the thread to stop and wait for it."""
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def push_once(self) -> int:
+        """Push the events stored since the mark; returns how many new events were in the batch."""
+        events, mark = self._fetch(self.mark)
+        if mark == self.mark:
+            return 0
+        report = push_watch_events(self._store, events, self._lake)
+        self.mark = mark
+        self.pushed += report.events
+        return report.events
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.push_once()
+            except Exception:
+                logger.exception("pushing watch events to the online store failed; retrying from the same mark")
+            self._stop.wait(self.interval_s)

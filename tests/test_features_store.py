@@ -316,3 +316,33 @@ def test_an_unreachable_online_store_is_a_clear_error(tmp_path: Path) -> None:
     reader = OnlineFeatureReader(open_store(settings, project=f"mqt{uuid.uuid4().hex[:10]}"))
     with pytest.raises(ServiceUnavailableError, match="MARQUEE_FEAST_ONLINE"):
         reader.profile_features("p1")
+
+
+def test_the_push_loop_pushes_new_events_in_the_background_and_retries_after_a_failure(fresh: Built) -> None:
+    from features.push import OnlinePushLoop
+
+    reader = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False)
+    before = reader.profile_features("p1")["plays_total"]
+    as_of = pd.Timestamp(fresh.report.tables.as_of)
+    feed = [
+        {"event_id": f"loop{i}", "profile_id": "p1", "title_id": "m3", "ts": as_of + pd.Timedelta(i + 1, "h"),
+         "position_s": 5400, "duration_s": 5400}
+        for i in range(2)
+    ]  # fmt: skip
+    broken = {"once": True}
+
+    def fetch(mark: int) -> tuple[pd.DataFrame, int]:
+        if broken.pop("once", False):
+            raise OSError("the API database is restarting")
+        return pd.DataFrame(feed[mark:]), len(feed)
+
+    loop = OnlinePushLoop(fresh.store, fresh.lake, fetch, start=0, interval_s=0.05).start()
+    try:
+        deadline = time.monotonic() + 30
+        while reader.profile_features("p1")["plays_total"] == before:
+            assert time.monotonic() < deadline, "the loop never pushed"
+            time.sleep(0.05)
+    finally:
+        loop.stop()
+    assert loop.mark == 2 and not broken  # failed once, then pushed from the same mark
+    assert reader.profile_features("p1")["plays_total"] >= before + 1

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from core.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def register(group: typer.Typer) -> None:
@@ -36,6 +42,13 @@ def register(group: typer.Typer) -> None:
             ),
         ] = 1,
         row_size: Annotated[int, typer.Option(help="titles per home row", min=1, max=100)] = 20,
+        push_features: Annotated[
+            bool,
+            typer.Option(
+                "--push-features/--no-push-features",
+                help="push each accepted watch event to the online feature store (batched, off the request path)",
+            ),
+        ] = True,
     ) -> None:
         """Start the catalog API (auth, profiles, catalog, search, events, home rows, manifests)."""
         import uvicorn
@@ -66,6 +79,8 @@ def register(group: typer.Typer) -> None:
             candidate_ttl_s=candidate_ttl,
             row_size=row_size,
         )
+        if push_features:
+            _start_online_push(settings)
         where = f"http://{host}:{port} (docs at /docs, model server {settings.serving_url})"
         if workers > 1:
             os.environ[OPTIONS_ENV] = options_to_environment(options)
@@ -84,3 +99,34 @@ def register(group: typer.Typer) -> None:
         freeze_startup_objects()
         typer.echo(f"catalog API on {where}")
         uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
+
+
+def _start_online_push(settings: Settings) -> None:
+    """Run the online-feature push beside the API, in this (the supervising) process.
+
+    The API may not import Feast (import contract), so the composition root wires
+    the API's event feed to ``features.push``: one thread whatever the number of
+    workers, reading accepted events from the database and pushing them in batches.
+    Without built feature tables there is nothing to keep fresh, and the API runs without it.
+    """
+    from catalog_api.db.engine import make_engine, make_session_factory, migrate
+    from catalog_api.event_feed import EventFeed
+    from core.lake import Lake
+    from features.pipelines import read_manifest
+    from features.push import OnlinePushLoop
+    from features.store import open_store
+
+    try:
+        read_manifest(settings.workspace.feast_dir)
+    except Exception:
+        logger.info("no feature tables built yet (marquee features build): online push not started")
+        return
+    try:
+        engine = make_engine(settings.database)
+        migrate(engine)
+        feed = EventFeed(make_session_factory(engine))
+        store = open_store(settings)
+        OnlinePushLoop(store, Lake(settings.workspace.lake_dir), feed.after, feed.latest_seq()).start()
+        typer.echo(f"online feature push on ({settings.feast_online})")
+    except Exception:
+        logger.exception("the online feature push could not start; the API runs without it")

@@ -125,7 +125,7 @@ def bench_search(home: Path, seed: int) -> dict[str, Any]:
 
 
 def model_server_main(home: Path, port: int) -> None:
-    """A stand-in model server: popularity re-ranked by the profile's genres from the exported history."""
+    """A stand-in model server: popularity re-ranked by the genres of the viewer context's history."""
     import pandas as pd
     import uvicorn
     from fastapi import FastAPI
@@ -139,6 +139,7 @@ def model_server_main(home: Path, port: int) -> None:
         ScoredTitle,
         SimilarRequest,
         SimilarResponse,
+        ViewerContext,
     )
 
     lake = Lake(home / "lake")
@@ -164,42 +165,43 @@ def model_server_main(home: Path, port: int) -> None:
 
     app = FastAPI()
 
-    def picks(body: RecommendRequest) -> RecommendResponse:
+    def picks(viewer: ViewerContext, k: int) -> RecommendResponse:
         refresh()
         liked: dict[str, int] = {}
-        for title_id in cache["history"].get(body.profile_id, []):
-            for genre in genres.get(title_id, []):
+        for title_id in viewer.title_ids():
+            for genre in genres.get(title_id.split("-s")[0], []):
                 liked[genre] = liked.get(genre, 0) + 1
-        skip = set(body.exclude)
-        level = 3 if body.maturity_level is None else body.maturity_level
+        skip = set(viewer.exclude) | viewer.completed_ids()
+        level = viewer.maturity_level
         scored = [
             (t, sum(liked.get(g, 0) for g in genres.get(t, [])) + 1.0 / (rank + 1))
             for rank, t in enumerate(cache["popular"][:500])
             if t not in skip and levels.get(t, 3) <= level
         ]
         scored.sort(key=lambda p: -p[1])
-        items = [ScoredTitle(title_id=t, score=float(s)) for t, s in scored[: body.k]]
+        items = [ScoredTitle(title_id=t, score=float(s)) for t, s in scored[:k]]
         return RecommendResponse(items=items, model_version="bench-stand-in", source="model")
 
-    def alike(body: SimilarRequest) -> SimilarResponse:
+    def alike(title_id: str, k: int) -> SimilarResponse:
         refresh()
-        seed = set(genres.get(body.title_id, []))
-        found = [t for t in cache["popular"][:500] if t != body.title_id and seed & set(genres.get(t, []))]
-        items = [ScoredTitle(title_id=t, score=1.0 / (i + 1)) for i, t in enumerate(found[: body.k])]
+        seed = set(genres.get(title_id, []))
+        found = [t for t in cache["popular"][:500] if t != title_id and seed & set(genres.get(t, []))]
+        items = [ScoredTitle(title_id=t, score=1.0 / (i + 1)) for i, t in enumerate(found[:k])]
         return SimilarResponse(items=items, model_version="bench-stand-in")
 
     @app.post("/recommend")
     def recommend(body: RecommendRequest) -> RecommendResponse:
-        return picks(body)
+        return picks(body.viewer, body.k)
 
     @app.post("/similar")
     def similar(body: SimilarRequest) -> SimilarResponse:
-        return alike(body)
+        return alike(body.title_id, body.k)
 
     @app.post("/home_candidates")
     def home_candidates(body: HomeCandidatesRequest) -> HomeCandidatesResponse:
         return HomeCandidatesResponse(
-            recommend=picks(body.recommend), similar=alike(body.similar) if body.similar else None
+            recommend=picks(body.viewer, body.k),
+            similar=alike(body.similar.title_id, body.similar.k) if body.similar else None,
         )
 
     del pd

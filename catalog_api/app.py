@@ -23,14 +23,13 @@ from catalog_api.api.errors import install_error_handlers
 from catalog_api.api.observability import Metrics, ObservabilityMiddleware
 from catalog_api.api.routes import account, auth, events, experiments, health, home, playback, profiles, search, titles
 from catalog_api.candidate_cache import TtlCache
-from catalog_api.circuit_breaker import CircuitBreaker
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
 from catalog_api.export import export_events_to_lake
 from catalog_api.options import ApiOptions
 from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.service import PlaybackService
 from catalog_api.process_lock import LeaderLock
-from catalog_api.recommender_client import RecommenderClient
+from catalog_api.recommender_client import ModelServerBreaker, RecommenderClient
 from catalog_api.security.rate_limit import RateLimiter
 from catalog_api.security.tokens import TokenIssuer
 from catalog_api.services.experiments import ExperimentBridge
@@ -43,6 +42,7 @@ from core.lake import Lake
 from core.logs import configure_logging
 from core.settings import Settings
 from experiments.definitions import DEFAULT_DIR
+from serving.contract import HomeCandidatesResponse
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def build_state(
     # A cached page is checked against its inputs by identity on every use (``CachedPage``), so it may
     # live as long as the answer it was built from can be served; the lifetime only bounds memory.
     page_lifetime_s = options.candidate_ttl_s and options.candidate_ttl_s + options.candidate_stale_s
-    breaker = CircuitBreaker(options.breaker_failures, options.breaker_cooldown_s)
+    breaker = ModelServerBreaker(options.breaker_failures, options.breaker_cooldown_s)
+    candidates: TtlCache[HomeCandidatesResponse] = TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s)
     return AppState(
         settings=settings,
         options=options,
@@ -82,8 +83,7 @@ def build_state(
         lake=lake,
         catalog=catalog,
         popularity=popularity,
-        recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker),
-        candidates=TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s),
+        recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, candidates),
         pages=TtlCache(page_lifetime_s, max_entries=20_000),
         playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),

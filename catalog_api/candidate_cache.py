@@ -16,6 +16,11 @@ asking sooner mostly returns the same answer, at the price of a call per
 profile and API worker every lifetime (with 1,000 profiles and a 30 s lifetime,
 a third of all pages caused one).
 
+Storage, expiry and the size bound are ``cachetools.TLRUCache``'s (an entry lives
+until the end of its stale window, least recently used entries go first beyond
+``max_entries``); this module adds only what the library has no notion of: the
+fresh/stale split, lifetimes spread per key, and one refresh per key at a time.
+
 Stale while revalidate: an entry past its lifetime is still served for up to
 ``stale_s`` more seconds while one background call (per key, whatever the
 traffic) asks the model server again. So an expiry never makes a page wait on
@@ -26,9 +31,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
+
+from cachetools import TLRUCache
 
 ValueT = TypeVar("ValueT")
 
@@ -37,11 +43,11 @@ JITTER = 0.2
 
 
 class TtlCache(Generic[ValueT]):
-    """A bounded, thread-safe map whose entries expire ``ttl_s`` after they were stored.
+    """A bounded, thread-safe map whose entries are fresh for ``ttl_s`` after they were stored, then stale.
 
     Args:
         ttl_s: lifetime of an entry; 0 disables the cache (every ``get`` misses, ``put`` stores nothing).
-        max_entries: beyond this the least recently stored entries are dropped.
+        max_entries: beyond this the least recently used entries are dropped.
         clock: monotonic clock, injectable for tests.
         stale_s: how long past its lifetime ``lookup`` still returns an entry, marked stale
             (default: ``ttl_s``); ``get`` never returns stale entries.
@@ -58,7 +64,10 @@ class TtlCache(Generic[ValueT]):
         self.stale_s = ttl_s if stale_s is None else stale_s
         self.max_entries = max_entries
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, ValueT]] = OrderedDict()
+        # Each value is stored as ``(fresh_until, value)``; the library drops it at the end of its stale window.
+        self._entries: TLRUCache[Hashable, tuple[float, ValueT]] = TLRUCache(
+            maxsize=max(1, max_entries), ttu=lambda _key, entry, _now: entry[0] + self.stale_s, timer=clock
+        )
         self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
 
@@ -73,15 +82,9 @@ class TtlCache(Generic[ValueT]):
             return None
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
-                return None
-            now = self._clock()
-            if entry[0] > now:
-                return entry[1], True
-            if entry[0] + self.stale_s > now:
-                return entry[1], False
-            del self._entries[key]
+        if entry is None:
             return None
+        return entry[1], entry[0] > self._clock()
 
     def claim_refresh(self, key: Hashable) -> bool:
         """True for the one caller that should refresh ``key`` now (single flight); ``end_refresh`` after."""
@@ -104,7 +107,7 @@ class TtlCache(Generic[ValueT]):
                 self._store_locked(key, entry[1] if entry[1] == value else value)
 
     def put(self, key: Hashable, value: ValueT) -> None:
-        """Store ``value`` under ``key`` for between 80 % and 100 % of ``ttl_s`` seconds.
+        """Store ``value`` under ``key``, fresh for between 80 % and 100 % of ``ttl_s`` seconds.
 
         The lifetime is spread by the key's hash: entries stored in one burst (a start-up,
         a recovered model server) would otherwise expire in one burst too, and send their
@@ -118,17 +121,16 @@ class TtlCache(Generic[ValueT]):
     def _store_locked(self, key: Hashable, value: ValueT) -> None:
         lifetime = self.ttl_s * (1.0 - JITTER * (hash(key) % 1024) / 1024)
         self._entries[key] = (self._clock() + lifetime, value)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
 
     def forget(self, drop: Callable[[Hashable], bool]) -> int:
         """Remove the entries whose key ``drop`` accepts (e.g. an erased account's profiles); returns how many."""
         with self._lock:
-            doomed = [key for key in self._entries if drop(key)]
+            doomed = [key for key in list(self._entries.keys()) if drop(key)]
             for key in doomed:
-                del self._entries[key]
+                self._entries.pop(key, None)
         return len(doomed)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        with self._lock:
+            self._entries.expire()
+            return len(self._entries)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -67,7 +65,6 @@ class AppState:
     catalog: CatalogHolder
     popularity: PopularityService
     recommender: RecommenderClient
-    candidates: TtlCache[HomeCandidatesResponse]
     #: Built home pages (rows and prefetch hints) per profile and inputs (``services.home.CachedPage``).
     pages: TtlCache[Any]
     playback: PlaybackService
@@ -78,7 +75,8 @@ class AppState:
     client_limiter: RateLimiter
     account_limiter: RateLimiter
     metrics: Metrics
-    #: Fire-and-forget tasks (candidate refreshes), referenced here so they are not collected mid-flight.
-    background: set[asyncio.Task[None]] = field(default_factory=set)
-    #: Model-server calls in flight per candidate-cache key: concurrent misses of one page share one call.
-    inflight: dict[Hashable, asyncio.Task[HomeCandidatesResponse]] = field(default_factory=dict)
+
+    @property
+    def candidates(self) -> TtlCache[HomeCandidatesResponse]:
+        """The model-server client's candidate cache (the client owns it)."""
+        return self.recommender.candidates

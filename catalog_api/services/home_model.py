@@ -1,18 +1,15 @@
-"""The home page's model call: cached candidates, one call per key at a time, a time budget.
+"""The home page's model call: the request built from the viewer, its answer read as rows' sources.
 
-The candidate cache, its single flight and the circuit-breaker check live here and
-only here (the breaker itself is the model-server client's); row building, the page
+The candidate cache, its single flight and the circuit breaker belong to the
+model-server client (``catalog_api.recommender_client``); row building, the page
 cache and prefetch signing are other modules' jobs (``services.home``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from catalog_api.circuit_breaker import BreakerState
 from catalog_api.recommender_client import CircuitOpenError, ModelTimeoutError
 from catalog_api.services.events import LatestPosition
 from catalog_api.services.profile_context import ProfileContext
@@ -29,12 +26,8 @@ from serving.contract import (
     SimilarSeed,
 )
 
-logger = logging.getLogger(__name__)
-
 #: The latest positions that key the candidate cache: a new heartbeat always changes the first.
 HISTORY_KEY_LENGTH = 20
-#: Time allowed to a background refresh of cached candidates (no page waits on it).
-REFRESH_BUDGET_S = 2.0
 
 
 def history_key(positions: Sequence[LatestPosition]) -> tuple[tuple[object, ...], ...]:
@@ -79,7 +72,7 @@ async def personalize(
     seed: str | None,
     variant: str,
 ) -> Personalization:
-    """Top picks and similar titles: from the candidate cache, else one model-server call within the budget."""
+    """Top picks and similar titles from the model-server client (its cache, else one call within the budget)."""
     variant = rules.model_alias(variant)
     if not positions:
         return Personalization(reason="new_profile", variant=variant)
@@ -89,73 +82,18 @@ async def personalize(
     def request() -> HomeCandidatesRequest:
         return candidates_request(state, profile, positions, seed, variant)
 
-    cached = state.candidates.lookup(key)
-    if cached is not None:
-        answer, fresh = cached
-        state.metrics.candidate_cache.labels("hit" if fresh else "stale").inc()
-        if not fresh and state.candidates.claim_refresh(key):
-            task = asyncio.create_task(_refresh_candidates(state, key, request()))
-            state.background.add(task)
-            task.add_done_callback(state.background.discard)
-        return _personalization(answer, variant)
-    if state.recommender.breaker.state is BreakerState.OPEN:
-        return Personalization(reason="circuit_open", variant=variant)
-    call = state.inflight.get(key)
-    if call is None:
-        call = _start_call(state, key, request)
     try:
-        # Shielded: a page that gives up does not cancel the call others share (it has its own timeout).
-        answer = await asyncio.wait_for(asyncio.shield(call), timeout=state.options.model_budget_s)
-    except (TimeoutError, ModelTimeoutError):
+        answer, status = await state.recommender.cached_home_candidates(key, request)
+    except ModelTimeoutError:
         return Personalization(reason="model_timeout", variant=variant)
     except CircuitOpenError:
         return Personalization(reason="circuit_open", variant=variant)
     except ServiceUnavailableError:
         return Personalization(reason="model_unavailable", variant=variant)
-    state.metrics.candidate_cache.labels("miss").inc()
-    return _personalization(answer, variant)
-
-
-def _start_call(
-    state: AppState, key: Hashable, request: Callable[[], HomeCandidatesRequest]
-) -> asyncio.Task[HomeCandidatesResponse]:
-    """One model-server call for ``key``, shared by every page that misses it while it runs.
-
-    The answer goes into the candidate cache when the call ends, also a fallback answer:
-    for this viewer the model server would say the same again.
-    """
-    call = asyncio.create_task(state.recommender.home_candidates(request()))
-    state.inflight[key] = call
-
-    def finished(done: asyncio.Task[HomeCandidatesResponse]) -> None:
-        state.inflight.pop(key, None)
-        if not done.cancelled() and done.exception() is None:
-            state.candidates.put(key, done.result())
-
-    call.add_done_callback(finished)
-    return call
-
-
-def _personalization(answer: HomeCandidatesResponse, variant: str) -> Personalization:
-    similar = answer.similar if answer.similar is not None and answer.similar.items else None
+    state.metrics.candidate_cache.labels(status).inc()
     if answer.recommend.source != "model":
         reason = answer.recommend.reason or "model_fallback"
+        similar = answer.similar if answer.similar is not None and answer.similar.items else None
         return Personalization(similar=similar, reason=reason, variant=variant, answer=answer)
+    similar = answer.similar if answer.similar is not None and answer.similar.items else None
     return Personalization(picks=answer.recommend, similar=similar, variant=variant, answer=answer)
-
-
-async def _refresh_candidates(state: AppState, key: Hashable, request: HomeCandidatesRequest) -> None:
-    """Ask the model server again for a stale entry, off the request path (one call per key at a time).
-
-    Failures keep the stale answer until it ages out; the circuit breaker still counts them.
-    """
-    answer: HomeCandidatesResponse | None = None
-    try:
-        if state.recommender.breaker.state is not BreakerState.OPEN:
-            answer = await state.recommender.home_candidates(request, budget_s=REFRESH_BUDGET_S)
-    except (TimeoutError, ModelTimeoutError, CircuitOpenError, ServiceUnavailableError) as exc:
-        logger.info("refreshing cached candidates failed (%s); the stale answer is kept for now", exc)
-    except Exception:
-        logger.exception("refreshing cached candidates failed; the stale answer is kept for now")
-    finally:
-        state.candidates.end_refresh(key, answer)

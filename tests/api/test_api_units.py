@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
+from purgatory.domain.model import OpenedState
 
 from catalog_api.candidate_cache import TtlCache
-from catalog_api.circuit_breaker import BreakerState, CircuitBreaker
 from catalog_api.errors import RateLimitedError
+from catalog_api.recommender_client import BreakerState, ModelServerBreaker
 from catalog_api.security.rate_limit import RateLimiter
 from catalog_api.services.catalog_cache import CatalogEpisode, CatalogSnapshot, CatalogTitle
 from catalog_api.services.exposures import ExposurePage, pages_table
 from catalog_api.services.popularity import compute_popularity
+from core.errors import ServiceUnavailableError
 
 from .support import make_profile, signup_and_login
 
@@ -30,24 +33,40 @@ class FakeClock:
         return self.now
 
 
-def test_circuit_breaker_opens_then_half_opens_with_one_probe() -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker(failures=3, cooldown_s=10, clock=clock)
-    for _ in range(2):
-        assert breaker.allow()
-        breaker.record_failure()
-    assert breaker.state is BreakerState.CLOSED
-    breaker.record_failure()
-    assert breaker.state is BreakerState.OPEN and not breaker.allow()
-    clock.now = 10.0
-    assert breaker.state is BreakerState.HALF_OPEN
-    assert breaker.allow() and not breaker.allow()  # exactly one probe
-    breaker.record_failure()  # the probe failed: open for another cool-down
-    assert breaker.state is BreakerState.OPEN
-    clock.now = 20.0
-    assert breaker.allow()
-    breaker.record_success()
-    assert breaker.state is BreakerState.CLOSED and breaker.allow() and breaker.allow()
+def test_circuit_breaker_opens_then_half_opens_and_a_probe_decides() -> None:
+    """The model server's breaker (purgatory's): consecutive failures open it, the cool-down half-opens it."""
+
+    async def scenario() -> None:
+        breaker = ModelServerBreaker(failures=3, cooldown_s=0.2)
+
+        async def call(ok: bool) -> None:
+            async with await breaker.guard():
+                if not ok:
+                    raise ServiceUnavailableError("model server failed")
+
+        for _ in range(2):
+            with pytest.raises(ServiceUnavailableError):
+                await call(False)
+        await call(True)  # a success in between resets the count: failures must be consecutive
+        for _ in range(2):
+            with pytest.raises(ServiceUnavailableError):
+                await call(False)
+        assert breaker.state is BreakerState.CLOSED
+        with pytest.raises(ServiceUnavailableError):
+            await call(False)
+        assert breaker.state is BreakerState.OPEN
+        with pytest.raises(OpenedState):
+            await call(True)  # refused without calling
+        await asyncio.sleep(0.25)
+        assert breaker.state is BreakerState.HALF_OPEN
+        with pytest.raises(ServiceUnavailableError):
+            await call(False)  # the probe failed: open for another cool-down
+        assert breaker.state is BreakerState.OPEN
+        await asyncio.sleep(0.25)
+        await call(True)
+        assert breaker.state is BreakerState.CLOSED
+
+    asyncio.run(scenario())
 
 
 def test_rate_limiter_sliding_window_and_retry_after() -> None:

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from catalog_api.api.deps import StateDep
-from catalog_api.circuit_breaker import BreakerState
+from catalog_api.recommender_client import BreakerState
 
 router = APIRouter(tags=["operations"])
 

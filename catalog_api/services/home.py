@@ -33,9 +33,9 @@ from core import rules
 
 #: What the viewer is told, per page status (``fallback_reason`` or ``None`` for a fully personal page).
 NOTICES: dict[str, str] = {
-    "new_profile": "You're seeing popular titles until you watch something; your first watch personalises this page.",
+    "new_profile": "Popular picks until you watch something: your first watch personalises this page.",
     "partly": "Top Picks shows popular titles for now; the rows chosen for you are marked Because You Watched.",
-    "unavailable": "You're seeing popular titles: personalised recommendations are unavailable right now.",
+    "unavailable": "Popular picks: personalised recommendations are unavailable right now.",
 }
 
 

@@ -9,6 +9,7 @@ numpy arrays: a request filters a few hundred candidates in microseconds.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,11 +42,24 @@ class TitleCatalog:
     #: episode id → its series id. Models learn from what was played (episodes); pages show
     #: catalog titles (the series), so candidates are mapped through this before filtering.
     series_of: dict[str, str] = field(default_factory=dict)
+    #: Running time in seconds of each episode (0 when unknown).
+    episode_durations: dict[str, float] = field(default_factory=dict)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _durations: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _genre_index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _genre_matrix: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32), init=False, repr=False)
     _episodes: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index = {title_id: idx for idx, title_id in enumerate(self.title_ids)}
+        self._durations = {**dict(zip(self.title_ids, self.durations.tolist(), strict=False)), **self.episode_durations}
+        vocabulary = sorted({g for genres in self.genres for g in genres})
+        self._genre_index = {g: j for j, g in enumerate(vocabulary)}
+        # titles × genres, 1 where the title has the genre; one extra all-zero row for unknown ids
+        matrix = np.zeros((len(self.title_ids) + 1, len(vocabulary)), dtype=np.float32)
+        for i, genres in enumerate(self.genres):
+            matrix[i, [self._genre_index[g] for g in set(genres)]] = 1.0
+        self._genre_matrix = matrix
         for episode_id, series_id in self.series_of.items():
             self._episodes.setdefault(series_id, []).append(episode_id)
 
@@ -64,9 +78,28 @@ class TitleCatalog:
         return title_id in self._index
 
     def duration_of(self, title_id: str) -> float:
-        """The title's running time in seconds, 0 when unknown."""
-        idx = self._index.get(title_id)
-        return float(self.durations[idx]) if idx is not None and idx < len(self.durations) else 0.0
+        """The running time in seconds of a title or an episode, 0 when unknown."""
+        return self._durations.get(title_id, 0.0)
+
+    def genre_match(
+        self, names: Sequence[str] | None, shares: Sequence[float] | None, ids: Sequence[str]
+    ) -> np.ndarray:
+        """For each id, the sum of ``shares`` over the genres it has (``features.pipelines.match``), shape (n,).
+
+        The same numbers as ``genre_match_scores`` for one profile, as one matrix-vector
+        product over a titles × genres 0/1 matrix built once (ids the catalog does not
+        know, episodes included, score 0 as they do there).
+        """
+        if not names or not shares:
+            return np.zeros(len(ids), dtype=np.float64)
+        weights = np.zeros(self._genre_matrix.shape[1], dtype=np.float64)
+        for name, share in zip(names, shares, strict=False):
+            j = self._genre_index.get(name)
+            if j is not None:
+                weights[j] = float(share)
+        missing = len(self.title_ids)
+        rows = np.fromiter((self._index.get(t, missing) for t in ids), dtype=np.intp, count=len(ids))
+        return self._genre_matrix[rows] @ weights
 
     def genres_of(self, title_id: str) -> list[str] | None:
         """The title's genres, or ``None`` when the catalog does not know it."""
@@ -95,9 +128,15 @@ class TitleCatalog:
         """Build from the lake's ``titles`` table (and its ``episodes``, for the episode → series map)."""
         if titles.empty:
             return cls()
+        has_episodes = episodes is not None and not episodes.empty
         series_of = (
             dict(zip(episodes["episode_id"].astype(str), episodes["series_id"].astype(str), strict=True))
-            if episodes is not None and not episodes.empty
+            if episodes is not None and has_episodes
+            else {}
+        )
+        episode_durations = (
+            dict(zip(episodes["episode_id"].astype(str), episodes["duration_s"].fillna(0).astype(float), strict=True))
+            if episodes is not None and has_episodes and "duration_s" in episodes.columns
             else {}
         )
         n = len(titles)
@@ -115,13 +154,14 @@ class TitleCatalog:
                 else np.zeros(n, dtype=np.float32)
             ),
             series_of=series_of,
+            episode_durations=episode_durations,
         )
 
 
 def load_catalog(lake: Lake) -> TitleCatalog:
     """Read titles and episodes from the lake into memory (no profiles, no watch events)."""
     titles = lake.read_or_empty("titles")
-    episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
+    episodes = lake.read_or_empty("episodes", ["episode_id", "series_id", "duration_s"])
     catalog = TitleCatalog.from_frame(titles, episodes)
     logger.info("serving catalog: %d titles, %d episodes", len(catalog), len(catalog.series_of))
     return catalog

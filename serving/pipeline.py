@@ -32,12 +32,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from cachetools import LRUCache
 
 from core.errors import InvalidInputError, NotFoundError
 from core.rules import viewer_level
 from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
 from models.ids import UnknownUserError
+from serving.candidates import CandidateSources
 from serving.catalog import TitleCatalog
 from serving.context_features import profile_features
 from serving.contract import MAX_K, ViewerContext
@@ -175,6 +177,7 @@ class RecommendationPipeline:
             # Without a ranker to weigh it, popularity would crowd every personal list: keep it for fallback.
             self.generators = personal
         self.has_personal_model = bool(personal)
+        self.sources = CandidateSources(self.generators)
         #: Who answers "similar to X": item-to-item models first, popularity (the same list for every
         #: title) only when no other model knows the title.
         self.similar_models = sorted(
@@ -184,6 +187,8 @@ class RecommendationPipeline:
         )  # fmt: skip
         self._memo: OrderedDict[tuple[object, ...], tuple[float, list[tuple[str, float]]]] = OrderedDict()
         self._memo_lock = threading.Lock()
+        self._neighbour_cache: LRUCache[tuple[str, int], list[tuple[str, float]]] = LRUCache(NEIGHBOUR_ENTRIES)
+        self._neighbour_lock = threading.Lock()
         self._visible: dict[tuple[int, str | None], tuple[float, frozenset[str]]] = {}
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
@@ -261,9 +266,27 @@ class RecommendationPipeline:
         # Room for the filters: a restricted viewer (kids) sees a small share of any neighbour list.
         share = self._visible_ids(viewer.max_level, viewer.country)[0]
         n = min(ALL_ITEMS, int(np.ceil((2 * k + len(blocked)) / max(share, 1e-6))) + SERIES_SEEDS)
+        n = -(-n // NEIGHBOUR_BUCKET) * NEIGHBOUR_BUCKET  # a few sizes only, so the neighbour cache is reused
+        ranked = self._neighbours(title_id, n)
+        if ranked is None:
+            raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
+        return Scored(self._take(ranked, viewer, k, blocked), "model")
+
+    def _neighbours(self, title_id: str, n: int) -> list[tuple[str, float]] | None:
+        """The first model's ``n`` nearest played ids of a title, best first (``None``: no model knows it).
+
+        The same for every viewer (the filters run afterwards), so kept in an LRU cache
+        per pipeline: the seeds of "Because you watched" are mostly popular titles.
+        """
+        key = (title_id, n)
+        with self._neighbour_lock:
+            hit = self._neighbour_cache.get(key)
+        if hit is not None:
+            return hit
         # A series is known to the models through its episodes: ask with the first few a model knows
         # (in episode order, skipping those nobody watched at training time).
         seeds = [title_id, *self.catalog.episodes_of(title_id)]
+        ranked: list[tuple[str, float]] | None = None
         for role, generator in self.similar_models:
             found: dict[str, float] = {}
             asked = 0
@@ -278,12 +301,14 @@ class RecommendationPipeline:
                 for played_id, score in _pairs(rec):
                     if score > found.get(played_id, -np.inf):
                         found[played_id] = score
-            if not found:
-                logger.debug("generator %s does not know title %s", role, title_id)
-                continue
-            ranked = sorted(found.items(), key=lambda x: -x[1])
-            return Scored(self._take(ranked, viewer, k, blocked), "model")
-        raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
+            if found:
+                ranked = sorted(found.items(), key=lambda x: -x[1])
+                break
+            logger.debug("generator %s does not know title %s", role, title_id)
+        if ranked is not None:
+            with self._neighbour_lock:
+                self._neighbour_cache[key] = ranked
+        return ranked
 
     def warm_up(self, viewers: int = 3) -> int:
         """Answer a few real questions before serving, so the first requests do not pay for first use.
@@ -334,24 +359,32 @@ class RecommendationPipeline:
     # ----------------------------------------------------------------- steps
 
     def _generate(
-        self, viewer: Viewer, n: int, exclude: list[str], *, filter_seen: bool = True
+        self, viewer: Viewer, n: int, exclude: list[str], *, filter_seen: bool = True, restricted: bool = False
     ) -> dict[str, Recommendation]:
-        """Each generator's proposals; a generator that knows none of the profile's titles is left out.
+        """Each generator's proposals; a generator that knows none of the viewer's titles is left out.
 
-        A profile whose few watches all lie outside one model's training data (titles
+        A viewer whose few watches all lie outside one model's training data (titles
         added since, a corner of the catalog) still gets the other generators'
         candidates, and the ranker sees that source as absent, as in training when a
         source proposed nothing. ``UnknownUserError`` only when no personal generator
-        could say anything.
+        could say anything. ``restricted``: propose only titles the viewer may see.
         """
+        only = None
+        generic_n = None
+        if restricted:
+            level, country, catalog = viewer.max_level, viewer.country, self.catalog
+            only = ((level, country), lambda played: catalog.allowed(catalog.canonical(played), level, country))
+            share = self._visible_ids(level, country)[0]
+            generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
-        for role, generator in self.generators.items():
-            try:
-                proposals[role] = generator.recommend(
-                    viewer.profile_id, n, history=viewer.history, filter_seen=filter_seen, exclude=exclude
-                )
-            except UnknownUserError:
+        asked = self.sources.propose(
+            viewer.history, n, exclude=exclude, filter_seen=filter_seen, only_visible=only, generic_n=generic_n
+        )
+        for role, rec in asked.items():
+            if isinstance(rec, UnknownUserError):
                 logger.debug("generator %s knows no title of profile %s; leaving it out", role, viewer.profile_id)
+                continue
+            proposals[role] = rec
         if not any(role != POPULARITY_ROLE for role in proposals):
             raise UnknownUserError(
                 f"no personal model of version {self.version} knows a title profile {viewer.profile_id!r} watched"
@@ -402,22 +435,12 @@ class RecommendationPipeline:
             found = self._visible[key] = (share, frozenset(visible))
         return found
 
-    def _visible_only(self, rec: Recommendation, visible: frozenset[str], n: int) -> Recommendation:
-        """The first ``n`` proposals in ``visible``, in order."""
-        keep = [i for i, played_id in enumerate(rec.item_ids.tolist()) if played_id in visible][:n]
-        return Recommendation(item_ids=rec.item_ids[keep], scores=rec.scores[keep])
-
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
         # The ranker was trained on ``candidate_k`` per source; without one, ask for room to filter.
         n = max(self.n_candidates, k) if self.ranker is not None else max(self.n_candidates, 2 * k)
-        if self._restricted(viewer):
-            # Most of each generator's top ``n`` would be filtered out after ranking (for a kids profile
-            # often all of it): ask for several times as many as the filters hide, keep the first ``n`` visible.
-            share, visible = self._visible_ids(viewer.max_level, viewer.country)
-            asked = self._generate(viewer, min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6)))), exclude)
-            per_role = {role: self._visible_only(rec, visible, n) for role, rec in asked.items()}
-        else:
-            per_role = self._generate(viewer, n, exclude)
+        # Most of each generator's top ``n`` would be filtered out after ranking for a restricted
+        # viewer (for a kids profile often all of it): each generator proposes its first ``n`` visible.
+        per_role = self._generate(viewer, n, exclude, restricted=self._restricted(viewer))
         if self.ranker is None:
             merged = self._merge(per_role)
             return sorted(merged.items(), key=lambda x: -x[1])
@@ -445,7 +468,7 @@ class RecommendationPipeline:
             duration_of=self.catalog.duration_of,
             canonical=self.catalog.canonical,
         )
-        return self.features.columns(values, title_ids, self.feature_columns, self.catalog.genres_of)
+        return self.features.columns(values, title_ids, self.feature_columns, self.catalog.genre_match)
 
     def _merge(self, per_role: dict[str, Recommendation], only: set[str] | None = None) -> dict[str, float]:
         """Best candidate score per title; several generators are min-max normalised first."""
@@ -523,6 +546,9 @@ class RecommendationPipeline:
 #: Lifetime and number of remembered candidate lists (``_remembered_candidates``).
 MEMO_TTL_S = 120.0
 MEMO_ENTRIES = 4096
+#: Titles whose neighbour lists are kept per pipeline, and the list sizes they are rounded up to.
+NEIGHBOUR_ENTRIES = 20_000
+NEIGHBOUR_BUCKET = 50
 #: Episodes of a series asked for similar titles when the series itself is unknown to a model.
 SERIES_SEEDS = 3
 #: Candidate roles in the order they are asked for similar titles ("Because you watched X").

@@ -267,3 +267,37 @@ def test_warm_up_answers_a_few_made_up_viewers_and_survives_a_broken_model(catal
     assert len(pipeline._memo) == 2, "the warm-up's answers are what the first requests reuse"
     broken = ModelBundle(candidates={"popularity": world.fitted("popularity"), "broken": _Broken()})
     assert RecommendationPipeline(broken, catalog, version="1").warm_up() > 0
+
+
+@pytest.mark.parametrize("name", ["item_knn", "als", "popularity"])
+def test_the_fast_candidate_path_proposes_what_recommend_would(name: str) -> None:
+    """``serving.candidates`` shares per-request work; its lists must equal the model's own ``recommend``."""
+    from serving.candidates import CandidateSources
+
+    model = world.fitted(name)
+    history = ["a1", "a2", "unknown-title"]
+    got = CandidateSources({name: model}).propose(history, 4, exclude=["a4"])[name]
+    want = model.recommend("", 4, history=history, exclude=["a4"])
+    assert isinstance(got, Recommendation)
+    assert got.item_ids.tolist() == want.item_ids.tolist()
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+
+
+def test_catalog_genre_match_equals_the_feature_pipelines_definition() -> None:
+    import pandas as pd
+
+    from features.pipelines.match import genre_match_scores
+
+    titles = pd.DataFrame(
+        {
+            "title_id": ["x", "y", "z"],
+            "maturity_level": [0, 0, 0],
+            "countries": [[], [], []],
+            "genres": [["Drama", "Comedy"], ["Horror"], []],
+        }
+    )
+    catalog = TitleCatalog.from_frame(titles)
+    names, shares = ["Drama", "Horror", "Comedy"], [0.5, 0.3, 0.2]
+    ids_ = ["x", "y", "z", "nope"]
+    expected = genre_match_scores([names] * 4, [shares] * 4, [catalog.genres_of(t) for t in ids_])
+    np.testing.assert_allclose(catalog.genre_match(names, shares, ids_), expected)

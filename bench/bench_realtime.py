@@ -164,8 +164,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     sources = ", ".join(f"{k}: {v}" for k, v in sorted(load["sources"].items())) or "—"
     print(f"| {probes['probes']} | {probes['reflected_first']} | {probes['never']} | {probes['errors']} | "
-          f"{probes['p50']:.1f} | {probes['p99']:.1f} | {probes['max']:.1f} | {load['achieved_rate']:.1f} | {load['p99']:.1f} | "
-          f"{sources} |")  # fmt: skip
+          f"{probes['p50']:.1f} | {probes['p99']:.1f} | {probes['max']:.1f} | {load['achieved_rate']:.1f} | "
+          f"{load['p99']:.1f} | {sources} |")  # fmt: skip
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
 
 

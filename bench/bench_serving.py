@@ -1,19 +1,28 @@
-"""Model-server latency and throughput, next to a trivial BentoML echo service in the same run.
+"""Model-server cost with the viewer in every request: cold pages, throughput against an echo service, lake size.
 
-What it does, on a fresh temporary workspace:
+Every request carries its viewer (``serving.contract.ViewerContext``), so the
+model server's cost per page is the cost of a *cold* page: there is no profile
+state to reuse. What it does:
 
-1. builds a synthetic catalog of 10,000 titles and 5,000 profiles with histories,
-   fits popularity + implicit ALS with 64 factors and a neural ranker on their
-   candidate columns, registers the bundle as champion (online Feast features are
-   left out here: the feature store has its own benchmark);
-2. times the in-process pipeline (candidates → features → ranking → filters) for k=10;
-3. starts two real servers side by side: an echo BentoML service (the framework's
-   floor) and ``serving.service:MarqueeRecommender``;
-4. drives each over loopback with ``wrk`` (or an httpx client when wrk is absent)
-   at concurrency 1 and 16, and prints p50/p99 and req/s;
-5. profiles the pipeline with pyinstrument and prints where the time goes.
+1. workspace: ``--home DIR`` reuses one that ``marquee demo --no-serve`` built
+   (synthetic lake, Feast features, ``marquee train``'s default champion:
+   popularity, ALS, LightFM, item-kNN, seqknn and the neural ranker on online
+   features); without it, one is built in a temporary folder the same way;
+2. contexts: ``--profiles`` profiles of the lake turned into the context the
+   API sends (latest 200 watches, ``core.rules``' completed rule, maturity,
+   kids, country), so each request is another profile's;
+3. in-process: CPU per cold home page (``recommend`` k=60 and ``similar`` k=60
+   to the latest title, the API's row size × 3), one context each;
+4. servers: a trivial BentoML echo service (same body, same number of workers)
+   and the model server side by side, driven with ``wrk`` at 16 connections,
+   each request another profile's body: req/s, p50/p99, errors, and the model
+   server's CPU per request (all its processes, from ``psutil``);
+5. lake size: the model server under light steady load while the lake grows
+   from its size to ``--lake-max`` events by appended exports: CPU per request
+   and resident memory at each size (the model server reads no watch events,
+   so both should stay flat).
 
-Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_serving.py [--duration 10] [--workers 2]``
+Run: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python bench/bench_serving.py [--home .marquee] [--duration 15]``
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
@@ -42,215 +51,127 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from core.lake import Lake  # noqa: E402
+from core.rules import is_completed, progress  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from features.ranking_frame import candidate_columns  # noqa: E402
-from models.base import CandidateGenerator, Interactions, Ranker  # noqa: E402
-from models.bundle import ModelBundle  # noqa: E402
-from models.registry import model_class  # noqa: E402
+from serving.contract import MAX_HISTORY, ViewerContext, WatchedTitle  # noqa: E402
+
+#: Titles per home row in the API (``catalog_api.options.row_size``) × 3, as the API asks.
+PAGE_K = 60
 
 ECHO_SERVICE = """
+from typing import Any
+
 import bentoml
 
-@bentoml.service(traffic={"timeout": 10, "max_concurrency": 64}, logging={"access": {"enabled": False}})
+@bentoml.service(workers=%d, traffic={"timeout": 10, "max_concurrency": 64}, logging={"access": {"enabled": False}})
 class Echo:
     @bentoml.api
-    async def echo(self, profile_id: str, k: int = 10) -> dict:
-        return {"profile_id": profile_id, "k": k}
+    async def echo(self, viewer: dict[str, Any], k: int = 10, variant: str = "champion",
+                   similar: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"profile_id": viewer["profile_id"], "k": k}
 """
 
 WRK_SCRIPT = """
-local ids = {%s}
+local bodies = {%s}
 local n = 0
 request = function()
   n = n + 1
-  local body = '{"profile_id": "' .. ids[(n %% #ids) + 1] .. '", "k": 10}'
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, bodies[(n %% #bodies) + 1])
 end
 """
 
 
-# ----------------------------------------------------------------- the world
+# ----------------------------------------------------------------- the workspace and the viewers
 
 
-def build_world(settings: Settings, n_titles: int, n_profiles: int, per_profile: int, seed: int) -> list[str]:
-    """Synthetic lake: clustered tastes, Zipf popularity, a few kids profiles and regional licences."""
-    rng = np.random.default_rng(seed)
-    title_ids = np.array([f"t{i:05d}" for i in range(n_titles)])
-    levels = rng.choice([0, 1, 2, 3], size=n_titles, p=[0.15, 0.15, 0.3, 0.4])
-    countries = [["FR", "DE"] if rng.random() < 0.1 else [] for _ in range(n_titles)]
+def ensure_workspace(home: Path | None, tmp: Path, scale: float) -> Settings:
+    """The workspace to serve: ``home`` as it is, or a fresh ``marquee demo --no-serve`` one."""
+    if home is not None:
+        return Settings(home=home)
+    home = tmp / "ws"
+    env = {**os.environ, "MARQUEE_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)}
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "marquee", "demo", "--no-serve", "--scale", str(scale)],
+        cwd=REPO_ROOT, env=env, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    print(f"built a workspace with `marquee demo --no-serve --scale {scale}` in {time.perf_counter() - started:.0f}s")
+    return Settings(home=home)
+
+
+def viewer_contexts(settings: Settings, n: int, seed: int) -> list[ViewerContext]:
+    """The contexts the API would send for ``n`` random profiles of the lake (those with a history)."""
     lake = Lake(settings.workspace.lake_dir)
-    lake.write(
-        "titles",
-        pd.DataFrame(
-            {
-                "title_id": title_ids,
-                "type": "movie",
-                "title": title_ids,
-                "maturity_level": levels,
-                "countries": countries,
-            }
-        ),
-    )
-    profile_ids = np.array([f"p{i:05d}" for i in range(n_profiles)])
-    kids = rng.random(n_profiles) < 0.1
-    lake.write(
-        "profiles",
-        pd.DataFrame(
-            {
-                "profile_id": profile_ids,
-                "account_id": profile_ids,
-                "name": profile_ids,
-                "maturity_level": np.where(kids, 0, 3),
-                "is_kids": kids,
-                "country": rng.choice(["US", "FR", "GB"], size=n_profiles),
-            }
-        ),
-    )
-    n_clusters = 50
-    cluster_of_title = rng.integers(0, n_clusters, size=n_titles)
-    members = [np.flatnonzero(cluster_of_title == c) for c in range(n_clusters)]
-    popularity = 1.0 / np.arange(1, n_titles + 1) ** 0.8
-    users, items = [], []
-    for p, cluster in zip(profile_ids, rng.integers(0, n_clusters, size=n_profiles), strict=True):
-        own = members[cluster]
-        k_own = int(per_profile * 0.7)
-        picks = np.concatenate(
-            [
-                rng.choice(own, size=min(k_own, len(own)), replace=False),
-                rng.choice(n_titles, size=per_profile - k_own, replace=False, p=popularity / popularity.sum()),
-            ]
+    events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
+    profiles = lake.read("profiles").set_index("profile_id")
+    accounts = lake.read_or_empty("accounts")
+    country_of = dict(zip(accounts["account_id"], accounts["country"], strict=True)) if len(accounts) else {}
+    rng = np.random.default_rng(seed)
+    chosen = set(rng.choice(events["profile_id"].unique(), size=n, replace=False).tolist())
+    mine = events[events["profile_id"].isin(chosen)].sort_values("ts")
+    out = []
+    for profile_id, group in mine.groupby("profile_id", sort=False):
+        latest = group.drop_duplicates("title_id", keep="last").tail(MAX_HISTORY)
+        row = profiles.loc[profile_id]
+        country = row["country"] if isinstance(row["country"], str) else country_of.get(row["account_id"])
+        history = []
+        for title_id, ts, position, duration in zip(
+            latest["title_id"], latest["ts"], latest["position_s"], latest["duration_s"], strict=True
+        ):
+            share = progress(position, duration)
+            history.append(WatchedTitle(title_id=title_id, ts=ts, progress=share, completed=is_completed(share)))
+        out.append(
+            ViewerContext(
+                profile_id=f"bench-{profile_id}",
+                history=history,
+                maturity_level=int(row["maturity_level"]),
+                kids=bool(row["is_kids"]),
+                country=country,
+            )
         )
-        users += [p] * len(picks)
-        items += title_ids[picks].tolist()
-    n = len(users)
-    ts = pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 90 * 86400, size=n), unit="s")
-    lake.write(
-        "watch_events",
-        pd.DataFrame(
-            {
-                "event_id": [f"e{i}" for i in range(n)],
-                "profile_id": users,
-                "title_id": items,
-                "ts": ts,
-                "position_s": rng.integers(0, 6000, size=n),
-                "duration_s": 6000,
-            }
-        ),
-    )
-    return profile_ids.tolist()
+    return out
 
 
-def train_and_register(settings: Settings, tmp: Path, factors: int) -> str:
-    """Fit popularity + ALS on the lake's events and register them as champion."""
-    from mlflow import MlflowClient
-
-    events = Lake(settings.workspace.lake_dir).read("watch_events")
-    interactions = Interactions(
-        user_ids=events["profile_id"].to_numpy(dtype=str),
-        item_ids=events["title_id"].to_numpy(dtype=str),
-        timestamps=(events["ts"].astype("int64") // 10**9).to_numpy(dtype=np.int64),
-        weights=np.ones(len(events), dtype=np.float32),
-    )
-    started = time.perf_counter()
-    popularity = model_class("popularity")().fit(interactions)  # type: ignore[call-arg]
-    als = model_class("als")(factors=factors, iterations=10).fit(interactions)  # type: ignore[call-arg]
-    elapsed = time.perf_counter() - started
-    print(f"fitted popularity + ALS({factors} factors) on {len(events):,} events in {elapsed:.1f}s")
-    candidates = {"popularity": popularity, "als": als}
-    columns = candidate_columns(list(candidates))
-    ranker = fit_ranker(events, candidates, columns)  # type: ignore[arg-type]
-    metadata = {"primary_candidate": "als", "ranker_columns": columns, "ranker_used": True, "candidate_k": 50}
-    bundle = ModelBundle(candidates=candidates, ranker=ranker, metadata=metadata)  # type: ignore[arg-type]
-    folder = bundle.save(tmp / "bundle")
-    client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
-    client.create_registered_model(settings.registered_model)
-    experiment_id = client.create_experiment("bench", artifact_location=settings.mlflow_artifact_root)
-    run = client.create_run(experiment_id)
-    client.log_artifacts(run.info.run_id, str(folder), "bundle")
-    version = client.create_model_version(
-        settings.registered_model, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
-    )
-    client.set_registered_model_alias(settings.registered_model, "champion", version.version)
-    return str(version.version)
-
-
-def fit_ranker(events: pd.DataFrame, candidates: dict[str, CandidateGenerator], columns: list[str]) -> Ranker:
-    """A neural ranker on the candidate columns, taught to find each profile's held-out last watch."""
-    from models.ranker import NeuralRanker
-    from serving.ranking import ranking_matrix
-
-    started = time.perf_counter()
-    ordered = events.sort_values(["profile_id", "ts"])
-    blocks, groups, labels = [], [], []
-    for g, (_, titles) in enumerate(ordered.groupby("profile_id")["title_id"]):
-        if g == 1000:
-            break
-        history, target = titles.tolist()[:-1], titles.tolist()[-1]
-        lists = {}
-        for role, model in candidates.items():
-            rec = model.recommend("", 50, history=history)
-            lists[role] = (rec.item_ids.tolist(), rec.scores.tolist())
-        title_ids = list(dict.fromkeys(t for ids, _ in lists.values() for t in ids))
-        blocks.append(ranking_matrix(columns, title_ids, lists, {}, {}))
-        groups += [g] * len(title_ids)
-        labels += [float(t == target) for t in title_ids]
-    ranker = NeuralRanker(epochs=3, seed=0).fit(
-        np.vstack(blocks), np.array(groups, dtype=np.int64), np.array(labels, dtype=np.float32), columns
-    )
-    print(f"fitted the neural ranker on {len(labels):,} candidate rows in {time.perf_counter() - started:.1f}s")
-    return ranker
+def page_body(context: ViewerContext, seed: str) -> str:
+    """The JSON the API posts to ``/home_candidates`` for one page."""
+    body = {"viewer": context.model_dump(mode="json"), "k": PAGE_K, "similar": {"title_id": seed, "k": PAGE_K}}
+    return json.dumps(body, separators=(",", ":"))
 
 
 # ----------------------------------------------------------------- in-process
 
 
-def bench_pipeline(settings: Settings, profile_ids: list[str], calls: int, seed: int) -> dict[str, float]:
-    """p50/p99 of ``pipeline.recommend(k=10)`` in-process, plus a pyinstrument profile."""
+def bench_pipeline(settings: Settings, contexts: list[ViewerContext]) -> dict[str, object]:
+    """CPU and wall time per cold home page in-process (recommend + similar, each context once)."""
     from serving.loader import ModelLoader
 
-    loader = ModelLoader(settings, poll_s=0)
+    loader = ModelLoader(settings, poll_s=0, memo_s=0)
     started = time.perf_counter()
     loader.refresh()
     load_s = time.perf_counter() - started
     pipeline = loader.get().pipeline
-    rng = np.random.default_rng(seed)
-    asked = rng.choice(profile_ids, size=calls)
-    for p in asked[:200]:
-        pipeline.recommend(str(p), 10)
-    times = np.empty(calls)
+    seeds = [pipeline.catalog.canonical(c.history[-1].title_id) for c in contexts]
+    wall = np.empty(len(contexts))
     sources: dict[str, int] = {}
-    for i, p in enumerate(asked):
+    cpu0 = time.process_time()
+    for i, (context, seed) in enumerate(zip(contexts, seeds, strict=True)):
         t0 = time.perf_counter()
-        result = pipeline.recommend(str(p), 10)
-        times[i] = time.perf_counter() - t0
+        result = pipeline.recommend(context, PAGE_K)
+        with suppress(LookupError):
+            pipeline.similar(context, seed, PAGE_K)
+        wall[i] = time.perf_counter() - t0
         sources[result.source] = sources.get(result.source, 0) + 1
-    unknown = np.empty(500)
-    for i in range(len(unknown)):
-        t0 = time.perf_counter()
-        pipeline.recommend(f"unknown-{i}", 10)
-        unknown[i] = time.perf_counter() - t0
-    stats = {
+    cpu = time.process_time() - cpu0
+    return {
         "load_s": load_s,
-        "p50_ms": float(np.percentile(times, 50) * 1e3),
-        "p99_ms": float(np.percentile(times, 99) * 1e3),
-        "mean_ms": float(times.mean() * 1e3),
-        "fallback_p50_ms": float(np.percentile(unknown, 50) * 1e3),
-        "model_share": sources.get("model", 0) / calls,
+        "cpu_ms": cpu / len(contexts) * 1e3,
+        "p50_ms": float(np.percentile(wall, 50) * 1e3),
+        "p99_ms": float(np.percentile(wall, 99) * 1e3),
+        "model_share": sources.get("model", 0) / len(contexts),
+        "generators": ", ".join(pipeline.generators),
+        "ranker": pipeline.ranker is not None,
+        "online_features": pipeline.features is not None,
     }
-    try:
-        from pyinstrument import Profiler
-    except ImportError:
-        print("(pyinstrument not installed: pip install pyinstrument to see the profile)")
-        return stats
-    profiler = Profiler(interval=0.0001)
-    profiler.start()
-    for p in asked[:2000]:
-        pipeline.recommend(str(p), 10)
-    profiler.stop()
-    print("\npyinstrument, 2,000 in-process recommend calls (k=10):")
-    text = profiler.output_text(unicode=False, color=False, show_all=False)
-    print("\n".join(text.splitlines()[:60]))
-    return stats
 
 
 # ----------------------------------------------------------------- servers
@@ -280,7 +201,7 @@ def server(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[t
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 180
+            deadline = time.monotonic() + 240
             while True:
                 if process.poll() is not None:
                     raise RuntimeError(f"{target} exited:\n{log.read_text()[-2000:]}")
@@ -290,7 +211,7 @@ def server(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[t
                 except httpx.TransportError:
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"{target} not ready in 180s:\n{log.read_text()[-2000:]}")
+                    raise RuntimeError(f"{target} not ready in 240s:\n{log.read_text()[-2000:]}")
                 time.sleep(0.3)
             yield base, process.pid
         finally:
@@ -310,32 +231,79 @@ def _ms(value: str) -> float:
     return number / 1000 if unit == "us" else number * 1000 if unit == "s" else number
 
 
-def drive_wrk(url: str, profile_ids: list[str], concurrency: int, duration: int, tmp: Path) -> dict[str, float]:
-    """Closed-loop load with wrk: ``concurrency`` connections on one thread."""
-    script = tmp / "post.lua"
-    script.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in profile_ids))
+def _lua_string(text: str) -> str:
+    return f"[==[{text}]==]"
+
+
+def write_script(bodies: list[str], path: Path) -> Path:
+    path.write_text(WRK_SCRIPT % ",\n".join(_lua_string(b) for b in bodies))
+    return path
+
+
+def process_tree(pid: int) -> list[object]:
+    import psutil
+
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def cpu_seconds(processes: list[object]) -> float:
+    """User + system CPU seconds of the processes (ones that exited count 0)."""
+    total = 0.0
+    for proc in processes:
+        try:
+            times = proc.cpu_times()  # type: ignore[attr-defined]
+            total += times.user + times.system
+        except Exception:  # a process gone since: its time is lost, the sum is a lower bound
+            continue
+    return total
+
+
+def rss_mib(processes: list[object]) -> float:
+    total = 0
+    for proc in processes:
+        try:
+            total += proc.memory_info().rss  # type: ignore[attr-defined]
+        except Exception:
+            continue
+    return total / 2**20
+
+
+def drive_wrk(url: str, script: Path, concurrency: int, duration: int, pid: int | None = None) -> dict[str, float]:
+    """Closed-loop load with wrk (one thread, ``concurrency`` connections); server CPU per request if ``pid``."""
+    procs = process_tree(pid) if pid else []
+    cpu0 = cpu_seconds(procs)
     out = subprocess.run(
         ["wrk", "-t1", f"-c{concurrency}", f"-d{duration}s", "--latency", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    cpu = cpu_seconds(procs) - cpu0
     latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, flags=re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     timeouts = re.search(r"timeout (\d+)", out)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50_ms": _ms(latency.get("50", "nan")),
         "p99_ms": _ms(latency.get("99", "nan")),
         "errors": float(errors.group(1) if errors else 0) + float(timeouts.group(1) if timeouts else 0),
+        "requests": float(requests),
+        "cpu_ms_per_request": cpu / max(requests, 1) * 1e3 if pid else float("nan"),
     }
 
 
-def drive_httpx(url: str, profile_ids: list[str], concurrency: int, duration: int) -> dict[str, float]:
-    """Fallback load generator when wrk is absent (slower client: the server's numbers look worse)."""
+def drive_async(
+    url: str, bodies: list[str], concurrency: int, duration: int, pid: int | None = None
+) -> dict[str, float]:
+    """The same closed loop with an asyncio httpx client, when wrk is absent (a slower client)."""
     import asyncio
 
     import httpx
+
+    procs = process_tree(pid) if pid else []
+    cpu0 = cpu_seconds(procs)
 
     async def run() -> dict[str, float]:
         latencies: list[float] = []
@@ -347,13 +315,14 @@ def drive_httpx(url: str, profile_ids: list[str], concurrency: int, duration: in
             i = offset
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                response = await client.post(url, json={"profile_id": profile_ids[i % len(profile_ids)], "k": 10})
+                response = await client.post(
+                    url, content=bodies[i % len(bodies)], headers={"Content-Type": "application/json"}
+                )
                 latencies.append(time.perf_counter() - t0)
                 errors += response.status_code != 200
                 i += concurrency
 
-        limits = httpx.Limits(max_connections=concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=10) as client:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=concurrency), timeout=10) as client:
             await asyncio.gather(*(worker(client, i) for i in range(concurrency)))
         arr = np.array(latencies)
         return {
@@ -361,150 +330,159 @@ def drive_httpx(url: str, profile_ids: list[str], concurrency: int, duration: in
             "p50_ms": float(np.percentile(arr, 50) * 1e3),
             "p99_ms": float(np.percentile(arr, 99) * 1e3),
             "errors": float(errors),
+            "requests": float(len(arr)),
         }
 
-    return asyncio.run(run())
+    result = asyncio.run(run())
+    cpu = cpu_seconds(procs) - cpu0
+    result["cpu_ms_per_request"] = cpu / max(result["requests"], 1) * 1e3 if pid else float("nan")
+    return result
 
 
-#: What each part of the server's time is, by the function or file a stack passes through.
-PROFILE_BUCKETS = {
-    "whole request (BentoML + Starlette + uvicorn)": "request_response",
-    "  our API method (service.py)": "MarqueeRecommender.recommend",
-    "    pipeline: candidates (model recommend calls)": "RecommendationPipeline._generate",
-    "    pipeline: ranking matrix (serving/ranking.py)": "ranking_matrix",
-    "    pipeline: ranker (torch MLP)": "NeuralRanker.score",
-    "    pipeline: business filters": "RecommendationPipeline._take",
-    "  response model building (pydantic)": "_items (",
-    "  response out (Response.__call__ through the middlewares)": "Response.__call__",
-    "  request body parse + validation": "from_http_request",
-}
+def drive(
+    url: str, bodies: list[str], script: Path, concurrency: int, duration: int, pid: int | None
+) -> dict[str, float]:
+    if shutil.which("wrk"):
+        return drive_wrk(url, script, concurrency, duration, pid)
+    return drive_async(url, bodies, concurrency, duration, pid)
 
 
-def profile_server(server_pid: int, url: str, profile_ids: list[str], tmp: Path, seconds: int = 8) -> dict[str, float]:
-    """py-spy the model server's worker under wrk load; share of samples per bucket."""
-    import psutil
+# ----------------------------------------------------------------- lake size
 
-    workers = psutil.Process(server_pid).children(recursive=True)
-    if not workers:
-        return {}
-    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
-    script = tmp / "post.lua"
-    script.write_text(WRK_SCRIPT % ", ".join(f'"{p}"' for p in profile_ids))
-    load = subprocess.Popen(
-        ["wrk", "-t1", "-c16", f"-d{seconds + 3}s", "-s", str(script), url], stdout=subprocess.DEVNULL
-    )
-    time.sleep(1)
-    raw = tmp / "spy.txt"
-    result = subprocess.run(
-        [
-            spy,
-            "record",
-            "-p",
-            str(workers[0].pid),
-            "-d",
-            str(seconds),
-            "-r",
-            "200",
-            "--format",
-            "raw",
-            "-o",
-            str(raw),
-            "--nonblocking",
-        ],
-        capture_output=True,
-        text=True,
-    )
-    load.wait()
-    if result.returncode != 0 or not raw.exists():
-        print(f"(py-spy failed: {result.stderr.strip()[-300:]})")
-        return {}
-    counts = dict.fromkeys(PROFILE_BUCKETS, 0)
-    total = 0
-    for line in raw.read_text().splitlines():
-        stack, _, n = line.rpartition(" ")
-        total += int(n)
-        for label, needle in PROFILE_BUCKETS.items():
-            if needle in stack:
-                counts[label] += int(n)
-    return {label: c / total for label, c in counts.items()} if total else {}
+
+def grow_lake(lake: Lake, target: int, step: int, seed: int) -> Iterator[int]:
+    """Append exports of ``step`` events (copies of existing ones, new ids) until ``target``; yields the sizes."""
+    base = lake.read("watch_events")
+    size = len(base)
+    yield size
+    rng = np.random.default_rng(seed)
+    round_ = 0
+    while size < target:
+        round_ += 1
+        part = base.sample(n=min(step, target - size), replace=True, random_state=int(rng.integers(2**31)))
+        part = part.assign(event_id=[f"bench-{round_}-{i}" for i in range(len(part))])
+        part["ts"] = pd.Timestamp.now(tz="UTC").floor("s")
+        lake.write("watch_events", part, mode="append")
+        size += len(part)
+        yield size
+
+
+def bench_lake_size(
+    settings: Settings, url: str, pid: int, script: Path, bodies: list[str], args: argparse.Namespace
+) -> list[dict[str, float]]:
+    """CPU per request and RSS of the model server at each lake size, under light steady load."""
+    rows = []
+    lake = Lake(settings.workspace.lake_dir)
+    for size in grow_lake(lake, args.lake_max, args.lake_step, args.seed):
+        result = drive(url, bodies, script, 4, args.lake_interval, pid)
+        rows.append({"events": float(size), "rss_mib": rss_mib(process_tree(pid)), **result})
+    return rows
+
+
+# ----------------------------------------------------------------- main
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--titles", type=int, default=10_000)
-    parser.add_argument("--profiles", type=int, default=5_000)
-    parser.add_argument("--per-profile", type=int, default=30)
-    parser.add_argument("--factors", type=int, default=64)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per load run")
-    parser.add_argument("--workers", type=int, default=2, help="model server worker processes")
-    parser.add_argument("--calls", type=int, default=5_000, help="in-process recommend calls")
+    parser.add_argument("--home", type=Path, help="a workspace `marquee demo --no-serve` built (default: build one)")
+    parser.add_argument("--scale", type=float, default=0.2, help="data scale when building the workspace")
+    parser.add_argument("--profiles", type=int, default=2000, help="distinct viewers (one context each)")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per load run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes of both services")
+    parser.add_argument("--lake-max", type=int, default=2_000_000, help="events in the lake at the end")
+    parser.add_argument("--lake-step", type=int, default=200_000, help="events per appended export")
+    parser.add_argument("--lake-interval", type=int, default=6, help="seconds of load at each lake size")
+    parser.add_argument("--no-lake", action="store_true", help="skip the lake-size part")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="marquee-bench-serving-"))
     try:
-        settings = Settings(home=tmp / "ws")
-        settings.workspace.ensure()
-        profile_ids = build_world(settings, args.titles, args.profiles, args.per_profile, args.seed)
-        version = train_and_register(settings, tmp, args.factors)
-        inproc = bench_pipeline(settings, profile_ids, args.calls, args.seed)
+        settings = ensure_workspace(args.home, tmp, args.scale)
+        if args.home is not None and not args.no_lake:
+            # the lake part appends events: work on a copy, never on the caller's workspace
+            copy = tmp / "ws"
+            shutil.copytree(args.home, copy, symlinks=True)
+            settings = Settings(home=copy)
+        contexts = viewer_contexts(settings, args.profiles, args.seed)
+        inproc = bench_pipeline(settings, contexts)
+        from serving.catalog import load_catalog
+
+        catalog = load_catalog(Lake(settings.workspace.lake_dir))
+        bodies = [page_body(c, catalog.canonical(c.history[-1].title_id)) for c in contexts]
+        recommend_bodies = [json.dumps({"viewer": c.model_dump(mode="json"), "k": PAGE_K}) for c in contexts]
+        script = write_script(bodies, tmp / "page.lua")
+        recommend_script = write_script(recommend_bodies, tmp / "recommend.lua")
 
         (tmp / "echo").mkdir()
-        (tmp / "echo" / "echo_service.py").write_text(ECHO_SERVICE)
+        (tmp / "echo" / "echo_service.py").write_text(ECHO_SERVICE % args.workers)
         env = {
             **os.environ,
             "MARQUEE_HOME": str(settings.workspace.home),
             "MARQUEE_SERVING_WORKERS": str(args.workers),
             "OPENBLAS_NUM_THREADS": "1",
             "BENTOML_DO_NOT_TRACK": "True",
+            "MARQUEE_SERVING_MEMO_S": "0",  # every request cold: no answer remembered between requests
+            "PYTHONPATH": str(REPO_ROOT),
         }
-        use_wrk = shutil.which("wrk") is not None
-        sample = profile_ids[:2000]
         rows: list[dict[str, object]] = []
-        breakdown: dict[str, float] = {}
+        lake_rows: list[dict[str, float]] = []
         with (
-            server("echo_service:Echo", tmp / "echo", env, tmp / "echo.log") as (echo_url, _),
-            server("serving.service:MarqueeRecommender", REPO_ROOT, env, tmp / "marquee.log") as (marquee_url, pid),
+            server("echo_service:Echo", tmp / "echo", env, tmp / "echo.log") as (echo_url, echo_pid),
+            server("serving.service:MarqueeRecommender", REPO_ROOT, env, tmp / "marquee.log") as (url, pid),
         ):
-            for name, url in (("echo", f"{echo_url}/echo"), ("recommend", f"{marquee_url}/recommend")):
-                for concurrency in (1, 16):
-                    if use_wrk:
-                        drive_wrk(url, sample, concurrency, 2, tmp)  # warm-up
-                        result = drive_wrk(url, sample, concurrency, args.duration, tmp)
-                    else:
-                        result = drive_httpx(url, sample, concurrency, args.duration)
-                    rows.append({"service": name, "concurrency": concurrency, **result})
-            if use_wrk and (shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")):
-                breakdown = profile_server(pid, f"{marquee_url}/recommend", sample, tmp)
+            runs = (
+                ("echo (same body)", f"{echo_url}/echo", bodies, script, echo_pid),
+                ("/home_candidates", f"{url}/home_candidates", bodies, script, pid),
+                ("/recommend", f"{url}/recommend", recommend_bodies, recommend_script, pid),
+                ("echo again", f"{echo_url}/echo", bodies, script, echo_pid),
+            )
+            for name, target, payloads, lua, server_pid in runs:
+                drive(target, payloads, lua, args.connections, 3, None)  # warm-up (neighbour cache, JIT-less paths)
+                result = drive(target, payloads, lua, args.connections, args.duration, server_pid)
+                rows.append({"service": name, **result})
+            if not args.no_lake:
+                lake_rows = bench_lake_size(settings, f"{url}/home_candidates", pid, script, bodies, args)
 
         print(
-            f"\nmodel version {version}: popularity + ALS({args.factors}) + neural ranker, {args.titles:,} titles, k=10"
+            f"\nchampion: {inproc['generators']}; ranker {'on' if inproc['ranker'] else 'off'}, "
+            f"online title features {'on' if inproc['online_features'] else 'off'}; k={PAGE_K}"
         )
-        print(f"load generator: {'wrk' if use_wrk else 'httpx (wrk not found)'}, {args.duration}s per run, loopback")
-        print(f"model server workers: {args.workers}; CPU cores: {os.cpu_count()}\n")
-        print("| service | concurrency | p50 ms | p99 ms | req/s | errors |")
+        print(f"{len(contexts):,} viewers, each request another viewer's context; "
+              f"load generator {'wrk' if shutil.which('wrk') else 'httpx (wrk not found)'}, "
+              f"{args.connections} connections, {args.duration}s per run")  # fmt: skip
+        print(f"workers per service: {args.workers}; CPU cores: {os.cpu_count()}; "
+              f"load average at the end: {os.getloadavg()[0]:.1f}\n")  # fmt: skip
+        print("| service | req/s | p50 ms | p99 ms | errors | server CPU ms / request |")
         print("|---|---|---|---|---|---|")
         for row in rows:
             print(
-                f"| {row['service']} | {row['concurrency']} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
-                f"{row['rps']:.0f} | {row['errors']:.0f} |"
+                f"| {row['service']} | {row['rps']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
+                f"{row['errors']:.0f} | {row['cpu_ms_per_request']:.2f} |"
             )
-        echo16 = next(r for r in rows if r["service"] == "echo" and r["concurrency"] == 16)
-        rec16 = next(r for r in rows if r["service"] == "recommend" and r["concurrency"] == 16)
-        print(f"\nrecommend / echo throughput at concurrency 16: {rec16['rps'] / echo16['rps']:.0%}")  # type: ignore[operator]
+        echo = float(np.mean([float(r["rps"]) for r in rows if str(r["service"]).startswith("echo")]))  # type: ignore[arg-type]
+        for name in ("/home_candidates", "/recommend"):
+            rps = next(float(r["rps"]) for r in rows if r["service"] == name)  # type: ignore[arg-type]
+            print(f"\n{name} / echo throughput: {rps / echo:.2f}x (echo: mean of the two echo runs)", end="")
         print(
-            f"in-process pipeline, k=10, {args.calls:,} calls: p50 {inproc['p50_ms']:.2f} ms, "
-            f"p99 {inproc['p99_ms']:.2f} ms, mean {inproc['mean_ms']:.2f} ms "
-            f"({inproc['model_share']:.0%} personal); unknown-profile fallback p50 {inproc['fallback_p50_ms']:.3f} ms; "
-            f"model load {inproc['load_s']:.1f}s"
+            f"\n\nin-process cold page (recommend k={PAGE_K} + similar k={PAGE_K}), {len(contexts):,} viewers: "
+            f"CPU {inproc['cpu_ms']:.2f} ms per page, wall p50 {inproc['p50_ms']:.2f} ms, "
+            f"p99 {inproc['p99_ms']:.2f} ms "
+            f"({inproc['model_share']:.0%} personal); model load {inproc['load_s']:.1f}s"
         )
-        if breakdown:
-            print("\nwhere a /recommend request's server CPU goes (py-spy, concurrency 16, share of samples):")
-            for label, share in breakdown.items():
-                print(f"  {share:6.1%}  {label}")
+        if lake_rows:
+            print("\nno cost in lake size (model server under 4 connections of /home_candidates while exports land):\n")
+            print("| events in the lake | req/s | p99 ms | server CPU ms / request | server RSS MiB |")
+            print("|---|---|---|---|---|")
+            for lake_row in lake_rows:
+                print(
+                    f"| {lake_row['events']:,.0f} | {lake_row['rps']:.0f} | {lake_row['p99_ms']:.1f} | "
+                    f"{lake_row['cpu_ms_per_request']:.2f} | {lake_row['rss_mib']:.0f} |"
+                )
         if args.json:
-            args.json.write_text(json.dumps({"http": rows, "in_process": inproc}, indent=2))
+            args.json.write_text(json.dumps({"http": rows, "in_process": inproc, "lake": lake_rows}, indent=2))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

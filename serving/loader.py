@@ -82,10 +82,17 @@ class ModelLoader:
         poll_s: seconds between registry polls; 0 disables the background thread.
         n_candidates: candidates each generator proposes per request.
         use_online_features: read ranker features from the Feast online store (when it is set up).
+        memo_s: how long a pipeline remembers a viewer context's candidates (``None``: its default).
     """
 
     def __init__(
-        self, settings: Settings, *, poll_s: float = 5.0, n_candidates: int = 100, use_online_features: bool = True
+        self,
+        settings: Settings,
+        *,
+        poll_s: float = 5.0,
+        n_candidates: int = 100,
+        use_online_features: bool = True,
+        memo_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.poll_s = poll_s
@@ -99,6 +106,7 @@ class ModelLoader:
         self.last_error: str | None = None
         self.on_swap: Callable[[str, str], None] | None = None
         self.use_online_features = use_online_features
+        self.memo_s = memo_s
         self.features: OnlineRankerFeatures | None = None
 
     # ----------------------------------------------------------------- reading
@@ -185,7 +193,12 @@ class ModelLoader:
         self, bundle: ModelBundle, version: str, catalog: TitleCatalog, *, warm: bool = True
     ) -> RecommendationPipeline:
         pipeline = RecommendationPipeline(
-            bundle, catalog, version=version, n_candidates=self.n_candidates, features=self.features
+            bundle,
+            catalog,
+            version=version,
+            n_candidates=self.n_candidates,
+            features=self.features,
+            memo_s=self.memo_s,
         )
         if warm:
             pipeline.warm_up()  # before the swap: requests keep the old pipeline until this one is warm

@@ -133,6 +133,7 @@ class RecommendationPipeline:
         version: str,
         n_candidates: int = 100,
         features: OnlineRankerFeatures | None = None,
+        memo_s: float | None = None,
     ) -> None:
         """Prepare the pipeline.
 
@@ -141,7 +142,9 @@ class RecommendationPipeline:
             catalog: title metadata for maturity and licensing filters (no profiles: requests carry the viewer).
             version: the model version reported in every answer.
             n_candidates: how many titles each generator proposes before filtering.
-            features: online profile and title features for the ranker, if the store is set up.
+            features: online title features for the ranker, if the store is set up.
+            memo_s: how long a viewer context's ranked candidates are remembered (default ``MEMO_TTL_S``;
+                0 remembers nothing, every request is cold).
         """
         if not bundle.candidates:
             raise InvalidInputError("the model bundle has no candidate generators; retrain and register it again")
@@ -151,6 +154,7 @@ class RecommendationPipeline:
         metadata = bundle.metadata
         self.n_candidates = int(metadata.get("candidate_k") or n_candidates)
         self.features = features
+        self.memo_s = MEMO_TTL_S if memo_s is None else float(memo_s)
         # Training may ship a ranker it decided not to use (``ranker_used: false``, see ``ranker_note``).
         self.ranker = bundle.ranker if bundle.ranker is not None and metadata.get("ranker_used", True) else None
         self.feature_columns: list[str] = list(metadata.get("ranker_columns") or metadata.get("feature_columns") or [])
@@ -392,7 +396,7 @@ class RecommendationPipeline:
         return proposals
 
     def _remembered_candidates(self, viewer: Viewer, k: int) -> list[tuple[str, float]]:
-        """``_ranked_candidates``, remembered per viewer context and size for ``MEMO_TTL_S``.
+        """``_ranked_candidates``, remembered per viewer context and size for ``memo_s`` seconds.
 
         The key is the whole viewer context (``Viewer.key``: history with times and
         progress, filters, exclude list), so a new watch is a new key and is never
@@ -405,10 +409,12 @@ class RecommendationPipeline:
         now = time.monotonic()
         with self._memo_lock:
             hit = self._memo.get(key)
-            if hit is not None and now - hit[0] < MEMO_TTL_S:
+            if hit is not None and now - hit[0] < self.memo_s:
                 self._memo.move_to_end(key)
                 return hit[1]
         ranked = self._ranked_candidates(viewer, list(viewer.exclude), k)
+        if self.memo_s <= 0:
+            return ranked
         with self._memo_lock:
             self._memo[key] = (now, ranked)
             self._memo.move_to_end(key)

@@ -20,6 +20,9 @@ because BentoML takes them from the class decorator:
 * ``MARQUEE_SERVING_POLL_S`` (default 5), ``MARQUEE_SERVING_CANDIDATES`` (default
   100, the bundle's ``candidate_k`` wins), ``MARQUEE_SERVING_ONLINE_FEATURES``
   (default on): read at start-up, in ``__init__``.
+* ``MARQUEE_SERVING_MEMO_S`` (default 120): how long a viewer context's ranked
+  candidates are remembered per worker (the key is the whole context, so a new
+  watch is a new key); 0 turns it off (benchmarks of cold requests).
 * ``MARQUEE_SERVING_ACCESS_LOG`` (default off): BentoML's per-request access log.
   Off by default because a log line per request costs a visible share of a
   1 ms request; ``/metrics`` counts requests, latencies and fallbacks instead.
@@ -135,7 +138,14 @@ class MarqueeRecommender:
         poll_s = float(os.environ.get("MARQUEE_SERVING_POLL_S", "5"))
         n_candidates = int(os.environ.get("MARQUEE_SERVING_CANDIDATES", "100"))
         online = os.environ.get("MARQUEE_SERVING_ONLINE_FEATURES", "1").lower() not in ("0", "false", "no")
-        self.loader = ModelLoader(settings, poll_s=poll_s, n_candidates=n_candidates, use_online_features=online)
+        memo = os.environ.get("MARQUEE_SERVING_MEMO_S")
+        self.loader = ModelLoader(
+            settings,
+            poll_s=poll_s,
+            n_candidates=n_candidates,
+            use_online_features=online,
+            memo_s=float(memo) if memo else None,
+        )
         self.loader.on_swap = lambda alias, version: MODEL_SWAPS.labels(alias=alias).inc()
         self.loader.start(background=True)
 

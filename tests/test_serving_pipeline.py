@@ -301,3 +301,47 @@ def test_catalog_genre_match_equals_the_feature_pipelines_definition() -> None:
     ids_ = ["x", "y", "z", "nope"]
     expected = genre_match_scores([names] * 4, [shares] * 4, [catalog.genres_of(t) for t in ids_])
     np.testing.assert_allclose(catalog.genre_match(names, shares, ids_), expected)
+
+
+def test_profile_features_come_from_the_context_alone() -> None:
+    """The ranker's profile columns, computed at request time with the offline tables' names and meanings."""
+    from serving.context_features import profile_features
+
+    day = 86_400.0
+    now = 100 * day
+    genres = {"x": ["Drama"], "y": ["Drama", "Comedy"], "z": ["Horror"]}
+    values = profile_features(
+        ["x", "y", "z"],
+        np.array([now - 20 * day, now - 3 * day, now - 0.5 * day]),
+        np.array([1.0, 0.5, 0.95]),
+        np.array([True, False, True]),
+        now_s=now,
+        genres_of=genres.get,
+        duration_of=lambda t: 3600.0,
+        canonical=lambda t: t,
+    )
+    assert (values["plays_1d"], values["plays_7d"], values["plays_30d"], values["plays_total"]) == (1, 2, 3, 3)
+    assert (values["completed_1d"], values["completed_7d"], values["completed_30d"]) == (1, 1, 2)
+    assert values["watch_minutes_7d"] == pytest.approx(0.5 * 60 + 0.95 * 60)
+    assert values["completion_rate"] == pytest.approx(2 / 3)
+    assert values["days_since_last_watch"] == pytest.approx(0.5)
+    assert values["distinct_genres"] == 3
+    assert values["affinity_genres"][0] == "Horror"  # the most recent, most watched genre leads
+    assert sum(values["affinity_shares"]) == pytest.approx(1.0)
+    empty = profile_features([], np.zeros(0), np.zeros(0), np.zeros(0, bool), now_s=now, genres_of=genres.get,
+                             duration_of=lambda t: 0.0, canonical=lambda t: t)  # fmt: skip
+    assert empty["plays_total"] == 0 and empty["affinity_genres"] is None
+
+
+def test_memo_off_makes_every_request_cold(catalog: TitleCatalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    pipeline = RecommendationPipeline(world.build_bundle(), catalog, version="7", memo_s=0)
+    computed: list[object] = []
+    original = pipeline._ranked_candidates
+
+    def counting(*args: object) -> list[tuple[str, float]]:
+        computed.append(args)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
+    assert pipeline.recommend(ctx("viewer"), k=3) == pipeline.recommend(ctx("viewer"), k=3)
+    assert len(computed) == 2 and not pipeline._memo

@@ -91,6 +91,8 @@ class LightFMHybrid(ItemScorer):
     """
 
     name: ClassVar[str] = "lightfm"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {"no_components": [32, 64]}
+    similar_priority: ClassVar[int] = 60
 
     def __init__(
         self, no_components: int = 32, epochs: int = 20, learning_rate: float = 0.05, loss: str = "warp", seed: int = 0

@@ -156,36 +156,48 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(DEFAULT_MODELS), help="comma-separated; baselines always run")
     parser.add_argument("--datasets", default="ml,mt,synth-noorder,synth-seq")
     parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--runs", default="", help="explicit dataset/variant pairs, e.g. mt/full,ml/shuffled")
     parser.add_argument("--out", type=Path, default=None, help="write all reports as JSON here (after each run)")
     args = parser.parse_args()
     reports: dict[str, dict[str, object]] = {}
     summary = []
-    for key in args.datasets.split(","):
+    runs = [tuple(r.split("/")) for r in args.runs.split(",") if r] or [
+        (key, variant)
+        for key in args.datasets.split(",")
+        for variant in args.variants.split(",")
+        if not key.startswith("synth") or variant in ("full", "shuffled")
+    ]
+    loaded: dict[str, tuple[pd.DataFrame, dict[str, list[str]]]] = {}
+    for key, variant in runs:
         if key in REAL and not REAL[key][1].exists():
             print(f"skipping {key}: {REAL[key][1]} is missing")
             continue
-        base, features = load(key)
-        for variant in args.variants.split(","):
-            if key.startswith("synth") and variant not in ("full", "shuffled"):
-                continue
-            frame = VARIANTS[variant](base)
-            started = time.perf_counter()
-            report = evaluate_models(
-                frame,
-                [m for m in args.models.split(",") if m],
-                dataset=f"{key}/{variant}",
-                item_features=features,
-                progress=False,
-            )
-            seconds = time.perf_counter() - started
-            report["seconds"] = round(seconds, 1)
-            reports[f"{key}/{variant}"] = report
-            print(f"\n### {key}/{variant} — {report['split']} ({seconds:.0f} s)\n")
-            print(format_table(report))
-            summary.append(summary_row(f"{key}/{variant}", report))
-            print("\n" + summary_table(summary), flush=True)
-            if args.out:
-                args.out.write_text(json.dumps(reports, indent=2, default=str))
+        if key not in loaded:
+            loaded[key] = load(key)
+        base, features = loaded[key]
+        frame = VARIANTS[variant](base)
+        started, cpu = time.perf_counter(), time.process_time()
+        report = evaluate_models(
+            frame,
+            [m for m in args.models.split(",") if m],
+            dataset=f"{key}/{variant}",
+            item_features=features,
+            progress=False,
+        )
+        seconds = time.perf_counter() - started
+        report["seconds"] = round(seconds, 1)
+        report["cpu_seconds"] = round(time.process_time() - cpu, 1)
+        report["load_average"] = os.getloadavg()
+        reports[f"{key}/{variant}"] = report
+        print(
+            f"\n### {key}/{variant} — {report['split']} ({seconds:.0f} s wall, {report['cpu_seconds']:.0f} s CPU, "
+            f"load {report['load_average'][0]:.1f})\n"
+        )
+        print(format_table(report))
+        summary.append(summary_row(f"{key}/{variant}", report))
+        print("\n" + summary_table(summary), flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(reports, indent=2, default=str))
 
 
 def summary_row(name: str, report: dict[str, object]) -> dict[str, object]:

@@ -38,8 +38,8 @@ from models.scoring import ItemScorer, UserContext
 
 logger = logging.getLogger(__name__)
 
-#: Members of the default blend: the two baselines, transitions + kNN + time, time-aware popularity.
-DEFAULT_MEMBERS = ("recency_ease", "ease", "seqknn", "time_popularity")
+#: Members of the default blend: the two baselines, transitions + kNN + time, kNN alone, time-aware popularity.
+DEFAULT_MEMBERS = ("recency_ease", "ease", "seqknn", "item_knn", "time_popularity")
 #: Weights tried for each member (relative to the best member, which starts at 1).
 WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 #: Passes of the coordinate search over the members.

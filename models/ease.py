@@ -31,7 +31,7 @@ BYTES_PER_PAIR = 12
 #: at most ``_B_CACHE_SIZE`` matrices and ``_B_CACHE_BYTES`` (the newest is always kept),
 #: least recently used out first (first-in-first-out dropped the λ that tuning was about to reuse).
 _B_CACHE: dict[tuple[str, float], npt.NDArray[np.float32]] = {}
-_B_CACHE_SIZE = 4
+_B_CACHE_SIZE = 6
 _B_CACHE_BYTES = 2 << 30
 
 

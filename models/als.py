@@ -31,6 +31,12 @@ class ImplicitALS(ItemScorer):
     """
 
     name: ClassVar[str] = "als"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {
+        "factors": [32, 64],
+        "regularization": [0.01, 0.1],
+        "alpha": [1.0, 10.0],
+    }
+    similar_priority: ClassVar[int] = 50
 
     def __init__(
         self, factors: int = 32, regularization: float = 0.1, alpha: float = 1.0, iterations: int = 15, seed: int = 0

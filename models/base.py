@@ -61,6 +61,13 @@ class CandidateGenerator(ABC):
 
     #: Registry name, e.g. ``"als"``; used by ``marquee train --models``.
     name: ClassVar[str]
+    #: Candidate values per constructor param, searched on validation (``training.tuning``); empty: none.
+    tuning_space: ClassVar[dict[str, list[Any]]] = {}
+    #: Order in which serving asks models for "similar titles" (lower first); unrated models go last.
+    similar_priority: ClassVar[int] = 1000
+    #: True for a model built from other registered models (``models.blend``): evaluated after them,
+    #: with their tuned params passed in as ``member_params``.
+    blends_members: ClassVar[bool] = False
 
     @abstractmethod
     def fit(self, interactions: Interactions, **context: Any) -> CandidateGenerator:

@@ -31,7 +31,7 @@ BYTES_PER_PAIR = 12
 #: at most ``_B_CACHE_SIZE`` matrices and ``_B_CACHE_BYTES`` (the newest is always kept),
 #: least recently used out first (first-in-first-out dropped the λ that tuning was about to reuse).
 _B_CACHE: dict[tuple[str, float], npt.NDArray[np.float32]] = {}
-_B_CACHE_SIZE = 3
+_B_CACHE_SIZE = 6
 _B_CACHE_BYTES = 2 << 30
 
 
@@ -120,6 +120,8 @@ class EASE(ItemScorer):
     """
 
     name: ClassVar[str] = "ease"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {"lam": [100.0, 200.0, 500.0, 1000.0]}
+    similar_priority: ClassVar[int] = 30
 
     def __init__(self, lam: float = 200.0, half_life: float | None = None) -> None:
         super().__init__(lam=lam, half_life=half_life)
@@ -164,6 +166,8 @@ class RecencyEASE(EASE):
     """Recency-weighted EASE (half-life 3 positions by default), the baseline to beat."""
 
     name: ClassVar[str] = "recency_ease"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {"lam": [200.0, 500.0, 1000.0], "half_life": [2.0, 3.0, 5.0]}
+    similar_priority: ClassVar[int] = 40
 
     def __init__(self, lam: float = 500.0, half_life: float | None = 3.0) -> None:
         super().__init__(lam=lam, half_life=half_life)

@@ -42,6 +42,8 @@ class ItemKNN(ItemScorer):
     """
 
     name: ClassVar[str] = "item_knn"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {"neighbours": [200, 1000], "half_life": [2.0, 3.0, 5.0]}
+    similar_priority: ClassVar[int] = 10
 
     def __init__(self, neighbours: int = 200, half_life: float | None = 3.0) -> None:
         super().__init__(neighbours=neighbours, half_life=half_life)

@@ -93,6 +93,8 @@ class LightFMHybrid(ItemScorer):
     """
 
     name: ClassVar[str] = "lightfm"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {"no_components": [32, 64]}
+    similar_priority: ClassVar[int] = 60
     #: Regularisation and confidence of the fold-in solve (``_fold_in``).
     FOLD_IN_REG: ClassVar[float] = 10.0
     FOLD_IN_ALPHA: ClassVar[float] = 40.0

@@ -59,6 +59,7 @@ class TrendingModel(PopularityModel):
     """Popularity with a one-week half-life: what profiles watch right now."""
 
     name: ClassVar[str] = "trending"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {"half_life_days": [7.0, 30.0, 180.0]}
 
     def __init__(self, half_life_days: float | None = 7.0) -> None:
         super().__init__(half_life_days=half_life_days)

@@ -76,6 +76,7 @@ class SASRec(ItemScorer):
     """
 
     name: ClassVar[str] = "sasrec"
+    similar_priority: ClassVar[int] = 70
 
     def __init__(
         self,

@@ -90,6 +90,16 @@ class SequenceKNN(ItemScorer):
     """
 
     name: ClassVar[str] = "seqknn"
+    tuning_space: ClassVar[dict[str, list[Any]]] = {
+        "seq_half_life": [2.0, 4.0, 8.0],
+        "step_decay": [0.9, 0.95],
+        "knn_weight": [0.25, 0.5, 1.0],
+        "neighbours": [200, 1000],
+        "knn_half_life": [3.0, 5.0],
+        "time_weight": [0.0, 0.1, 0.25],
+        "time_tau_days": [7.0, 30.0, 180.0],
+    }
+    similar_priority: ClassVar[int] = 20
 
     def __init__(
         self,

@@ -186,9 +186,9 @@ class RecommendationPipeline:
         #: title) only when no other model knows the title.
         self.similar_models = sorted(
             bundle.candidates.items(),
-            key=lambda item: (item[0] == POPULARITY_ROLE, SIMILAR_PREFERENCE.index(item[0])
-                              if item[0] in SIMILAR_PREFERENCE else len(SIMILAR_PREFERENCE)),
-        )  # fmt: skip
+            # Each model declares its own place (``similar_priority`` on its class; models/ owns it).
+            key=lambda item: (item[0] == POPULARITY_ROLE, item[1].similar_priority),
+        )
         self._memo: OrderedDict[tuple[object, ...], tuple[float, list[tuple[str, float]]]] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._neighbour_cache: LRUCache[tuple[str, int], list[tuple[str, float]]] = LRUCache(NEIGHBOUR_ENTRIES)
@@ -557,8 +557,6 @@ NEIGHBOUR_ENTRIES = 20_000
 NEIGHBOUR_BUCKET = 50
 #: Episodes of a series asked for similar titles when the series itself is unknown to a model.
 SERIES_SEEDS = 3
-#: Candidate roles in the order they are asked for similar titles ("Because you watched X").
-SIMILAR_PREFERENCE = ("item_knn", "seqknn", "ease", "recency_ease", "als", "lightfm", "sasrec")
 
 
 def _pairs(rec: Recommendation) -> list[tuple[str, float]]:

@@ -93,7 +93,7 @@ def test_evaluate_command_prints_a_table_and_writes_the_report(tmp_path: Path) -
         ["evaluate", str(data), "--format", "movielens", "--models", "seqknn,item_knn", "--no-tune", "--out", str(out)],
     )
     assert result.exit_code == 0, result.output
-    assert "| seqknn |" in result.output and "| recency_ease |" in result.output
+    assert "| seqknn |" in result.output and "| recency_ease (baseline) |" in result.output
     report = json.loads(out.read_text())
     assert report["protocol"] == "temporal-user-80-20"
     assert set(report["models"]) == {"popularity", "ease", "recency_ease", "seqknn", "item_knn"}

@@ -30,7 +30,7 @@ FAST: dict[str, dict[str, Any]] = {
     "recency_ease": {"lam": 10.0},
 }
 #: Models with no personalisation: they cannot know the checkerboard's answer.
-UNPERSONALISED = {"popularity", "trending"}
+UNPERSONALISED = {"popularity", "trending", "time_popularity"}
 
 
 def generator_names() -> list[str]:

@@ -22,10 +22,11 @@ def test_movielens_small_registers_a_champion(settings: Settings) -> None:
     assert result.data["profiles"] == 610
     assert result.registration is not None and result.registration.promoted
     assert str(alias_version(Tracker(settings), settings.registered_model, CHAMPION).version) == "1"
-    # ALS beats popularity on MovieLens (EVALUATION.md); the served list is at least as good as both.
+    # ALS beats popularity on MovieLens (EVALUATION.md); the served list is the best non-baseline
+    # (``marquee evaluate``'s rule): ALS or the ranked union, whichever did better on the holdout.
     validation = result.metrics
     assert validation["validation/als"]["ndcg@10"] > validation["validation/popularity"]["ndcg@10"]
     holdout = {k.split("/")[1]: v["ndcg@10"] for k, v in validation.items() if k.startswith("holdout/")}
-    assert result.served_value == max(holdout[s] for s in ("als", "popularity", *(["ranked"] * result.ranker_used)))
+    assert result.served_value == max(holdout[s] for s in ("als", *(["ranked"] * ("ranked" in holdout))))
     bundle = ModelBundle.load(result.bundle_dir)
     assert bundle.metadata["data_window"][0].startswith("1996")

@@ -21,6 +21,7 @@ from features.ingest.synthetic import SyntheticConfig, generate
 from models.bundle import ModelBundle
 from training.candidates import tune_candidates
 from training.data import dataset_hash, load_training_data, require_history
+from training.evaluation import BASELINES
 from training.pipeline import (
     TrainingConfig,
     TrainingResult,
@@ -86,7 +87,9 @@ def test_first_run_registers_a_champion_with_runs_metrics_and_bundle(
     assert meta["dataset_hash"] == parent.data.tags["marquee.dataset_hash"]
     # The ranker ships as "used" only when it beat the best single candidate on held-out profiles.
     holdout = {k.removeprefix("holdout/"): v["ndcg@10"] for k, v in first.metrics.items() if k.startswith("holdout/")}
-    assert first.ranker_used == (holdout["ranked"] > max(holdout[m] for m in MODELS))
+    assert first.ranker_used == (holdout["ranked"] > max(holdout[m] for m in MODELS if m not in BASELINES))
+    # The runner-up by the same rule became challenger: the two aliases name different lists.
+    assert first.challenger_version == "2" and first.runner_up not in (None, first.served)
 
 
 def test_same_seed_same_metrics_and_a_tie_keeps_the_champion(
@@ -97,7 +100,8 @@ def test_same_seed_same_metrics_and_a_tie_keeps_the_champion(
     assert second.registration is not None and not second.registration.promoted
     tracker = Tracker(settings)
     assert str(alias_version(tracker, settings.registered_model, CHAMPION).version) == "1"
-    assert str(alias_version(tracker, settings.registered_model, CHALLENGER).version) == "2"
+    # Versions 1 and 2 came from the first run (champion, runner-up); the tie is version 3, the challenger.
+    assert str(alias_version(tracker, settings.registered_model, CHALLENGER).version) == "3"
 
 
 def test_clear_errors_for_empty_lake_unknown_model_and_profile_without_history(settings: Settings) -> None:

@@ -22,7 +22,7 @@ from models.base import CandidateGenerator
 from training.evaluation import candidate_model_names, check_model_names, fit_model, score_split, title_features
 from training.metrics import summarise
 from training.protocol import Split
-from training.tuning import SEARCH_SPACES, TuningResult, coordinate_search
+from training.tuning import TuningResult, coordinate_search, search_space
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _budgeted_space(name: str, trials: int) -> dict[str, list[Any]]:
     """The model's search space cut so that a coordinate search makes at most ``trials`` fits."""
     space: dict[str, list[Any]] = {}
     budget = trials - 1  # the starting point is one fit
-    for param, values in SEARCH_SPACES.get(name, {}).items():
+    for param, values in search_space(name).items():
         if budget <= 0:
             break
         space[param] = list(values)[:budget]

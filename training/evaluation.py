@@ -23,14 +23,14 @@ from models.ease import CatalogTooLargeError
 from models.registry import model_class, model_names
 from training.metrics import summarise
 from training.protocol import PROTOCOL, Split, temporal_user_split, to_interactions, validation_split
-from training.tuning import SEARCH_SPACES, coordinate_search, tune_on_validation
+from training.tuning import coordinate_search, search_space, tune_on_validation
 
 logger = logging.getLogger(__name__)
 
 #: Always evaluated beside the requested models: the numbers to beat.
 BASELINES = ("popularity", "ease", "recency_ease")
-#: Evaluated when ``--models`` is not given.
-DEFAULT_MODELS = ("item_knn", "seqknn")
+#: Evaluated when ``--models`` is not given (``blend`` last: it blends the others, with their tuned params).
+DEFAULT_MODELS = ("item_knn", "seqknn", "time_popularity", "als", "lightfm", "blend")
 
 
 def candidate_model_names() -> list[str]:
@@ -155,6 +155,7 @@ def evaluate_model(
     seed: int = 0,
     item_features: Mapping[str, Sequence[str]] | None = None,
     validation: Split | None = None,
+    base_params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test.
 
@@ -164,9 +165,9 @@ def evaluate_model(
     check = getattr(model_class(name), "check_catalog", None)
     if check is not None:  # e.g. EASE on a catalog too large for memory: refuse before any fit
         check(int(split.train["item_id"].nunique()))
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(base_params or {})
     tuning_seconds = 0.0
-    space = SEARCH_SPACES.get(name, {})
+    space = search_space(name)
     if tune and space:
         started = time.perf_counter()
 
@@ -174,9 +175,9 @@ def evaluate_model(
             return score_split(fit_model(name, p, val.train, seed, item_features), val)["ndcg@10"]
 
         if validation is not None:
-            result = coordinate_search(objective, validation, space)
+            result = coordinate_search(objective, validation, space, start=params)
         else:
-            result = tune_on_validation(objective, split.train, space)
+            result = tune_on_validation(objective, split.train, space, start=params)
         params = result.params
         tuning_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -217,7 +218,7 @@ def evaluate_models(
         "best", "best_baseline", "ratio"}``. A model that cannot run on this catalog (EASE past
         what memory allows) is listed under ``skipped`` with the reason instead of failing the run.
     """
-    names = check_model_names([*BASELINES, *models])
+    names = order_models(check_model_names([*BASELINES, *models]))
     np.random.seed(seed)
     split = temporal_user_split(interactions)
     # One validation split for every model: the same rule, made once (it sorts all of train).
@@ -233,18 +234,57 @@ def evaluate_models(
         logger.info("evaluating %s", name)
         try:
             report["models"][name] = evaluate_model(
-                name, split, tune=tune, seed=seed, item_features=item_features, validation=validation
+                name,
+                split,
+                tune=tune,
+                seed=seed,
+                item_features=item_features,
+                validation=validation,
+                base_params=member_params(name, report["models"]),
             )
         except CatalogTooLargeError as exc:
             logger.warning("skipping %s: %s", name, exc)
             report["skipped"][name] = str(exc)
-    results = report["models"]
-    best = max(results, key=lambda n: results[n]["ndcg@10"])
-    baseline = max((n for n in results if n in BASELINES), key=lambda n: results[n]["ndcg@10"])
-    report["best"] = best
-    report["best_baseline"] = baseline
-    report["ratio"] = round(results[best]["ndcg@10"] / max(results[baseline]["ndcg@10"], 1e-12), 3)
+    report.update(champion_rule(report["models"]))
     return report
+
+
+def champion_rule(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``best`` = the best non-baseline by ndcg@10, ``best_baseline`` likewise, ``ratio`` = best / best baseline.
+
+    The one rule both ``marquee evaluate`` and the champion ``marquee train`` registers follow:
+    a baseline is the number to beat, never the answer (``best`` is None when only baselines ran).
+    """
+
+    def value(n: str) -> float:
+        return float(results[n]["ndcg@10"])
+
+    ours = [n for n in results if n not in BASELINES]
+    baselines = [n for n in results if n in BASELINES]
+    best = max(ours, key=value) if ours else None
+    baseline = max(baselines, key=value) if baselines else None
+    ratio = None
+    if best is not None and baseline is not None:
+        ratio = round(value(best) / max(value(baseline), 1e-12), 3)
+    return {"best": best, "best_baseline": baseline, "ratio": ratio}
+
+
+def order_models(names: Sequence[str]) -> list[str]:
+    """``names`` with models built from other models (a blend) after everything else."""
+    return sorted(names, key=lambda n: bool(getattr(model_class(n), "blends_members", False)))
+
+
+def member_params(name: str, results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """For a blend: its members' tuned params from the models already evaluated in this run; else nothing."""
+    cls = model_class(name)
+    if not getattr(cls, "blends_members", False):
+        return {}
+    members = inspect.signature(cls).parameters["members"].default
+    return {"member_params": {m: dict(results[m]["params"]) for m in members if m in results}}
+
+
+#: Params too long for the table (a blend's members' own params); the JSON report keeps them.
+HIDDEN_PARAMS = ("member_params", "members", "seed")
 
 
 def format_table(report: Mapping[str, Any]) -> str:
@@ -254,9 +294,10 @@ def format_table(report: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, m in sorted(report["models"].items(), key=lambda kv: kv[1]["ndcg@10"]):
-        params = ", ".join(f"{k}={v}" for k, v in m.get("params", {}).items()) or "—"
+        params = ", ".join(f"{k}={v}" for k, v in m.get("params", {}).items() if k not in HIDDEN_PARAMS) or "—"
+        label = f"{name} (baseline)" if name in BASELINES else name
         lines.append(
-            f"| {name} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} | {m['coverage@10']:.3f} | "
+            f"| {label} | {m['ndcg@10']:.4f} | {m['recall@20']:.4f} | {m['coverage@10']:.3f} | "
             f"{m.get('map@10', float('nan')):.4f} | {m['fit_seconds']:.1f} | {params} |"
         )
     return "\n".join(lines)

@@ -50,10 +50,11 @@ from training.candidates import (
     tune_candidates,
 )
 from training.data import TrainingData, load_training_data
+from training.evaluation import champion_rule
 from training.promotion import PROMOTION_METRIC
 from training.protocol import PROTOCOL, Split, validation_split
 from training.ranker_data import RankerData, build_ranker_data
-from training.registry import Registration, register_and_promote
+from training.registry import Registration, register_and_promote, register_runner_up
 from training.tracking import BUNDLE_ARTIFACT, Tracker
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ DEFAULT_MODELS = ("popularity", "als", "lightfm", "item_knn", "seqknn")
 #: The Feast feature service the ranker's features come from (see features/feast_repo).
 FEATURE_SERVICE = "ranker_v1"
 RANKED = "ranked"
+#: Run artifact holding the runner-up's bundle (same models, another list served).
+RUNNER_UP_ARTIFACT = "bundle-runner-up"
 
 
 @dataclass
@@ -138,6 +141,9 @@ class TrainingResult:
     registration: Registration | None
     bundle_dir: Path
     data: dict[str, Any]
+    #: The second-best list by the same rule, registered as ``challenger`` when the winner became champion.
+    runner_up: str | None = None
+    challenger_version: str | None = None
 
 
 class Stopwatch:
@@ -232,24 +238,58 @@ def evaluate(
     return out
 
 
+def _eligible(
+    holdout_metrics: Mapping[str, Mapping[str, float]], sources: list[str], ranker_trained: bool
+) -> dict[str, Mapping[str, float]]:
+    """The lists that may be served: every candidate source, the ranked union when a ranker was trained."""
+    names = [*sources, *([RANKED] if ranker_trained else [])]
+    return {n: holdout_metrics[n] for n in names if n in holdout_metrics}
+
+
 def choose_served(
     holdout_metrics: Mapping[str, Mapping[str, float]], sources: list[str], ranker_trained: bool
 ) -> tuple[str, bool, str]:
-    """Which list to serve: the ranked union only if it beats the best single candidate on the holdout."""
-    best = max(sources, key=lambda s: (holdout_metrics[s][PROMOTION_METRIC], -sources.index(s)))
-    best_value = holdout_metrics[best][PROMOTION_METRIC]
+    """Which list to serve, by ``marquee evaluate``'s rule: the best non-baseline on the holdout (``champion_rule``).
+
+    The ranked union competes like any candidate; baselines (popularity, EASE) are served only
+    when nothing else was trained. Returns the list's name, whether the ranker is used, and why.
+    """
+    eligible = _eligible(holdout_metrics, sources, ranker_trained)
+    best = champion_rule(eligible)["best"] or max(
+        eligible, key=lambda s: (eligible[s][PROMOTION_METRIC], -list(eligible).index(s))
+    )
+    best_value = eligible[best][PROMOTION_METRIC]
     if not ranker_trained:
         return best, False, f"no ranker trained; serving {best} alone ({PROMOTION_METRIC} {best_value:.4f})"
-    ranked_value = holdout_metrics[RANKED][PROMOTION_METRIC]
-    if ranked_value > best_value:
-        note = f"ranker {PROMOTION_METRIC} {ranked_value:.4f} beats the best candidate {best} ({best_value:.4f})"
+    if best == RANKED:
+        others = {k: v for k, v in eligible.items() if k != RANKED}
+        runner = champion_rule(others)["best"] or next(iter(others), "")
+        runner_value = others[runner][PROMOTION_METRIC] if runner else float("nan")
+        note = f"ranker {PROMOTION_METRIC} {best_value:.4f} beats the best candidate {runner} ({runner_value:.4f})"
         return RANKED, True, note
+    ranked_value = holdout_metrics[RANKED][PROMOTION_METRIC]
     note = (
         f"ranker {PROMOTION_METRIC} {ranked_value:.4f} does not beat the best candidate {best} "
         f"({best_value:.4f}); the bundle keeps the ranker but serving uses {best} alone"
     )
     logger.warning(note)
     return best, False, note
+
+
+def choose_challenger(
+    holdout_metrics: Mapping[str, Mapping[str, float]], sources: list[str], ranker_trained: bool, served: str
+) -> str | None:
+    """The runner-up by the same rule: the best eligible list other than ``served`` (None when there is none).
+
+    ``marquee train`` registers it as a second version so that ``ranker-challenger`` compares two
+    different models (the ranked union against the best candidate alone, or two candidates).
+    """
+    eligible = {k: v for k, v in _eligible(holdout_metrics, sources, ranker_trained).items() if k != served}
+    if not eligible:
+        return None
+    return champion_rule(eligible)["best"] or max(
+        eligible, key=lambda s: (eligible[s][PROMOTION_METRIC], -list(eligible).index(s))
+    )
 
 
 # ------------------------------------------------------------------------- pipeline
@@ -349,7 +389,8 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
             on_holdout = evaluate(holdout_lists, relevant_holdout, n_items, ranked)
         served, ranker_used, note = choose_served(on_holdout, config.models, ranker is not None)
         served_value = on_holdout[served][PROMOTION_METRIC]
-        primary = max(config.models, key=lambda s: (on_holdout[s][PROMOTION_METRIC], -config.models.index(s)))
+        primary = served if served != RANKED else choose_served(on_holdout, config.models, False)[0]
+        runner_up = choose_challenger(on_holdout, config.models, ranker is not None, served)
 
         if refit_job is not None:
             with watch.stage("wait_for_refit"):
@@ -378,6 +419,16 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         "tuning": {n: {"params": r.params, "ndcg@10": r.score, "trials": len(r.trials)} for n, r in tuned.items()},
     }
     bundle = ModelBundle(candidates={n: f.model for n, f in fitted.items()}, ranker=ranker, metadata=metadata)
+    runner_bundle: ModelBundle | None = None
+    if runner_up is not None:
+        runner_meta = {
+            **metadata,
+            "served": runner_up,
+            "ranker_used": runner_up == RANKED,
+            "primary_candidate": primary if runner_up == RANKED else runner_up,
+            "ranker_note": f"runner-up of this run ({runner_up}); the winner {served} is the champion candidate",
+        }
+        runner_bundle = ModelBundle(candidates=bundle.candidates, ranker=ranker, metadata=runner_meta)
     metrics = {f"validation/{k}": v for k, v in validation.items()} | {f"holdout/{k}": v for k, v in on_holdout.items()}
     tracker = tracker or Tracker(settings)
     with watch.stage("save_log_register"):
@@ -386,9 +437,29 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         if bundle_dir.exists():
             shutil.rmtree(bundle_dir)
         bundle.save(bundle_dir)
+        runner_dir = settings.workspace.models_dir / "last-bundle-runner-up"
+        if runner_dir.exists():
+            shutil.rmtree(runner_dir)
+        if runner_bundle is not None:
+            runner_bundle.save(runner_dir)
         run_id, registration = _log_and_register(
             settings, tracker, config, data, fitted, ranker, ranker_info, metrics, watch, metadata, bundle_dir
         )
+        challenger_version = None
+        if registration is not None and runner_bundle is not None and runner_up is not None:
+            tracker.log_artifacts(run_id, runner_dir, RUNNER_UP_ARTIFACT)
+            challenger_version = register_runner_up(
+                tracker,
+                registration,
+                artifact=RUNNER_UP_ARTIFACT,
+                metric_value=on_holdout[runner_up][PROMOTION_METRIC],
+                tags={
+                    "dataset_hash": data.dataset_hash,
+                    "feature_service": config.feature_service,
+                    "ranker_used": str(runner_up == RANKED).lower(),
+                    "served": runner_up,
+                },
+            )
     return TrainingResult(
         run_id=run_id,
         metrics=metrics,
@@ -401,6 +472,8 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         registration=registration,
         bundle_dir=bundle_dir,
         data=data.describe(),
+        runner_up=runner_up,
+        challenger_version=challenger_version,
     )
 
 

@@ -79,8 +79,9 @@ def register_bundle(
     metric: str = PROMOTION_METRIC,
     tags: dict[str, str] | None = None,
     description: str = "",
+    artifact: str = BUNDLE_ARTIFACT,
 ) -> str:
-    """Create a model version of ``name`` from the ``bundle`` artifact of run ``run_id``; returns the version."""
+    """Create a model version of ``name`` from the ``artifact`` folder of run ``run_id``; returns the version."""
     from mlflow.exceptions import MlflowException
 
     client = _client(tracker)
@@ -90,7 +91,7 @@ def register_bundle(
         client.create_registered_model(
             name, description="Marquee recommender bundles (candidates + ranker); see training.registry."
         )
-    source = f"{client.get_run(run_id).info.artifact_uri}/{BUNDLE_ARTIFACT}"
+    source = f"{client.get_run(run_id).info.artifact_uri}/{artifact}"
     version_tags = {METRIC_TAG: metric, VALUE_TAG: repr(float(metric_value)), **(tags or {})}
     mv = client.create_model_version(name, source=source, run_id=run_id, tags=version_tags, description=description)
     logger.info("registered %s version %s from run %s", name, mv.version, run_id)
@@ -154,6 +155,38 @@ def register_and_promote(
         logger.info("%s version %s stays challenger: %s", name, version, why)
     client.set_model_version_tag(name, version, "promotion", decision.reason)
     return Registration(name=name, version=version, run_id=run_id, decision=decision, promoted=promoted)
+
+
+def register_runner_up(
+    tracker: Tracker,
+    winner: Registration,
+    *,
+    artifact: str,
+    metric_value: float,
+    metric: str = PROMOTION_METRIC,
+    tags: dict[str, str] | None = None,
+) -> str | None:
+    """Register this run's second-best bundle as ``challenger`` when the winner became champion.
+
+    Then the two aliases name two different models, so an experiment between ``champion`` and
+    ``challenger`` compares something. When the winner was not promoted it keeps ``challenger``
+    (it already differs from the older champion) and nothing more is registered.
+
+    Returns:
+        The runner-up's version, or None when it was not registered.
+    """
+    if not winner.promoted:
+        return None
+    version = register_bundle(
+        tracker, winner.name, winner.run_id, metric_value=metric_value, metric=metric, tags=tags, artifact=artifact
+    )
+    client = _client(tracker)
+    client.set_registered_model_alias(winner.name, CHALLENGER, version)
+    client.set_model_version_tag(
+        winner.name, version, "promotion", f"runner-up of run {winner.run_id} (champion is version {winner.version})"
+    )
+    logger.info("%s version %s (runner-up) is the challenger", winner.name, version)
+    return version
 
 
 def promote_version(tracker: Tracker, name: str, version: str) -> None:

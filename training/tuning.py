@@ -20,26 +20,15 @@ from training.protocol import Split, validation_split
 
 logger = logging.getLogger(__name__)
 
-#: Candidate values per model, searched on validation. Empty: nothing to tune.
-SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
-    "popularity": {},
-    "trending": {"half_life_days": [7.0, 30.0, 180.0]},
-    "ease": {"lam": [100.0, 200.0, 500.0, 1000.0]},
-    "recency_ease": {"lam": [200.0, 500.0, 1000.0], "half_life": [2.0, 3.0, 5.0]},
-    "item_knn": {"neighbours": [200, 1000], "half_life": [2.0, 3.0, 5.0]},
-    "seqknn": {
-        "seq_half_life": [2.0, 4.0, 8.0],
-        "step_decay": [0.9, 0.95],
-        "knn_weight": [0.25, 0.5, 1.0],
-        "neighbours": [200, 1000],
-        "knn_half_life": [3.0, 5.0],
-        "time_weight": [0.0, 0.1, 0.25],
-        "time_tau_days": [7.0, 30.0, 180.0],
-    },
-    "als": {"factors": [32, 64], "regularization": [0.01, 0.1], "alpha": [1.0, 10.0]},
-    "lightfm": {"no_components": [32, 64]},
-    "sasrec": {},
-}
+
+def search_space(name: str) -> dict[str, list[Any]]:
+    """Candidate values per param of the registered model ``name``: its own ``tuning_space`` (empty: nothing to tune).
+
+    Each model declares its space on its class, so adding a model touches only its own file.
+    """
+    from models.registry import model_class
+
+    return {k: list(v) for k, v in getattr(model_class(name), "tuning_space", {}).items()}
 
 
 @dataclass

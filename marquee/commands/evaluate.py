@@ -51,7 +51,10 @@ def evaluate(
     for skipped, reason in report.get("skipped", {}).items():
         typer.echo(f"skipped {skipped}: {reason}")
     typer.echo(format_table(report))
-    typer.echo(f"best: {report['best']} — {report['ratio']:.3f} × the best baseline ({report['best_baseline']})")
+    if report["ratio"] is None:
+        typer.echo(f"only baselines ran; the best is {report['best_baseline']}")
+    else:
+        typer.echo(f"best: {report['best']} — {report['ratio']:.3f} × the best baseline ({report['best_baseline']})")
     if out is not None:
         try:
             out.write_text(json.dumps(report, indent=2))

@@ -62,6 +62,11 @@ def train(
         reg = result.registration
         status = "champion" if reg.promoted else "challenger"
         typer.echo(f"registered {reg.name} version {reg.version} as {status}: {reg.decision.reason}")
+        if result.challenger_version is not None:
+            typer.echo(
+                f"registered {reg.name} version {result.challenger_version} as challenger: "
+                f"the runner-up ({result.runner_up}), so champion and challenger differ"
+            )
     typer.echo(f"see it with: mlflow ui --backend-store-uri {settings.mlflow_uri}")
 
 

@@ -1,0 +1,283 @@
+"""``Blend``: score fusion of several candidate generators, weights learned on a validation split.
+
+No single model wins everywhere: recency-weighted EASE is hard to beat when a
+history has no useful order, transitions (``seqknn``) win when it has, and
+popularity around the profile's own "now" wins on trend-driven data. The blend
+fits each member, scales each member's scores per user to [0, 1] (over the
+titles the user has not watched), and adds them with weights.
+
+The weights are learned inside ``fit`` (unless given) on the protocol's
+validation rule applied to the training interactions: each profile's last 20 %
+held out. Members are fitted on the rest, the weights are searched one member at
+a time starting from the best member alone (so on validation the blend is never
+worse than its best member), then every member is refitted on all the
+interactions. Nothing here is fitted to a dataset: the members, the grid and the
+rule are the same for any data.
+
+Members whose catalog check refuses the data (EASE past what memory allows) are
+left out, so the blend still runs on a large catalog.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from models.base import Interactions
+from models.ease import CatalogTooLargeError
+from models.history import Histories
+from models.registry import model_class
+from models.scoring import ItemScorer, UserContext
+
+logger = logging.getLogger(__name__)
+
+#: Members of the default blend: the two baselines, transitions + kNN + time, kNN alone, time-aware popularity.
+DEFAULT_MEMBERS = ("recency_ease", "ease", "seqknn", "item_knn", "time_popularity")
+#: Weights tried for each member (relative to the best member, which starts at 1).
+WEIGHT_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+#: Passes of the coordinate search over the members.
+PASSES = 2
+#: At most this many validation profiles (seeded sample) decide the weights: bounds time and memory.
+MAX_VALIDATION_USERS = 3000
+MIN_INTERACTIONS = 5
+HOLDOUT = 0.2
+
+
+def _holdout_mask(hist: Histories) -> npt.NDArray[np.bool_]:
+    """Rows of each profile's last ``ceil(0.2 n)`` watches (profiles with 5+ watches), the validation rule."""
+    counts = np.diff(hist.indptr)
+    n_test = np.where(counts >= MIN_INTERACTIONS, np.ceil(HOLDOUT * counts - 1e-9), 0).astype(np.int64)
+    rank = np.arange(len(hist.item_idx)) - np.repeat(hist.indptr[:-1], counts)
+    return rank >= np.repeat(counts - n_test, counts)  # type: ignore[no-any-return]
+
+
+def _scaled(scores: npt.NDArray[np.float32], seen: Sequence[npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
+    """Each row scaled to [0, 1] by the min and max over the titles that row's user has not watched."""
+    masked = scores.astype(np.float32, copy=True)
+    for k, items in enumerate(seen):
+        if len(items):
+            masked[k, items] = np.nan
+    with np.errstate(all="ignore"):
+        low = np.nanmin(masked, axis=1, keepdims=True)
+        high = np.nanmax(masked, axis=1, keepdims=True)
+    low = np.nan_to_num(low)
+    span = np.nan_to_num(high) - low
+    span[~(span > 0)] = 1.0
+    return ((scores - low) / span).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def ndcg_at_10(scores: npt.NDArray[np.float32], relevant: Sequence[set[int]]) -> float:
+    """Mean binary ndcg@10 of score rows (seen titles already at -inf) against relevant item sets."""
+    k = min(10, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    total = 0.0
+    for row, rel in zip(top, relevant, strict=True):
+        gains = np.fromiter((1.0 if i in rel else 0.0 for i in row), np.float64, count=k)
+        ideal = discount[: min(k, len(rel))].sum()
+        total += float(gains @ discount) / ideal if ideal else 0.0
+    return total / max(len(relevant), 1)
+
+
+def learn_weights(
+    member_scores: Mapping[str, npt.NDArray[np.float32]], relevant: Sequence[set[int]]
+) -> tuple[dict[str, float], dict[str, float], float]:
+    """Coordinate search of blend weights maximising ndcg@10 on validation.
+
+    Starts from the best member alone (weight 1, others 0) and accepts a change only when it
+    strictly improves, so the result is never worse than the best member on this data.
+
+    Returns:
+        The weights, each member's own validation ndcg@10, and the blend's.
+    """
+    alone = {name: ndcg_at_10(s, relevant) for name, s in member_scores.items()}
+    best_member = max(alone, key=lambda n: (alone[n], -list(alone).index(n)))
+    weights = {name: (1.0 if name == best_member else 0.0) for name in member_scores}
+    best = alone[best_member]
+    for _ in range(PASSES):
+        improved = False
+        for name in member_scores:
+            if name == best_member:
+                continue
+            for value in WEIGHT_GRID:
+                if value == weights[name]:
+                    continue
+                trial = {**weights, name: value}
+                blended = sum(w * member_scores[n] for n, w in trial.items() if w > 0)
+                score = ndcg_at_10(np.asarray(blended, np.float32), relevant)
+                if score > best + 1e-9:
+                    weights, best, improved = trial, score, True
+        if not improved:
+            break
+    return weights, alone, best
+
+
+class Blend(ItemScorer):
+    """Weighted sum of members' per-user [0, 1] scores; weights learned on validation inside ``fit``.
+
+    Args:
+        members: registry names of the candidate generators blended.
+        member_params: constructor params per member (e.g. tuned ones); members not named use defaults.
+        weights: member → weight; None learns them on the validation rule during ``fit``.
+        seed: seeds the members that draw random numbers and the validation-profile sample.
+    """
+
+    name: ClassVar[str] = "blend"
+    #: Nothing to search from outside: the weights are learned on validation inside ``fit``.
+    tuning_space: ClassVar[dict[str, list[Any]]] = {}
+    #: Its members carry the tuned params: ``evaluate`` passes theirs in (see ``members_of``).
+    blends_members: ClassVar[bool] = True
+    similar_priority: ClassVar[int] = 15
+
+    def __init__(
+        self,
+        members: Sequence[str] = DEFAULT_MEMBERS,
+        member_params: Mapping[str, Mapping[str, Any]] | None = None,
+        weights: Mapping[str, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        members = list(dict.fromkeys(members))
+        if not members:
+            raise ValueError("a blend needs at least one member")
+        if "blend" in members:
+            raise ValueError("a blend cannot contain a blend")
+        params = {m: dict(p) for m, p in (member_params or {}).items() if m in members}
+        super().__init__(members=members, member_params=params, weights=dict(weights) if weights else None, seed=seed)
+        self.members = members
+        self.member_params = params
+        self.weights: dict[str, float] | None = dict(weights) if weights else None
+        self.seed = seed
+        self.validation: dict[str, Any] = {}
+        self._models: dict[str, ItemScorer] = {}
+
+    # -- fitting ---------------------------------------------------------------------------
+    def _build(self, name: str) -> ItemScorer:
+        cls = model_class(name)
+        kwargs = dict(self.member_params.get(name, {}))
+        if "seed" in inspect.signature(cls).parameters:
+            kwargs.setdefault("seed", self.seed)
+        model = cls(**kwargs)
+        if not isinstance(model, ItemScorer):
+            raise ValueError(f"blend member {name!r} is not an item scorer")
+        return model
+
+    def _usable(self, n_items: int) -> list[str]:
+        usable = []
+        for name in self.members:
+            try:
+                check = getattr(model_class(name), "check_catalog", None)
+                if check is not None:
+                    check(n_items)
+            except CatalogTooLargeError as exc:
+                logger.warning("blend leaves out %s: %s", name, exc)
+                continue
+            usable.append(name)
+        if not usable:
+            raise CatalogTooLargeError("no blend member can fit this catalog")
+        return usable
+
+    def _fit_members(self, interactions: Interactions, names: Sequence[str], **context: Any) -> dict[str, ItemScorer]:
+        return {name: self._build(name).fit(interactions, **context) for name in names}  # type: ignore[misc]
+
+    def fit(self, interactions: Interactions, **context: Any) -> Blend:
+        """Learn the weights on the validation rule (unless given), then fit every member on all of ``interactions``."""
+        super().fit(interactions, **context)
+        names = self._usable(self.history.n_items)
+        if self.weights is None:
+            self.weights = self._learn(names, **context)
+        names = [n for n in names if self.weights.get(n, 0.0) > 0]
+        self._models = self._fit_members(interactions, names, **context)
+        self.params["weights"] = dict(self.weights)
+        return self
+
+    def _fit(self, hist: Histories, **context: Any) -> None:
+        del hist, context  # ``fit`` does the work: members need the interactions, not only the histories
+
+    def _learn(self, names: Sequence[str], **context: Any) -> dict[str, float]:
+        hist = self.history
+        held = _holdout_mask(hist)
+        if not held.any() or len(names) == 1:
+            return {n: 1.0 / len(names) for n in names}
+        users = hist.user_of_row()
+        keep = ~held
+        train = Interactions(
+            user_ids=hist.users.to_ids(users[keep]),
+            item_ids=hist.items.to_ids(hist.item_idx[keep]),
+            timestamps=hist.ts[keep],
+            weights=hist.weight[keep],
+        )
+        models = self._fit_members(train, names, **context)
+        first = next(iter(models.values())).history
+        val_users = np.unique(users[held])
+        rng = np.random.default_rng(self.seed)
+        if len(val_users) > MAX_VALIDATION_USERS:
+            val_users = np.sort(rng.choice(val_users, MAX_VALIDATION_USERS, replace=False))
+        user_ids = hist.users.to_ids(val_users)
+        relevant: list[set[int]] = []
+        for u in val_users:
+            rows = np.flatnonzero(held & (users == u))
+            known = first.items.known_idx(hist.items.to_ids(hist.item_idx[rows]).tolist())
+            relevant.append(set(known.tolist()))
+        contexts = [models[names[0]].context(str(u)) for u in user_ids]
+        seen = [c.items for c in contexts]
+        member_scores: dict[str, npt.NDArray[np.float32]] = {}
+        for name, model in models.items():
+            scores = _scaled(model._score(contexts), seen)
+            for k, items in enumerate(seen):
+                if len(items):
+                    scores[k, items] = -np.inf
+            member_scores[name] = scores
+        present = [k for k, rel in enumerate(relevant) if rel]
+        member_scores = {n: s[present] for n, s in member_scores.items()}
+        weights, alone, blended = learn_weights(member_scores, [relevant[k] for k in present])
+        self.validation = {"members": {n: round(v, 4) for n, v in alone.items()}, "blend": round(blended, 4)}
+        logger.info("blend weights %s; validation ndcg@10 %s", weights, self.validation)
+        return weights
+
+    # -- scoring ---------------------------------------------------------------------------
+    def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
+        out = np.zeros((len(users), self.history.n_items), np.float32)
+        seen = [c.items for c in users]
+        for name, model in self._models.items():
+            out += float((self.weights or {})[name]) * _scaled(model._score(users), seen)
+        return out
+
+    def _similar(self, item_idx: int) -> npt.NDArray[np.float32]:
+        out = np.zeros(self.history.n_items, np.float32)
+        for name, model in self._models.items():
+            row = model._similar(item_idx).astype(np.float32)[None, :]
+            out += float((self.weights or {})[name]) * _scaled(row, [np.asarray([item_idx])])[0]
+        return out
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """The blend's own files (ids, params with the weights) and each member under ``members/<name>``."""
+        super().save(path)
+        for name, model in self._models.items():
+            model.save(Path(path) / "members" / name)
+        (Path(path) / "validation.json").write_text(json.dumps(self.validation))
+
+    @classmethod
+    def load(cls, path: Path) -> Blend:
+        """Read a blend written by ``save`` (members by their own ``load``)."""
+        model = super().load(path)
+        assert isinstance(model, Blend)
+        for name, weight in (model.weights or {}).items():
+            if weight > 0:
+                member = model_class(name).load(Path(path) / "members" / name)
+                if not isinstance(member, ItemScorer) or member.history.n_items != model.history.n_items:
+                    raise ValueError(f"{path}: blend member {name!r} does not match the blend's catalog")
+                model._models[name] = member
+        extra = Path(path) / "validation.json"
+        if extra.exists():
+            model.validation = json.loads(extra.read_text())
+        return model

@@ -17,7 +17,8 @@ from catalog_api.candidate_cache import TtlCache
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
 from catalog_api.recommender_client import RecommenderClient
-from catalog_api.security.rate_limit import RateLimiter
+from catalog_api.security.proxies import Network
+from catalog_api.security.rate_limit import LimitStore, LoginGuard, RateLimiter
 from catalog_api.security.tokens import TokenIssuer
 from catalog_api.services.catalog_cache import CatalogSnapshot, load_snapshot
 from catalog_api.services.experiments import ExperimentBridge
@@ -82,3 +83,7 @@ class AppState:
     background: set[asyncio.Task[None]] = field(default_factory=set)
     #: Model-server calls in flight per candidate-cache key: concurrent misses of one page share one call.
     inflight: dict[Hashable, asyncio.Task[HomeCandidatesResponse]] = field(default_factory=dict)
+    #: Backoff of failed logins per (e-mail, address), in the shared limit store.
+    login_guard: LoginGuard = field(default_factory=lambda: LoginGuard(LimitStore()))
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed (``security.proxies``).
+    trusted_proxies: tuple[Network, ...] = ()

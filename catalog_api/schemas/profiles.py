@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import Field, model_validator
 
-from catalog_api.schemas.common import PublicModel, RequestBody
+from catalog_api.schemas.common import PublicModel, RequestBody, SafeStr, StrictLevel
 
 #: The highest maturity level a kids profile may have (older kids).
 KIDS_MAX_LEVEL = 1
@@ -15,9 +15,9 @@ KIDS_MAX_LEVEL = 1
 class ProfileCreate(RequestBody):
     """A new profile. Kids profiles default to level 1 and may not go above it."""
 
-    name: str = Field(min_length=1, max_length=50)
+    name: SafeStr = Field(min_length=1, max_length=50)
     is_kids: bool = False
-    maturity_level: int | None = Field(default=None, ge=0, le=3, description="0..3; default 3, or 1 for kids")
+    maturity_level: StrictLevel | None = Field(default=None, description="0..3; default 3, or 1 for kids")
     language: str = Field(default="en", min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)?$")
 
     @model_validator(mode="after")
@@ -30,12 +30,19 @@ class ProfileCreate(RequestBody):
 
 
 class ProfileUpdate(RequestBody):
-    """Fields to change; omitted fields keep their value."""
+    """Fields to change; omitted fields, and fields sent as ``null``, keep their value."""
 
-    name: str | None = Field(default=None, min_length=1, max_length=50)
+    name: SafeStr | None = Field(default=None, min_length=1, max_length=50)
     is_kids: bool | None = None
-    maturity_level: int | None = Field(default=None, ge=0, le=3)
+    maturity_level: StrictLevel | None = None
     language: str | None = Field(default=None, min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]+)?$")
+
+    @model_validator(mode="after")
+    def _null_keeps(self) -> ProfileUpdate:
+        # The schema documents null as allowed: it means "no change", exactly like an omitted field.
+        for name in [n for n in self.model_fields_set if getattr(self, n) is None]:
+            self.model_fields_set.discard(name)
+        return self
 
 
 class ProfilePublic(PublicModel):

@@ -103,9 +103,7 @@ def build_state(
         ),
         account_limiter=RateLimiter(options.account_limit, options.account_window_s, "requests for this account"),
         metrics=Metrics(),
-        login_guard=LoginGuard(
-            shared_limits, ((options.login_limit, int(options.login_window_s)), *LOGIN_BACKOFF[1:])
-        ),
+        login_guard=LoginGuard(shared_limits, ((options.login_limit, int(options.login_window_s)), *LOGIN_BACKOFF[1:])),
         trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 logger = logging.getLogger(__name__)
 
 #: The environment in which missing secrets are generated into the workspace instead of refusing to start.

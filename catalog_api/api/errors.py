@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_flat_params
-from fastapi.security.base import SecurityBase
-from fastapi.routing import APIRoute
-from pydantic import BaseModel
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security.base import SecurityBase
+from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -53,9 +53,7 @@ def validation_detail(loc: Sequence[Any], msg: str, kind: str = "value_error") -
 
 def validation_response(request: Request, detail: list[dict[str, Any]], error: str) -> JSONResponse:
     """A 422 with ``detail`` (a list), the error class and the request id."""
-    return JSONResponse(
-        {"detail": detail, "error": error, "request_id": _request_id(request)}, status_code=422
-    )
+    return JSONResponse({"detail": detail, "error": error, "request_id": _request_id(request)}, status_code=422)
 
 
 async def request_validation_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -178,7 +176,7 @@ def document_error_responses(app: FastAPI) -> None:
             codes[429] = _error("rate limited; retry after `Retry-After` seconds")
         if "{" in route.path or any(p.name == "profile_id" for p in get_flat_params(route.dependant)):
             codes[404] = _error("no such entity in this account or catalog")
-        if route.methods & {"POST", "PATCH", "PUT"}:
+        if (route.methods or set()) & {"POST", "PATCH", "PUT"}:
             codes[409] = _error("conflicts with the current state")
         if any(part in route.path for part in ("/titles", "/playback", "/events", "/experiments", "/home")):
             codes[403] = _error("not allowed for this profile or account")

@@ -43,7 +43,9 @@ class LimitStore:
         self._shared: MovingWindowRateLimiter | None = None
         self._down_until = 0.0
         if url:
-            storage: Storage = storage_from_string(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            storage = storage_from_string(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            if not isinstance(storage, Storage):
+                raise ValueError(f"rate-limit store {url!r} is not a synchronous storage")
             self._shared = MovingWindowRateLimiter(storage)
 
     @property

@@ -16,7 +16,6 @@ from catalog_api.security.passwords import hash_password, verify_password
 from catalog_api.security.tokens import TokenClaims
 from core.errors import ConflictError
 
-
 #: The one answer to a sign-up whose e-mail is taken: it names neither the e-mail nor the account.
 SIGNUP_CONFLICT = "this e-mail cannot be used for a new account; log in, or reset the password"
 

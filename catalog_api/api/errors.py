@@ -18,7 +18,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_flat_params
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from fastapi.security.base import SecurityBase
 from pydantic import BaseModel
 from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
@@ -145,45 +144,58 @@ class ValidationBody(BaseModel):
     request_id: str | None = None
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {"model": ErrorBody, "description": description}
+def _error(description: str, model: str = "ErrorBody") -> dict[str, Any]:
+    schema = {"$ref": f"#/components/schemas/{model}"}
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _needs_credentials(dependant: Dependant) -> bool:
-    if isinstance(dependant.call, SecurityBase):
-        return True
-    return any(_needs_credentials(d) for d in dependant.dependencies)
+def _codes_of(path: str, method: str, operation: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    codes: dict[int, dict[str, Any]] = {
+        422: _error("a value was refused; `detail` lists each field", "ValidationBody"),
+        503: _error("the database is unavailable; retry after `Retry-After` seconds"),
+    }
+    params = {p.get("name") for p in operation.get("parameters", [])}
+    if operation.get("security") or path.startswith("/v1/auth"):
+        codes[401] = _error("missing, invalid, expired or revoked credentials")
+        codes[429] = _error("rate limited; retry after `Retry-After` seconds")
+    if "{" in path or "profile_id" in params:
+        codes[404] = _error("no such entity in this account or catalog")
+    if method in ("post", "patch", "put"):
+        codes[409] = _error("conflicts with the current state")
+    if any(part in path for part in ("/titles", "/playback", "/events", "/experiments", "/home")):
+        codes[403] = _error("not allowed for this profile or account")
+    return codes
 
 
 def document_error_responses(app: FastAPI) -> None:
-    """Add the status codes each route really answers to its OpenAPI ``responses``.
+    """Add the status codes each route really answers to the OpenAPI document.
 
-    Derived from what a route depends on, in one place, so new routes are documented too:
-    every route may answer 422 (validation) and 503 (database gone); routes behind a bearer
-    token 401 and 429 (per-account limit); routes with an id 404; writes 409; routes
-    that judge a title against a profile 403.
+    Derived from what an operation declares, in one place, so new routes are documented
+    too: every ``/v1`` route may answer 422 (validation, always a list) and 503 (database
+    gone); routes behind a bearer token 401 and 429 (per-account limit); routes with an id
+    404; writes 409; routes that judge a title against a profile or need an admin 403.
     """
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.path.startswith("/v1"):
-            continue
-        codes: dict[int, dict[str, Any]] = {
-            422: {"model": ValidationBody, "description": "a value was refused; `detail` names each field"},
-            503: _error("the database is unavailable; retry after `Retry-After` seconds"),
-        }
-        secured = _needs_credentials(route.dependant)
-        if secured or route.path.startswith("/v1/auth"):
-            codes[401] = _error("missing, invalid, expired or revoked credentials")
-            codes[429] = _error("rate limited; retry after `Retry-After` seconds")
-        if "{" in route.path or any(p.name == "profile_id" for p in get_flat_params(route.dependant)):
-            codes[404] = _error("no such entity in this account or catalog")
-        if (route.methods or set()) & {"POST", "PATCH", "PUT"}:
-            codes[409] = _error("conflicts with the current state")
-        if any(part in route.path for part in ("/titles", "/playback", "/events", "/experiments", "/home")):
-            codes[403] = _error("not allowed for this profile or account")
-        for code, spec in codes.items():
-            if code not in route.responses and str(code) not in route.responses:
-                route.responses[code] = spec
-    app.openapi_schema = None
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = generate()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in (ErrorBody, ValidationItem, ValidationBody):
+            schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for path, operations in spec.get("paths", {}).items():
+            if not path.startswith("/v1"):
+                continue
+            for method, operation in operations.items():
+                responses = operation.setdefault("responses", {})
+                for code, response in _codes_of(path, method, operation).items():
+                    if code == 422 or str(code) not in responses:
+                        responses[str(code)] = response
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -9,6 +9,9 @@ from fastapi.testclient import TestClient
 from tests.api.support import make_profile, signup_and_login, watch
 
 
+EVENT = {"event_id": "x", "title_id": "m_space", "position_s": 1, "duration_s": 9}
+
+
 def test_an_account_gets_404_on_every_route_with_another_accounts_profile(api: TestClient) -> None:
     victim = signup_and_login(api, f"{uuid.uuid4().hex}@example.com")
     theirs = make_profile(api, victim, "Victim")["profile_id"]
@@ -22,7 +25,7 @@ def test_an_account_gets_404_on_every_route_with_another_accounts_profile(api: T
         ("GET", f"/v1/profiles/{theirs}/history", None),
         ("GET", f"/v1/profiles/{theirs}/continue-watching", None),
         ("GET", f"/v1/profiles/{theirs}/home", None),
-        ("POST", f"/v1/profiles/{theirs}/events", {"event_id": "x", "title_id": "m_space", "position_s": 1, "duration_s": 9}),
+        ("POST", f"/v1/profiles/{theirs}/events", EVENT),
         ("GET", f"/v1/titles?profile_id={theirs}", None),
         ("GET", f"/v1/titles/m_space?profile_id={theirs}", None),
         ("GET", f"/v1/search?q=space&profile_id={theirs}", None),

@@ -8,7 +8,6 @@ from fastapi.testclient import TestClient
 
 from tests.api.support import make_profile, signup_and_login, watch
 
-
 EVENT = {"event_id": "x", "title_id": "m_space", "position_s": 1, "duration_s": 9}
 
 

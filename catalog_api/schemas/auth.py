@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from catalog_api.schemas.common import PublicModel, RequestBody, SafeStr
+from catalog_api.schemas.common import PublicModel, RequestBody, SafeStr, UtcDateTime
 
 Plan = Literal["basic", "standard", "premium"]
 
@@ -40,7 +39,7 @@ class AccountPublic(PublicModel):
     email: str
     country: str
     plan: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class TokenPair(PublicModel):

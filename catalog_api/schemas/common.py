@@ -9,6 +9,7 @@ export or a refresh:
   UTF-8, so neither stored nor echoed back in an error).
 * ``Int32``: integers that fit a PostgreSQL ``integer`` column (and SQLite's 64 bits).
 * ``StrictLevel``: a maturity level 0..3 given as a JSON integer (``false`` is not 0).
+* ``UtcDateTime``: response timestamps always carry their offset.
 * ``EventTime``: a timestamp inside the accepted window, ``[TIME_FLOOR, now + MAX_CLOCK_SKEW]``,
   normalised to UTC; a naive timestamp is read as UTC.
 """
@@ -60,7 +61,14 @@ def check_event_time(value: datetime, now: datetime | None = None) -> datetime:
     return utc
 
 
+def as_utc(value: datetime) -> datetime:
+    """``value`` with its offset; SQLite hands back naive datetimes, and everything stored is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 SafeStr = Annotated[str, AfterValidator(_safe_text)]
+#: A response timestamp: always with an offset, so it is the RFC 3339 ``date-time`` the document promises.
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
 Int32 = Annotated[int, Field(ge=-INT32_MAX - 1, le=INT32_MAX)]
 StrictLevel = Annotated[StrictInt, Field(ge=0, le=3)]
 EventTime = Annotated[datetime, AfterValidator(check_event_time)]

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field, model_validator
 
-from catalog_api.schemas.common import INT32_MAX, EventTime, PublicModel, RequestBody, SafeStr
+from catalog_api.schemas.common import INT32_MAX, EventTime, PublicModel, RequestBody, SafeStr, UtcDateTime
 
 
 class WatchEventCreate(RequestBody):
@@ -46,7 +44,7 @@ class HistoryItem(PublicModel):
     position_s: int
     duration_s: int
     progress: float
-    last_watched: datetime
+    last_watched: UtcDateTime
 
 
 class HistoryPage(PublicModel):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field, model_validator
 
-from catalog_api.schemas.common import PublicModel, RequestBody, SafeStr, StrictLevel
+from catalog_api.schemas.common import PublicModel, RequestBody, SafeStr, StrictLevel, UtcDateTime
 
 #: The highest maturity level a kids profile may have (older kids).
 KIDS_MAX_LEVEL = 1
@@ -54,4 +52,4 @@ class ProfilePublic(PublicModel):
     maturity_level: int
     language: str
     country: str
-    created_at: datetime
+    created_at: UtcDateTime

@@ -74,13 +74,15 @@ def test_api_conforms_to_its_document(started_api: tuple[str, dict[str, str]]) -
 
         @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
         @given(case=operation.as_strategy())
-        def run(case: Any) -> None:
+        def run(
+            case: Any, sent: dict[str, str] = sent, label: str = f"{operation.method.upper()} {operation.path}"
+        ) -> None:
             nonlocal cases
             cases += 1
             try:
                 case.call_and_validate(base_url=url, headers=sent, checks=CHECKS)
             except Exception as failure:  # collect every operation's failures, then fail once
-                failures.append(f"{operation.method.upper()} {operation.path}: {str(failure)[:400]}")
+                failures.append(f"{label}: {str(failure)[:400]}")
 
         run()
     assert cases > 200, cases  # every operation was exercised

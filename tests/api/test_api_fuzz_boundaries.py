@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert, select
 
 from catalog_api.app import export_events_now
-from catalog_api.db.tables import QuarantinedEventRow, WatchEventRow
+from catalog_api.db.tables import WatchEventRow
 from core.lake import Lake
 from core.settings import Settings
 
@@ -130,6 +130,8 @@ def test_a_422_raised_by_a_service_has_the_documented_shape(api: TestClient) -> 
 
 
 def test_a_poisoned_row_is_quarantined_and_stops_neither_export_nor_refresh(api: TestClient, lake: Lake) -> None:
+    from catalog_api.db.tables import QuarantinedEventRow
+
     state = api.app.state.marquee  # type: ignore[attr-defined]
     headers = signup_and_login(api, "poison@example.com")
     profile = make_profile(api, headers, "P")["profile_id"]

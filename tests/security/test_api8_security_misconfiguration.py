@@ -9,7 +9,6 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from catalog_api.options import ApiOptions, CdnEdge
-from catalog_api.security.headers import page_policy
 from tests.api.support import signup_and_login
 
 from .conftest import client_for
@@ -49,6 +48,8 @@ def test_json_answers_carry_a_policy_that_allows_nothing(api: TestClient) -> Non
 
 
 def test_the_page_policy_names_origins_not_paths() -> None:
+    from catalog_api.security.headers import page_policy
+
     policy = page_policy(["https://edge.example/v/path?x=1", "not a url"])
     assert "https://edge.example;" in policy and "/v/path" not in policy and "not a url" not in policy
 

@@ -19,7 +19,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from catalog_api.api.errors import install_error_handlers
+from catalog_api.api.errors import document_error_responses, install_error_handlers
 from catalog_api.api.observability import Metrics, ObservabilityMiddleware
 from catalog_api.api.routes import account, auth, events, experiments, health, home, playback, profiles, search, titles
 from catalog_api.candidate_cache import TtlCache
@@ -30,7 +30,10 @@ from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.service import PlaybackService
 from catalog_api.process_lock import LeaderLock
 from catalog_api.recommender_client import ModelServerBreaker, RecommenderClient
-from catalog_api.security.rate_limit import RateLimiter
+from catalog_api.security.boundary import BoundaryMiddleware
+from catalog_api.security.headers import SecurityHeadersMiddleware
+from catalog_api.security.proxies import parse_networks
+from catalog_api.security.rate_limit import LOGIN_BACKOFF, LimitStore, LoginGuard, RateLimiter
 from catalog_api.security.tokens import TokenIssuer
 from catalog_api.services.experiments import ExperimentBridge
 from catalog_api.services.exposures import ExposureLog
@@ -75,6 +78,9 @@ def build_state(
     page_lifetime_s = options.candidate_ttl_s and options.candidate_ttl_s + options.candidate_stale_s
     breaker = ModelServerBreaker(options.breaker_failures, options.breaker_cooldown_s)
     candidates: TtlCache[HomeCandidatesResponse] = TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s)
+    # Login limits are shared by every worker and replica (Redis) when configured; the per-account
+    # request limit stays in process memory (it runs on every request; a round trip would cost more).
+    shared_limits = LimitStore(settings.rate_limit_url)
     return AppState(
         settings=settings,
         options=options,
@@ -89,12 +95,16 @@ def build_state(
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),
-        login_limiter=RateLimiter(options.login_limit, options.login_window_s, "login attempts for this e-mail"),
+        login_limiter=RateLimiter(
+            options.login_limit, options.login_window_s, "login attempts for this e-mail", shared_limits
+        ),
         client_limiter=RateLimiter(
-            options.client_limit, options.login_window_s, "sign-ups and logins from this address"
+            options.client_limit, options.login_window_s, "sign-ups and logins from this address", shared_limits
         ),
         account_limiter=RateLimiter(options.account_limit, options.account_window_s, "requests for this account"),
         metrics=Metrics(),
+        login_guard=LoginGuard(shared_limits, ((options.login_limit, int(options.login_window_s)), *LOGIN_BACKOFF[1:])),
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
 
 
@@ -169,6 +179,9 @@ def create_app(
     for module in (auth, profiles, titles, search, events, home, playback, account, experiments, health):
         app.include_router(module.router)
     mount_web(app)  # the small web page at / (catalog_api/web/static)
+    document_error_responses(app)
+    app.add_middleware(BoundaryMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware, edge_origins=[edge.base_url for edge in options.cdn_edges])
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     return app
 

@@ -32,7 +32,8 @@ class ApiOptions:
     """API tunables.
 
     Attributes:
-        login_limit: login attempts allowed per e-mail per ``login_window_s``.
+        login_limit: failed logins allowed per e-mail and client address per ``login_window_s`` (the
+            first tier of ``security.rate_limit.LOGIN_BACKOFF``; later tiers allow more per hour and day).
         client_limit: sign-ups plus login attempts allowed per client address per ``login_window_s``
             (higher than ``login_limit``: many households share one address behind NAT).
         account_limit: authenticated requests allowed per account per ``account_window_s``.
@@ -56,7 +57,7 @@ class ApiOptions:
         cdn_edges: the CDN edges manifests may point at.
     """
 
-    login_limit: int = 10
+    login_limit: int = 5
     client_limit: int = 100
     login_window_s: float = 60.0
     account_limit: int = 600

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
@@ -15,7 +15,8 @@ from catalog_api.candidate_cache import TtlCache
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
 from catalog_api.recommender_client import RecommenderClient
-from catalog_api.security.rate_limit import RateLimiter
+from catalog_api.security.proxies import Network
+from catalog_api.security.rate_limit import LimitStore, LoginGuard, RateLimiter
 from catalog_api.security.tokens import TokenIssuer
 from catalog_api.services.catalog_cache import CatalogSnapshot, load_snapshot
 from catalog_api.services.experiments import ExperimentBridge
@@ -75,6 +76,10 @@ class AppState:
     client_limiter: RateLimiter
     account_limiter: RateLimiter
     metrics: Metrics
+    #: Backoff of failed logins per (e-mail, address), in the shared limit store.
+    login_guard: LoginGuard = field(default_factory=lambda: LoginGuard(LimitStore()))
+    #: Reverse proxies whose ``X-Forwarded-For`` is believed (``security.proxies``).
+    trusted_proxies: tuple[Network, ...] = ()
 
     @property
     def candidates(self) -> TtlCache[HomeCandidatesResponse]:

@@ -7,11 +7,56 @@ time, so tests can build as many independent settings objects as they need.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import os
+import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
+
+#: The environment in which missing secrets are generated into the workspace instead of refusing to start.
+DEVELOPMENT = "development"
+#: File of the workspace holding generated secrets (mode 0600).
+SECRETS_FILE = "secrets.json"
+#: Secrets generated per workspace when not configured (setting name -> environment variable).
+GENERATED_SECRETS = {"jwt_secret": "MARQUEE_JWT_SECRET", "cdn_signing_key": "MARQUEE_CDN_SIGNING_KEY"}
+#: Values that were once published as defaults: never accepted, in any environment.
+PUBLISHED_SECRETS = frozenset(
+    {"dev-only-secret-change-me-please-0123456789", "dev-only-cdn-key-change-me-please-0123456789"}
+)
+
+
+def workspace_secrets(home: Path) -> dict[str, str]:
+    """The workspace's generated secrets, created on first use (random, readable by the owner only).
+
+    Several processes may start together on one workspace (API workers, the edge server):
+    the file is written under a temporary name with mode 0600 and linked into place, which
+    fails if another process won the race; every process then reads the same file.
+    """
+    home = home.expanduser().resolve()
+    path = home / SECRETS_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        values = {name: secrets.token_urlsafe(48) for name in GENERATED_SECRETS}
+        fd, tmp = tempfile.mkstemp(prefix=".secrets-", dir=home)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                json.dump(values, handle)
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+                logger.warning("generated development secrets in %s (set MARQUEE_JWT_SECRET to override)", path)
+        finally:
+            os.unlink(tmp)
+    stored = json.loads(path.read_text())
+    return {name: str(stored[name]) for name in GENERATED_SECRETS}
 
 
 class Workspace:
@@ -79,12 +124,39 @@ class Settings(BaseSettings):
     database_url: str | None = None
     serving_url: str = "http://127.0.0.1:3000"
     registered_model: str = "marquee-recommender"
-    jwt_secret: str = Field(default="dev-only-secret-change-me-please-0123456789", min_length=32)
+    jwt_secret: str = Field(default="", description="HS256 key of access/refresh tokens (>= 32 chars)")
     jwt_issuer: str = "marquee"
     jwt_audience: str = "marquee-clients"
-    cdn_signing_key: str = Field(default="dev-only-cdn-key-change-me-please-0123456789", min_length=32)
-    environment: str = "development"
+    cdn_signing_key: str = Field(default="", description="HMAC key of signed segment URLs (>= 32 chars)")
+    environment: str = DEVELOPMENT
     experiments_dir: Path | None = None
+    #: Addresses or networks (comma-separated, e.g. ``10.0.0.0/8,127.0.0.1``) of reverse proxies whose
+    #: ``X-Forwarded-For`` is believed; empty: the peer address is the client.
+    trusted_proxies: str = ""
+    #: Where login limits live, shared by every worker and replica (``redis://host:port/db``); unset:
+    #: process memory, which only development accepts (``catalog_api.security.rate_limit``).
+    rate_limit_url: str | None = None
+
+    @field_validator("jwt_secret", "cdn_signing_key")
+    @classmethod
+    def _check_secret(cls, value: str) -> str:
+        if value and len(value) < 32:
+            raise ValueError("secrets must be at least 32 characters long")
+        if value in PUBLISHED_SECRETS:
+            raise ValueError("this secret was published with Marquee's source code; generate your own")
+        return value
+
+    @model_validator(mode="after")
+    def _fill_development_secrets(self) -> Settings:
+        # Development without configured secrets: random ones kept in the workspace, so every process of
+        # the workspace agrees on them and nothing can be forged from the source. Elsewhere they stay empty
+        # and ``check_production_secrets`` refuses to start.
+        missing = [name for name in GENERATED_SECRETS if not getattr(self, name)]
+        if missing and self.environment == DEVELOPMENT:
+            stored = workspace_secrets(self.home)
+            for name in missing:
+                setattr(self, name, stored[name])
+        return self
 
     @field_validator("feast_online")
     @classmethod
@@ -118,11 +190,10 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.workspace.home / 'catalog.db'}"
 
     def check_production_secrets(self) -> None:
-        """Refuse the built-in development secrets outside development."""
-        if self.environment != "development" and (
-            self.jwt_secret.startswith("dev-only") or self.cdn_signing_key.startswith("dev-only")
-        ):
+        """Refuse to start without configured secrets (only development generates them)."""
+        missing = [env for name, env in GENERATED_SECRETS.items() if not getattr(self, name)]
+        if missing:
             raise ValueError(
-                "MARQUEE_JWT_SECRET and MARQUEE_CDN_SIGNING_KEY must be set to real secrets "
-                f"when MARQUEE_ENVIRONMENT={self.environment!r}"
+                f"{' and '.join(missing)} must be set (at least 32 random characters) "
+                f"when MARQUEE_ENVIRONMENT={self.environment!r}; only development generates them"
             )

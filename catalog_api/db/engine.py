@@ -17,6 +17,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from catalog_api.db.extensions import include_extension_schemas
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
@@ -40,6 +42,8 @@ def make_engine(url: str, *, schema: str | None = None) -> Engine:
     elif schema:
         kwargs["connect_args"] = {"options": f"-csearch_path={schema},public"}
     engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "postgresql":
+        include_extension_schemas(engine)  # pg_trgm in a schema of its own (managed PostgreSQL)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -80,7 +84,11 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the database schema up to ``revision`` (idempotent)."""
+def migrate(engine: Engine, revision: str = "heads") -> None:
+    """Bring the database schema up to ``revision`` (idempotent).
+
+    ``heads``: every branch of the migration history, so migrations added side by side
+    (each revising the same parent) all apply without a merge revision.
+    """
     command.upgrade(alembic_config(engine), revision)
     logger.info("database migrated to %s on %s", revision, engine.url.render_as_string(hide_password=True))

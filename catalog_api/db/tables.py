@@ -121,6 +121,21 @@ class ExportStateRow(Base):
     high_water: Mapped[int] = mapped_column(SeqType, default=0)
 
 
+class QuarantinedEventRow(Base):
+    """A stored watch event the export set aside (``catalog_api.quarantine``), and why.
+
+    The event stays in ``watch_events`` (the durable record is never rewritten); the
+    export skips it, so one bad row cannot hold every later event back from the lake.
+    """
+
+    __tablename__ = "quarantined_events"
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    quarantined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RevokedTokenRow(Base):
     """A token id revoked by logout or refresh rotation, kept until it would expire anyway."""
 

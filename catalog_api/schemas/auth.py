@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from catalog_api.schemas.common import PublicModel, RequestBody
+from catalog_api.schemas.common import PublicModel, RequestBody, SafeStr, UtcDateTime
 
 Plan = Literal["basic", "standard", "premium"]
 
@@ -15,8 +14,8 @@ Plan = Literal["basic", "standard", "premium"]
 class SignupRequest(RequestBody):
     """A new account: e-mail, password, country (ISO alpha-2) and plan."""
 
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-    password: str = Field(min_length=8, max_length=128, description="8 to 128 characters")
+    email: SafeStr = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    password: SafeStr = Field(min_length=8, max_length=128, description="8 to 128 characters")
     country: str = Field(default="US", min_length=2, max_length=2, description="ISO-3166 alpha-2, e.g. US")
     plan: Plan = "standard"
 
@@ -40,7 +39,7 @@ class AccountPublic(PublicModel):
     email: str
     country: str
     plan: str
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class TokenPair(PublicModel):
@@ -55,10 +54,10 @@ class TokenPair(PublicModel):
 class RefreshRequest(RequestBody):
     """A refresh token to exchange (it is revoked on use)."""
 
-    refresh_token: str = Field(min_length=10)
+    refresh_token: SafeStr = Field(min_length=10, max_length=4096)
 
 
 class LogoutRequest(RequestBody):
     """Optionally, the refresh token to revoke along with the access token."""
 
-    refresh_token: str | None = None
+    refresh_token: SafeStr | None = Field(default=None, max_length=4096)

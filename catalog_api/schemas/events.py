@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field, model_validator
 
-from catalog_api.schemas.common import PublicModel, RequestBody
+from catalog_api.schemas.common import INT32_MAX, EventTime, PublicModel, RequestBody, SafeStr, UtcDateTime
 
 
 class WatchEventCreate(RequestBody):
     """A progress heartbeat. ``event_id`` makes retries idempotent; ``title_id`` is the episode id for series."""
 
-    event_id: str = Field(min_length=1, max_length=128, description="client-made unique id; a retry reuses it")
-    title_id: str = Field(min_length=1, max_length=128)
-    position_s: int = Field(ge=0)
-    duration_s: int = Field(gt=0)
-    ts: datetime | None = Field(default=None, description="when the client saw this position; default now")
-    device: str = Field(default="unknown", max_length=32)
+    event_id: SafeStr = Field(min_length=1, max_length=128, description="client-made unique id; a retry reuses it")
+    title_id: SafeStr = Field(min_length=1, max_length=128)
+    position_s: int = Field(ge=0, le=INT32_MAX)
+    duration_s: int = Field(gt=0, le=INT32_MAX)
+    ts: EventTime | None = Field(
+        default=None,
+        description="when the client saw this position (UTC if no offset); from 2000-01-01 to at most "
+        "10 minutes ahead of the server clock; default now",
+    )
+    device: SafeStr = Field(default="unknown", max_length=32)
 
     @model_validator(mode="after")
     def _position_within(self) -> WatchEventCreate:
@@ -42,7 +44,7 @@ class HistoryItem(PublicModel):
     position_s: int
     duration_s: int
     progress: float
-    last_watched: datetime
+    last_watched: UtcDateTime
 
 
 class HistoryPage(PublicModel):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import Field
 
-from catalog_api.schemas.common import PublicModel
+from catalog_api.schemas.common import PublicModel, UtcDateTime
 
 
 class EpisodePublic(PublicModel):
@@ -43,7 +41,7 @@ class TitleDetail(TitleSummary):
 
     synopsis: str
     languages: list[str]
-    date_added: datetime | None
+    date_added: UtcDateTime | None
     duration_s: int | None
     cast: list[str]
     director: list[str]

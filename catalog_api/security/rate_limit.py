@@ -1,60 +1,149 @@
-"""In-process sliding-window rate limits (login attempts, per-account requests).
+"""Rate limits on the ``limits`` library: shared through Redis, process memory as a fallback.
 
-One API process keeps its own windows; behind several replicas the limits
-apply per replica, which still stops a single client hammering one process.
+Login limits must hold across every worker and replica and survive a restart,
+so they live in Redis when ``MARQUEE_RATE_LIMIT_URL`` names one. Without it
+(development) they live in process memory: each worker then counts on its
+own. When a configured Redis stops answering, the limiter falls back to
+process memory (logged once) and goes back to Redis when it answers again: a
+Redis outage weakens the limits to per-process ones instead of failing logins.
+
+Failed logins are counted per e-mail *and* client address with tiers that
+act as an exponential backoff (a few tries a minute, more per hour, more per
+day): a stranger guessing a victim's password only delays himself, never the
+victim on her own address.
 """
 
 from __future__ import annotations
 
+import logging
 import math
-import threading
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Sequence
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
 
 from catalog_api.errors import RateLimitedError
 
+logger = logging.getLogger(__name__)
+
+#: Failed logins allowed per (e-mail, address): (tries, window in seconds), the backoff tiers.
+LOGIN_BACKOFF: tuple[tuple[int, int], ...] = ((5, 60), (20, 3600), (50, 86_400))
+#: How long after a Redis failure the limiter tries Redis again.
+REDIS_RETRY_S = 5.0
+
+
+class LimitStore:
+    """The storage of the limits: Redis (shared) when configured and answering, else process memory."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        self._shared: MovingWindowRateLimiter | None = None
+        self._down_until = 0.0
+        if url:
+            storage = storage_from_string(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+            if not isinstance(storage, Storage):
+                raise ValueError(f"rate-limit store {url!r} is not a synchronous storage")
+            self._shared = MovingWindowRateLimiter(storage)
+
+    @property
+    def shared(self) -> bool:
+        """Whether limits are currently kept in the shared store."""
+        return self._shared is not None and time.monotonic() >= self._down_until
+
+    def _run(self, call: str, item: RateLimitItem, key: str) -> object:
+        if self._shared is not None and time.monotonic() >= self._down_until:
+            try:
+                return getattr(self._shared, call)(item, key)
+            except Exception as exc:  # redis-py raises ConnectionError, TimeoutError, ...
+                if self._down_until == 0.0 or time.monotonic() >= self._down_until:
+                    logger.warning("rate-limit store %s unavailable (%s); limits are per process", self.url, exc)
+                self._down_until = time.monotonic() + REDIS_RETRY_S
+        return getattr(self._memory, call)(item, key)
+
+    def hit(self, item: RateLimitItem, key: str) -> bool:
+        """Count a hit; False when the limit was already reached."""
+        return bool(self._run("hit", item, key))
+
+    def test(self, item: RateLimitItem, key: str) -> bool:
+        """Whether one more hit would be allowed, without counting it."""
+        return bool(self._run("test", item, key))
+
+    def retry_after(self, item: RateLimitItem, key: str) -> int:
+        """Seconds until the window of ``key`` allows a hit again."""
+        stats = self._run("get_window_stats", item, key)
+        reset = float(getattr(stats, "reset_time", time.time() + item.get_expiry()))
+        return max(1, math.ceil(reset - time.time()))
+
+    def clear(self, item: RateLimitItem, key: str) -> None:
+        """Forget ``key``'s hits."""
+        self._run("clear", item, key)
+
 
 class RateLimiter:
-    """Allow at most ``limit`` hits per key in any ``window_s`` seconds.
+    """Allow at most ``limit`` hits per key in any ``window_s`` seconds (a moving window).
 
     Args:
         limit: hits allowed per window.
         window_s: the window length in seconds.
         what: how the limit is named in the 429 message.
-        clock: monotonic clock, injectable for tests.
+        store: where the hits are counted; default process memory.
     """
 
-    def __init__(self, limit: int, window_s: float, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, limit: int, window_s: float, what: str, store: LimitStore | None = None) -> None:
         self.limit = limit
         self.window_s = window_s
         self.what = what
-        self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.store = store or LimitStore()
+        self._item = RateLimitItemPerSecond(limit, max(1, math.ceil(window_s)))
+        self._namespace = what.replace(" ", "_")
 
     def hit(self, key: str) -> None:
         """Count one hit for ``key``; raise ``RateLimitedError`` with Retry-After when over the limit."""
-        now = self._clock()
-        with self._lock:
-            hits = self._hits.setdefault(key, deque())
-            while hits and hits[0] <= now - self.window_s:
-                hits.popleft()
-            if len(hits) >= self.limit:
-                retry_after = math.ceil(hits[0] + self.window_s - now)
-                raise RateLimitedError(
-                    f"too many {self.what}: at most {self.limit} per {self.window_s:g} s; retry in {retry_after} s",
-                    retry_after,
-                )
-            hits.append(now)
-            if len(self._hits) > 100_000:
-                self._forget_idle(now)
+        full_key = f"{self._namespace}:{key}"
+        if not self.store.hit(self._item, full_key):
+            retry_after = self.store.retry_after(self._item, full_key)
+            raise RateLimitedError(
+                f"too many {self.what}: at most {self.limit} per {self.window_s:g} s; retry in {retry_after} s",
+                retry_after,
+            )
 
     def reset(self, key: str) -> None:
         """Forget ``key`` (e.g. after a successful login)."""
-        with self._lock:
-            self._hits.pop(key, None)
+        self.store.clear(self._item, f"{self._namespace}:{key}")
 
-    def _forget_idle(self, now: float) -> None:
-        for key in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]:
-            del self._hits[key]
+
+class LoginGuard:
+    """Backoff of failed logins per (e-mail, client address), in tiers (``LOGIN_BACKOFF``)."""
+
+    def __init__(self, store: LimitStore, tiers: Sequence[tuple[int, int]] = LOGIN_BACKOFF) -> None:
+        self.store = store
+        self.tiers = [RateLimitItemPerSecond(tries, window) for tries, window in tiers]
+
+    @staticmethod
+    def _key(email: str, address: str) -> str:
+        return f"login_failures:{email.strip().lower()}|{address}"
+
+    def check(self, email: str, address: str) -> None:
+        """Raise 429 with Retry-After while this e-mail has too many recent failures from this address."""
+        key = self._key(email, address)
+        for tier in self.tiers:
+            if not self.store.test(tier, key):
+                retry_after = self.store.retry_after(tier, key)
+                raise RateLimitedError(
+                    f"too many failed logins from this address; retry in {retry_after} s", retry_after
+                )
+
+    def failed(self, email: str, address: str) -> None:
+        """Count one failed login."""
+        key = self._key(email, address)
+        for tier in self.tiers:
+            self.store.hit(tier, key)
+
+    def succeeded(self, email: str, address: str) -> None:
+        """A correct password clears the failures of this e-mail from this address."""
+        key = self._key(email, address)
+        for tier in self.tiers:
+            self.store.clear(tier, key)

@@ -1,7 +1,11 @@
 """JWT access and refresh tokens: one pinned algorithm; exp, iss, aud and type checked.
 
 Every token has a ``jti`` so logout and refresh rotation can revoke it; the
-revocation list lives in the database (``revoked_tokens``).
+revocation list lives in the database (``revoked_tokens``). Every token also
+names its *family* (``fam``): the login it descends from through refresh
+rotations. Reusing a rotated refresh token (a sign that it was stolen) and
+logging out revoke the whole family, so no refresh token of that login works
+any more (``catalog_api.services.accounts.revoke_family``).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class TokenClaims:
     jti: str
     token_type: TokenType
     expires_at: datetime
+    family: str = ""
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,18 @@ class TokenIssuer:
     _verified: OrderedDict[str, TokenClaims] = field(default_factory=OrderedDict, init=False, repr=False, compare=False)
     _verified_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False, compare=False)
 
-    def issue(self, account_id: str, token_type: TokenType, now: datetime | None = None) -> tuple[str, TokenClaims]:
-        """A signed token of ``token_type`` for ``account_id`` and its claims."""
+    def issue(
+        self, account_id: str, token_type: TokenType, now: datetime | None = None, family: str | None = None
+    ) -> tuple[str, TokenClaims]:
+        """A signed token of ``token_type`` for ``account_id`` and its claims; a new family unless given."""
         now = now or datetime.now(UTC)
         ttl = self.access_ttl if token_type == "access" else self.refresh_ttl
-        claims = TokenClaims(account_id, uuid.uuid4().hex, token_type, now + ttl)
+        jti = uuid.uuid4().hex
+        claims = TokenClaims(account_id, jti, token_type, now + ttl, family or jti)
         payload = {
             "sub": account_id,
             "jti": claims.jti,
+            "fam": claims.family,
             "typ": token_type,
             "iss": self.issuer,
             "aud": self.audience,
@@ -105,4 +114,5 @@ class TokenIssuer:
             jti=str(payload["jti"]),
             token_type=expected_type,
             expires_at=datetime.fromtimestamp(int(payload["exp"]), UTC),
+            family=str(payload.get("fam") or payload["jti"]),
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
@@ -16,19 +16,26 @@ from catalog_api.security.passwords import hash_password, verify_password
 from catalog_api.security.tokens import TokenClaims
 from core.errors import ConflictError
 
+#: The one answer to a sign-up whose e-mail is taken: it names neither the e-mail nor the account.
+SIGNUP_CONFLICT = "this e-mail cannot be used for a new account; log in, or reset the password"
+
 
 def create_account(session: Session, request: SignupRequest) -> AccountRow:
     """Store a new account with an Argon2 password hash.
 
+    The password is hashed before the e-mail is looked up, so a taken e-mail costs
+    the same time as a new one (no enumeration by timing).
+
     Raises:
         ConflictError: the e-mail is already registered.
     """
+    password_hash = hash_password(request.password)
     if session.scalar(select(AccountRow.account_id).where(AccountRow.email == request.email)):
-        raise ConflictError(f"an account with e-mail {request.email!r} already exists; log in instead")
+        raise ConflictError(SIGNUP_CONFLICT)
     account = AccountRow(
         account_id=uuid.uuid4().hex,
         email=request.email,
-        password_hash=hash_password(request.password),
+        password_hash=password_hash,
         country=request.country,
         plan=request.plan,
         is_admin=False,
@@ -38,7 +45,7 @@ def create_account(session: Session, request: SignupRequest) -> AccountRow:
     try:
         session.flush()
     except IntegrityError:
-        raise ConflictError(f"an account with e-mail {request.email!r} already exists; log in instead") from None
+        raise ConflictError(SIGNUP_CONFLICT) from None
     return account
 
 
@@ -62,6 +69,20 @@ def revoke(session: Session, claims: TokenClaims) -> None:
     """Put a token on the revocation list until its natural expiry (idempotent)."""
     if session.get(RevokedTokenRow, claims.jti) is None:
         session.add(RevokedTokenRow(jti=claims.jti, account_id=claims.account_id, expires_at=claims.expires_at))
+        session.flush()
+
+
+def family_marker(family: str) -> str:
+    """The ``revoked_tokens.jti`` that stands for a whole revoked token family."""
+    return f"fam:{family}"
+
+
+def revoke_family(session: Session, claims: TokenClaims, refresh_ttl: timedelta) -> None:
+    """Revoke every refresh token descended from the login of ``claims`` (logout, detected reuse)."""
+    marker = family_marker(claims.family or claims.jti)
+    if session.get(RevokedTokenRow, marker) is None:
+        expires = datetime.now(UTC) + refresh_ttl  # outlives every refresh token of the family
+        session.add(RevokedTokenRow(jti=marker, account_id=claims.account_id, expires_at=expires))
         session.flush()
 
 

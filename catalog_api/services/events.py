@@ -14,7 +14,7 @@ from catalog_api.db.tables import ProfileRow, WatchEventRow
 from catalog_api.schemas.events import WatchEventCreate
 from catalog_api.services.catalog_cache import CatalogSnapshot
 from core import rules
-from core.errors import NotFoundError
+from core.errors import ForbiddenError, NotFoundError
 
 
 def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate, snapshot: CatalogSnapshot) -> bool:
@@ -26,9 +26,16 @@ def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate,
 
     Raises:
         NotFoundError: the title or episode is not in the catalog.
+        ForbiddenError: the title is above the profile's maturity level (a kids profile's history
+            never holds a title it could not play).
     """
-    if snapshot.resolve(event.title_id) is None:
+    title = snapshot.resolve(event.title_id)
+    if title is None:
         raise NotFoundError(f"no title or episode {event.title_id!r} in the catalog; use ids from GET /v1/titles")
+    if title.maturity_level > profile.maturity_level:
+        raise ForbiddenError(
+            f"title {event.title_id!r} is above this profile's maturity level ({profile.maturity_level})"
+        )
     values = {
         "event_id": event.event_id,
         "profile_id": profile.profile_id,

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.db.tables import WatchEventRow
+from catalog_api.quarantine import split_poisoned
 from catalog_api.services.catalog_cache import CatalogSnapshot
 from core.lake import Lake
 from core.rules import popularity_scores
@@ -143,7 +144,7 @@ class PopularityService:
             lake_events = self._lake.read_or_empty("watch_events", ["profile_id", "title_id", "ts"])
             with self._sessions() as session:
                 rows = session.execute(select(WatchEventRow.profile_id, WatchEventRow.title_id, WatchEventRow.ts)).all()
-            db_events = pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"])
+            db_events, _ = split_poisoned(pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"]), "popularity")
             frames = [f for f in (lake_events, db_events) if not f.empty]
             events = pd.concat(frames, ignore_index=True) if frames else db_events
             self._table = compute_popularity(events, self._snapshot())

@@ -93,12 +93,14 @@ def register(group: typer.Typer) -> None:
                 port=port,
                 access_log=False,
                 log_config=None,
+                proxy_headers=False,  # X-Forwarded-For is judged by the app (MARQUEE_TRUSTED_PROXIES)
             )
             return
         app = create_app(settings, options)
         freeze_startup_objects()
         typer.echo(f"catalog API on {where}")
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)
+        # proxy_headers off: X-Forwarded-For is judged by the app against MARQUEE_TRUSTED_PROXIES.
+        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, proxy_headers=False)
 
 
 def _start_online_push(settings: Settings) -> None:

@@ -1,4 +1,4 @@
-"""``/v1/auth``: sign-up, OAuth2 password login, refresh with rotation, logout."""
+"""``/v1/auth``: sign-up, OAuth2 password login, refresh with rotation and families, logout."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ from fastapi.security import OAuth2PasswordRequestForm
 from catalog_api.api.deps import CurrentClaims, SessionDep, StateDep
 from catalog_api.errors import UnauthorizedError
 from catalog_api.schemas.auth import AccountPublic, LogoutRequest, RefreshRequest, SignupRequest, TokenPair
+from catalog_api.schemas.common import text_problem
+from catalog_api.security.proxies import client_address
 from catalog_api.services import accounts
 from catalog_api.state import AppState
+from core.errors import InvalidInputError
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
 
-def _pair(state: AppState, account_id: str) -> TokenPair:
-    access, _ = state.tokens.issue(account_id, "access")
-    refresh, _ = state.tokens.issue(account_id, "refresh")
+def _pair(state: AppState, account_id: str, family: str | None = None) -> TokenPair:
+    refresh, claims = state.tokens.issue(account_id, "refresh", family=family)
+    access, _ = state.tokens.issue(account_id, "access", family=claims.family)
     return TokenPair(
         access_token=access, refresh_token=refresh, expires_in=int(state.tokens.access_ttl.total_seconds())
     )
@@ -26,8 +29,8 @@ def _pair(state: AppState, account_id: str) -> TokenPair:
 
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
 def signup(body: SignupRequest, session: SessionDep, state: StateDep, request: Request) -> AccountPublic:
-    """Create an account (409 if the e-mail is taken)."""
-    state.client_limiter.hit(request.client.host if request.client else "-")
+    """Create an account (409, naming neither e-mail nor account, if the e-mail cannot be used)."""
+    state.client_limiter.hit(client_address(request, state.trusted_proxies))
     account = accounts.create_account(session, body)
     session.commit()
     return AccountPublic.model_validate(account)
@@ -37,35 +40,57 @@ def signup(body: SignupRequest, session: SessionDep, state: StateDep, request: R
 def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, state: StateDep, request: Request
 ) -> TokenPair:
-    """OAuth2 password flow (``username`` is the e-mail); rate-limited per e-mail and per client address."""
-    email_key = f"email:{form.username.strip().lower()}"
-    state.login_limiter.hit(email_key)
-    state.client_limiter.hit(request.client.host if request.client else "-")
-    account = accounts.authenticate(session, form.username, form.password)
-    state.login_limiter.reset(email_key)
+    """OAuth2 password flow (``username`` is the e-mail).
+
+    Limited per client address (all attempts) and, for failures, per e-mail and address with a
+    backoff: someone else guessing at an account cannot lock its owner out.
+    """
+    for field, value in (("username", form.username), ("password", form.password)):
+        problem = text_problem(value)
+        if problem or len(value) > 1024:
+            raise InvalidInputError(f"{field} {problem or 'is longer than 1024 characters'}")
+    address = client_address(request, state.trusted_proxies)
+    state.client_limiter.hit(address)
+    state.login_guard.check(form.username, address)
+    try:
+        account = accounts.authenticate(session, form.username, form.password)
+    except UnauthorizedError:
+        state.login_guard.failed(form.username, address)
+        raise
+    state.login_guard.succeeded(form.username, address)
     return _pair(state, account.account_id)
 
 
 @router.post("/refresh", response_model=TokenPair)
 def refresh(body: RefreshRequest, session: SessionDep, state: StateDep) -> TokenPair:
-    """Exchange a refresh token for a new pair; the old refresh token is revoked (rotation)."""
+    """Exchange a refresh token for a new pair of the same family; the old refresh token is revoked.
+
+    A refresh token used a second time was copied: the whole family (every refresh token
+    of that login) is revoked, so neither the thief nor the owner can go on with it.
+    """
     claims = state.tokens.verify(body.refresh_token, "refresh")
+    if accounts.is_revoked(session, accounts.family_marker(claims.family)):
+        raise UnauthorizedError("this login was ended (logout or token reuse); log in again at /v1/auth/token")
     if accounts.is_revoked(session, claims.jti):
-        raise UnauthorizedError("refresh token already used or revoked; log in again at /v1/auth/token")
+        accounts.revoke_family(session, claims, state.tokens.refresh_ttl)
+        session.commit()
+        raise UnauthorizedError("refresh token already used; this login is revoked, log in again at /v1/auth/token")
     accounts.get_account(session, claims.account_id)
     state.account_limiter.hit(claims.account_id)
     accounts.revoke(session, claims)
     session.commit()
-    return _pair(state, claims.account_id)
+    return _pair(state, claims.account_id, family=claims.family)
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
 def logout(claims: CurrentClaims, session: SessionDep, state: StateDep, body: LogoutRequest | None = None) -> None:
-    """Revoke the access token, and the refresh token if given."""
+    """Revoke the access token and every refresh token of its login (the refresh token need not be sent)."""
     accounts.revoke(session, claims)
+    accounts.revoke_family(session, claims, state.tokens.refresh_ttl)
     if body is not None and body.refresh_token:
         refresh_claims = state.tokens.verify(body.refresh_token, "refresh")
         if refresh_claims.account_id != claims.account_id:
             raise UnauthorizedError("the refresh token belongs to another account")
         accounts.revoke(session, refresh_claims)
+        accounts.revoke_family(session, refresh_claims, state.tokens.refresh_ttl)
     session.commit()

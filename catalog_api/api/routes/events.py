@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from catalog_api.api.deps import OwnedProfile, SessionDep, StateDep
 from catalog_api.schemas.events import ContinueItem, HistoryItem, HistoryPage, WatchEventAccepted, WatchEventCreate
+from catalog_api.security.maturity import history_visible
 from catalog_api.services.events import continue_watching, latest_positions, record_event
 
 router = APIRouter(prefix="/v1/profiles/{profile_id}", tags=["watching"])
@@ -34,11 +35,17 @@ def post_event(
 def history(
     profile: OwnedProfile, session: SessionDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> HistoryPage:
-    """The latest position of each title or episode watched, most recent first."""
+    """The latest position of each title or episode watched, most recent first.
+
+    Judged by the profile's maturity level now: a profile switched to kids no longer lists the
+    mature titles it watched before, and titles gone from the catalog are listed only to adults.
+    """
     snapshot = state.catalog.snapshot
     items = []
     for position in latest_positions(session, profile.profile_id, limit):
         title = snapshot.resolve(position.title_id)
+        if not history_visible(title, profile.maturity_level):
+            continue
         episode = snapshot.episodes.get(position.title_id)
         items.append(
             HistoryItem(

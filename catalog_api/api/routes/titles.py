@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from catalog_api.api.deps import CurrentAccount, SessionDep, StateDep
 from catalog_api.schemas.titles import TitleDetail, TitlePage
+from catalog_api.security.maturity import strictest_profile
 from catalog_api.services import catalog, profiles
 
 router = APIRouter(prefix="/v1/titles", tags=["catalog"])
@@ -27,10 +28,18 @@ def list_titles(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> TitlePage:
-    """A page of titles available in the account's country (and the profile's maturity, if given)."""
+    """A page of titles for the profile's maturity level and country.
+
+    Without ``profile_id``: for the account's most restricted profile (all titles of the
+    account's country when it has no profile yet).
+    """
     level, country = 3, account.country
-    if profile_id is not None:
-        profile = profiles.get_owned_profile(session, account.account_id, profile_id)
+    profile = (
+        profiles.get_owned_profile(session, account.account_id, profile_id)
+        if profile_id is not None
+        else strictest_profile(session, account.account_id)
+    )
+    if profile is not None:
         level, country = profile.maturity_level, profile.country
     return catalog.list_titles(
         state.catalog.snapshot,
@@ -48,6 +57,14 @@ def list_titles(
 def get_title(
     title_id: str, state: StateDep, session: SessionDep, account: CurrentAccount, profile_id: str | None = None
 ) -> TitleDetail:
-    """A title with seasons and episodes (series) and where it is licensed; 403 above the profile's level."""
-    profile = profiles.get_owned_profile(session, account.account_id, profile_id) if profile_id else None
+    """A title with seasons and episodes (series) and where it is licensed; 403 above the profile's level.
+
+    Without ``profile_id`` the title is judged for the account's most restricted profile
+    (``security.maturity.strictest_profile``), so a kids context never sees a mature title.
+    """
+    profile = (
+        profiles.get_owned_profile(session, account.account_id, profile_id)
+        if profile_id is not None
+        else strictest_profile(session, account.account_id)
+    )
     return catalog.title_detail(state.catalog.snapshot, title_id, profile)

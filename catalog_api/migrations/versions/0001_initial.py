@@ -13,6 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from catalog_api.db.extensions import extension_schema, quote_ident
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -110,10 +112,16 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_revoked_tokens_account_id", "revoked_tokens", ["account_id"])
-    if op.get_bind().dialect.name == "postgresql":
-        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Managed databases install extensions in a schema of their own, often not on the search path:
+        # create pg_trgm only where it is missing, and name its operator class with its schema.
+        schema = extension_schema(bind, "pg_trgm")
+        if schema is None:
+            op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+            schema = extension_schema(bind, "pg_trgm") or "public"
         op.execute("CREATE INDEX ix_titles_fts ON titles USING gin (to_tsvector('simple', search_text))")
-        op.execute("CREATE INDEX ix_titles_trgm ON titles USING gin (lower(title) gin_trgm_ops)")
+        op.execute(f"CREATE INDEX ix_titles_trgm ON titles USING gin (lower(title) {quote_ident(schema)}.gin_trgm_ops)")
 
 
 def downgrade() -> None:

@@ -1,0 +1,37 @@
+"""OWASP API4:2023 Unrestricted Resource Consumption: bounded pages, sizes and request rates."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from catalog_api.options import ApiOptions
+from tests.api.support import make_profile, signup_and_login
+
+from .conftest import client_for
+
+
+def test_page_sizes_and_text_lengths_are_bounded(api: TestClient) -> None:
+    headers = signup_and_login(api, f"{uuid.uuid4().hex}@example.com")
+    profile = make_profile(api, headers, "P")["profile_id"]
+    assert api.get("/v1/titles", params={"limit": 10**9}, headers=headers).status_code == 422
+    assert api.get(f"/v1/profiles/{profile}/history", params={"limit": 10**6}, headers=headers).status_code == 422
+    assert api.get("/v1/search", params={"q": "x" * 5000, "profile_id": profile}, headers=headers).status_code == 422
+    assert api.post("/v1/profiles", json={"name": "n" * 10_000}, headers=headers).status_code == 422
+    long_token = api.post("/v1/auth/refresh", json={"refresh_token": "a" * 100_000})
+    assert long_token.status_code == 422
+
+
+def test_requests_per_account_and_signups_per_address_are_limited(make_app: Callable[..., Any]) -> None:
+    client = client_for(make_app(ApiOptions(account_limit=5, client_limit=3)), "192.0.2.7")
+    headers = signup_and_login(client, f"{uuid.uuid4().hex}@example.com")  # signup + login: 2 of 3
+    codes = [client.get("/v1/profiles", headers=headers).status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]
+    signups = [
+        client.post("/v1/auth/signup", json={"email": f"{uuid.uuid4().hex}@x.io", "password": "long enough pw"})
+        for _ in range(2)
+    ]
+    assert [r.status_code for r in signups] == [201, 429] and "Retry-After" in signups[1].headers

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -137,18 +138,27 @@ def test_tutorial_runnable_blocks_run(page: Path, tmp_path: Path) -> None:
     }
     for key in ("MARQUEE_DATABASE_URL", "MARQUEE_MLFLOW_TRACKING_URI", "MARQUEE_EXPERIMENTS_DIR"):
         env.pop(key, None)
-    for i, (lang, code) in enumerate(runnable_blocks(page), start=1):
-        if lang in ("bash", "sh", "console"):
-            command = ["bash", "-euo", "pipefail", "-c", code]
-        elif lang == "python":
-            command = [sys.executable, "-c", code]
-        else:
-            pytest.fail(f"{page.name} block {i}: runnable blocks must be bash or python, not {lang}")
-        result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
-        assert result.returncode == 0, (
-            f"{page.name}, runnable block {i} exited {result.returncode}:\n{code}\n"
-            f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
-        )
+    try:
+        for i, (lang, code) in enumerate(runnable_blocks(page), start=1):
+            if lang in ("bash", "sh", "console"):
+                command = ["bash", "-euo", "pipefail", "-c", code]
+            elif lang == "python":
+                command = [sys.executable, "-c", code]
+            else:
+                pytest.fail(f"{page.name} block {i}: runnable blocks must be bash or python, not {lang}")
+            result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+            assert result.returncode == 0, (
+                f"{page.name}, runnable block {i} exited {result.returncode}:\n{code}\n"
+                f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+            )
+    finally:
+        # A tutorial that starts a server records its pid in <name>.pid and stops it in its last block;
+        # when a block failed before that, stop it here.
+        for pid_file in tmp_path.glob("*.pid"):
+            try:
+                os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
+            except (ValueError, ProcessLookupError):
+                pass
 
 
 # --------------------------------------------------------------------------- the site

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from functools import partial
 
 import numpy as np
-
 from results_json import write_results
 
 from experiments.assignment import AssignmentContext, assign, assign_many, assign_one, global_holdouts
@@ -99,7 +98,11 @@ def main() -> None:
                 "columns": ["call", "p50 µs", "p99 µs"],
                 "rows": [
                     ["`assign_one(experiment, unit_id, holdouts)`", round(p50_one, 1), round(p99_one, 1)],
-                    [f"`assign(all {len(experiments)} shipped definitions, context)`", round(p50_all, 1), round(p99_all, 1)],
+                    [
+                        f"`assign(all {len(experiments)} shipped definitions, context)`",
+                        round(p50_all, 1),
+                        round(p99_all, 1),
+                    ],
                 ],
             },
         ],

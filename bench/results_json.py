@@ -8,6 +8,7 @@ tables; ``--no-json`` style opt-outs are the script's business.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -46,10 +47,8 @@ def machine() -> str:
 def command_line() -> str:
     """How this script was run, as a reader would type it from the repository root."""
     script = Path(sys.argv[0])
-    try:
+    with contextlib.suppress(ValueError):  # run from outside the repository: keep the path as given
         script = script.resolve().relative_to(Path(__file__).resolve().parent.parent)
-    except ValueError:
-        pass
     return " ".join(["python", shlex.quote(str(script)), *(shlex.quote(arg) for arg in sys.argv[1:])])
 
 

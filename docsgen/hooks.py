@@ -51,7 +51,9 @@ def on_files(files: Files, config: Any) -> Files:
 # nbconvert's HTML template loads MathJax and Mermaid from a CDN; the notebooks use neither, and the site
 # must not fetch anything when it is read, so the two loaders are taken out of the notebook pages.
 _MATHJAX_LOADER = re.compile(r"<!-- Load mathjax -->\s*<script[^>]*src=\"[^\"]*\"[^>]*>\s*</script>")
-_MERMAID_LOADER = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", re.DOTALL)
+_MERMAID_LOADER = re.compile(
+    r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*</script>", re.DOTALL
+)
 
 
 def on_post_page(output: str, page: Any, config: Any) -> str:

@@ -51,8 +51,8 @@ def flat_routes(app: FastAPI) -> list[tuple[str, list[str], bool]]:
     out: list[tuple[str, list[str], bool]] = []
     for entry in entries:
         original = getattr(entry, "original_route", entry)
-        path = getattr(entry, "path", None) or getattr(original, "path", "")
-        methods = sorted(getattr(entry, "methods", None) or getattr(original, "methods", None) or [])
+        path = str(getattr(entry, "path", None) or getattr(original, "path", ""))
+        methods = sorted(str(m) for m in (getattr(entry, "methods", None) or getattr(original, "methods", None) or []))
         in_schema = isinstance(original, APIRoute) and bool(original.include_in_schema)
         out.append((path, methods, in_schema))
     return out
@@ -99,7 +99,7 @@ def render(schema: dict[str, Any], routes: list[tuple[str, list[str], bool]]) ->
         "",
         _cell(info.get("description", "")),
         "",
-        "Errors are JSON `{\"detail\", \"error\", \"request_id\"}` with the status of the error; "
+        'Errors are JSON `{"detail", "error", "request_id"}` with the status of the error; '
         "a request body with an unknown field is a 422.",
         "",
         "## Operations",
@@ -163,7 +163,7 @@ def render(schema: dict[str, Any], routes: list[tuple[str, list[str], bool]]) ->
             "| path | methods |",
             "|---|---|",
         ]
-        lines += [f"| `{path}` | {', '.join(methods) or 'mount'} |" for path, methods in others]
+        lines += [f"| `{path}` | {', '.join(verbs) or 'mount'} |" for path, verbs in others]
         lines.append("")
     lines += ["## Models", ""]
     for name, model in sorted(schema.get("components", {}).get("schemas", {}).items()):
@@ -171,7 +171,7 @@ def render(schema: dict[str, Any], routes: list[tuple[str, list[str], bool]]) ->
         if model.get("description"):
             lines += [_cell(model["description"]), ""]
         props = model.get("properties", {})
-        required = set(model.get("required", []))
+        required_fields = set(model.get("required", []))
         if props:
             lines += ["| field | type | required | notes |", "|---|---|---|---|"]
             for field, fschema in props.items():
@@ -184,7 +184,9 @@ def render(schema: dict[str, Any], routes: list[tuple[str, list[str], bool]]) ->
                     )
                     if part
                 )
-                lines.append(f"| `{field}` | {_type(fschema)} | {'yes' if field in required else ''} | {notes} |")
+                lines.append(
+                    f"| `{field}` | {_type(fschema)} | {'yes' if field in required_fields else ''} | {notes} |"
+                )
             lines.append("")
         elif "enum" in model:
             lines += [f"One of {_type(model)}.", ""]

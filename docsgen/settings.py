@@ -28,7 +28,8 @@ DIRECT_HELP = {
     "MARQUEE_SERVING_WORKERS": "model server: worker processes",
     "MARQUEE_SERVING_ACCESS_LOG": "model server: BentoML's per-request access log (`1` to switch on)",
     "MARQUEE_SERVING_POLL_S": "model server: seconds between polls of the MLflow registry aliases",
-    "MARQUEE_SERVING_CANDIDATES": "model server: candidates per request before ranking (the bundle's `candidate_k` wins)",
+    "MARQUEE_SERVING_CANDIDATES": "model server: candidates per request before ranking "
+    "(the bundle's `candidate_k` wins)",
     "MARQUEE_SERVING_ONLINE_FEATURES": "model server: read online features for the ranker (`0` switches the ranker's "
     "Feast reads off)",
     "MARQUEE_SERVING_TORCH_THREADS": "model server: torch intra-op threads per worker",

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -155,10 +156,8 @@ def test_tutorial_runnable_blocks_run(page: Path, tmp_path: Path) -> None:
         # A tutorial that starts a server records its pid in <name>.pid and stops it in its last block;
         # when a block failed before that, stop it here.
         for pid_file in tmp_path.glob("*.pid"):
-            try:
+            with contextlib.suppress(ValueError, ProcessLookupError):
                 os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-            except (ValueError, ProcessLookupError):
-                pass
 
 
 # --------------------------------------------------------------------------- the site
@@ -206,8 +205,8 @@ def test_site_builds_strict_and_loads_nothing_from_outside(tmp_path: Path) -> No
 def test_readme_is_short_and_its_links_resolve() -> None:
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     assert len(readme.splitlines()) <= 160
-    first_block = readme.index("```")
-    assert "make demo" in readme[first_block : first_block + 200] and "make test" in readme[first_block : first_block + 200]
+    first_block = readme[readme.index("```") : readme.index("```") + 200]
+    assert "make demo" in first_block and "make test" in first_block, "the two commands come first"
     for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme):
         if "://" in target:
             continue

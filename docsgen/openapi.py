@@ -158,7 +158,8 @@ def render(schema: dict[str, Any], routes: list[tuple[str, list[str], bool]]) ->
         lines += [
             "## Routes outside the schema",
             "",
-            "Served by the same app but not part of the JSON API (the web page and its assets):",
+            "Served by the same app but not part of the JSON API (the schema itself, the interactive docs, the web "
+            "page and its assets):",
             "",
             "| path | methods |",
             "|---|---|",

@@ -40,7 +40,7 @@ def machine() -> str:
     except ImportError:  # pragma: no cover - psutil is a dependency
         pass
     if hasattr(os, "getloadavg"):
-        parts.append(f"load average {os.getloadavg()[0]:.1f}")
+        parts.append(f"load average {os.getloadavg()[0]:.1f} when the run ended")
     return ", ".join(parts)
 
 

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench clean browser docs
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -34,10 +34,11 @@ browser:
 		echo "chromium is missing (as root: apt-get install chromium); the browser test will be skipped"; \
 	fi
 
-## The test suite, with lint, types and import contracts first.
+## The test suite, with lint, types and import contracts first; tests/test_docs.py builds the
+## docs site with `mkdocs build --strict` (executing the notebooks) and runs the tutorials.
 test: install browser
 	$(BIN)/ruff check .
-	$(BIN)/mypy core features models training serving experiments catalog_api marquee
+	$(BIN)/mypy core features models training serving experiments catalog_api marquee docsgen
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
@@ -45,8 +46,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+## The docs site in ./site (tests/test_docs.py builds it with --strict inside `make test`).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: install
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf .marquee build *.egg-info
+	rm -rf .marquee build site *.egg-info

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 import numpy as np
+from results_json import write_results
 
 from experiments.assignment import AssignmentContext, assign, assign_many, assign_one, global_holdouts
 from experiments.definitions import DEFAULT_DIR, load_experiments
@@ -61,14 +62,17 @@ def main() -> None:
     print()
     print("| vectorised `assign_many` (with global holdout) | units | seconds | assignments/s |")
     print("|---|---:|---:|---:|")
+    vector_rows: list[list[object]] = []
     for size in args.sizes:
         ids = make_ids(size)
         seconds = best_of(2, partial(assign_many, experiment, ids, holdouts))
         print(f"| str ids `profile-<n>` | {size:,} | {seconds:.2f} | {size / seconds:,.0f} |")
+        vector_rows.append(["str ids `profile-<n>`", size, round(seconds, 2), round(size / seconds)])
         del ids
     uuids = np.array([str(uuid.UUID(int=int(x))) for x in np.random.default_rng(0).integers(0, 2**63, 1_000_000)])
     seconds = best_of(2, partial(assign_many, experiment, uuids, holdouts))
     print(f"| str ids, 36-char UUIDs | {len(uuids):,} | {seconds:.2f} | {len(uuids) / seconds:,.0f} |")
+    vector_rows.append(["str ids, 36-char UUIDs", len(uuids), round(seconds, 2), round(len(uuids) / seconds)])
 
     single_ids = [f"profile-{i}" for i in range(args.calls)]
     contexts = [AssignmentContext(u, country="US", device="tv") for u in single_ids]
@@ -79,6 +83,30 @@ def main() -> None:
     print("|---|---:|---:|")
     print(f"| `assign_one(experiment, unit_id, holdouts)` | {p50_one:.1f} | {p99_one:.1f} |")
     print(f"| `assign(all {len(experiments)} shipped definitions, context)` | {p50_all:.1f} | {p99_all:.1f} |")
+    write_results(
+        "assignment",
+        "Experiment assignment speed",
+        [
+            {
+                "caption": "vectorised `assign_many` (with global holdout); goal ≥ 1,000,000 assignments/s",
+                "columns": ["ids", "units", "seconds", "assignments/s"],
+                "rows": vector_rows,
+                "plot": {"x": "units", "y": ["assignments/s"], "kind": "bar", "label": "ids"},
+            },
+            {
+                "caption": "single call latency; goal ≤ 20 µs",
+                "columns": ["call", "p50 µs", "p99 µs"],
+                "rows": [
+                    ["`assign_one(experiment, unit_id, holdouts)`", round(p50_one, 1), round(p99_one, 1)],
+                    [
+                        f"`assign(all {len(experiments)} shipped definitions, context)`",
+                        round(p50_all, 1),
+                        round(p99_all, 1),
+                    ],
+                ],
+            },
+        ],
+    )
 
 
 if __name__ == "__main__":

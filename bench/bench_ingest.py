@@ -20,6 +20,8 @@ from pathlib import Path
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+from results_json import write_results
+
 from core.lake import Lake
 from features.ingest.frames import DatasetFrames, write_frames
 from features.ingest.movielens import read_movielens
@@ -58,6 +60,7 @@ def main() -> None:
     print(f"ingest benchmark on {os.cpu_count()} CPU(s)\n")
     print("| source | rows counted | total rows written | parse/generate s | validate+write s | total s | rows/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    table: list[list[object]] = []
     for name, path, read, counted in _cases(args.scale):
         if path is not None and not path.exists():
             print(f"| {name} | skipped: {path} is missing | | | | | |")
@@ -80,6 +83,30 @@ def main() -> None:
             f"| {name} | {rows[counted]:,} {counted} | {sum(rows.values()):,} | {parse_s:.2f} | {write_s:.2f} | "
             f"{total:.2f} | {rows[counted] / total:,.0f} |"
         )
+        table.append(
+            [
+                name,
+                f"{rows[counted]:,} {counted}",
+                sum(rows.values()),
+                round(parse_s, 2),
+                round(write_s, 2),
+                round(total, 2),
+                round(rows[counted] / total),
+            ]
+        )
+    columns = ["source", "rows counted", "total rows written", "parse/generate s", "validate+write s", "total s"]
+    write_results(
+        "ingest",
+        "Data ingest (`marquee data`)",
+        [
+            {
+                "caption": "parse or generate, validate and write into a fresh lake; goal: 1M synthetic events < 60 s",
+                "columns": [*columns, "rows/s"],
+                "rows": table,
+                "plot": {"x": "source", "y": ["total s"], "goal": 60, "log": True},
+            }
+        ],
+    )
 
 
 if __name__ == "__main__":

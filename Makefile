@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench clean browser web
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -17,7 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) web
+
+## The web page's players (hls.js, dash.js), pinned in package-lock.json and copied into the
+## served static folder (git-ignored): the page fetches nothing from elsewhere at run time.
+WEB_VENDOR := catalog_api/web/static/vendor
+web: $(WEB_VENDOR)/.installed
+
+$(WEB_VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the web player (as root: apt-get install npm)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp node_modules/hls.js/dist/hls.min.js node_modules/dashjs/dist/modern/umd/dash.all.min.js $(WEB_VENDOR)/
+	touch $@
 
 ## The main job: the whole loop on the embedded defaults.
 demo: install

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install demo test lint bench clean browser web
+.PHONY: install demo test lint bench clean browser web media-tools
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) web
+install: $(STAMP) web media-tools
 
 ## The web page's players (hls.js, dash.js), pinned in package-lock.json and copied into the
 ## served static folder (git-ignored): the page fetches nothing from elsewhere at run time.
@@ -46,10 +46,21 @@ browser:
 		echo "chromium is missing (as root: apt-get install chromium); the browser test will be skipped"; \
 	fi
 
+## Debian's ffmpeg (packaging) and nginx (origin and edges) for `marquee media package` and
+## `marquee serve edge`. Best-effort like `browser`: without them the media tests skip (fail in CI).
+media-tools:
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg nginx) \
+			|| echo "ffmpeg/nginx could not be installed; the media tests will be skipped"; \
+	else \
+		echo "ffmpeg or nginx is missing (as root: apt-get install ffmpeg nginx); the media tests will be skipped"; \
+	fi
+
 ## The test suite, with lint, types and import contracts first.
 test: install browser
 	$(BIN)/ruff check .
-	$(BIN)/mypy core features models training serving experiments catalog_api marquee
+	$(BIN)/mypy core features models training serving experiments catalog_api marquee media
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 

@@ -27,7 +27,6 @@ from catalog_api.circuit_breaker import CircuitBreaker
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
 from catalog_api.export import export_events_to_lake
 from catalog_api.options import ApiOptions
-from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.service import PlaybackService
 from catalog_api.process_lock import LeaderLock
 from catalog_api.recommender_client import RecommenderClient
@@ -85,7 +84,7 @@ def build_state(
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker),
         candidates=TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s),
         pages=TtlCache(page_lifetime_s, max_entries=20_000),
-        playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
+        playback=PlaybackService.from_settings(settings, options),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),

@@ -1,4 +1,4 @@
-"""Export the API's watch events to the lake, once each (the loop closes here).
+"""Export the API's watch events (and players' QoE reports) to the lake, once each (the loop closes here).
 
 The database row is the durable record; this copies rows above a high-water
 mark (``export_state``) into the lake's ``watch_events`` table with one append
@@ -15,8 +15,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog_api.db.tables import ExportStateRow, WatchEventRow
+from catalog_api.db.tables import ExportStateRow, PlaybackReportRow, WatchEventRow
 from core.lake import Lake
+from core.qoe import REPORT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -24,31 +25,61 @@ EXPORT_NAME = "watch_events_to_lake"
 _COLUMNS = ["event_id", "profile_id", "title_id", "ts", "position_s", "duration_s", "device", "country"]
 
 
+PLAYBACK_EXPORT_NAME = "playback_reports_to_lake"
+
+
 def export_events_to_lake(session: Session, lake: Lake, batch_size: int = 50_000) -> int:
     """Append events not exported yet to the lake; returns how many were exported.
 
     Commits the new high-water mark in the caller's session.
     """
-    state = session.get(ExportStateRow, EXPORT_NAME, with_for_update=True)
+    exported = _export(session, lake, WatchEventRow, _COLUMNS, EXPORT_NAME, "watch_events", batch_size)
+    logger.info("exported %d watch events to the lake", exported)
+    return exported
+
+
+def export_playback_reports_to_lake(session: Session, lake: Lake, batch_size: int = 50_000) -> int:
+    """Append QoE reports not exported yet to the lake's ``playback_reports``; returns how many.
+
+    The lake keeps every report (with ``seq`` and ``ts``); ``core.qoe.latest_reports``
+    turns them into one row per session.
+    """
+    columns = ["seq", "ts", *REPORT_COLUMNS]
+    exported = _export(session, lake, PlaybackReportRow, columns, PLAYBACK_EXPORT_NAME, "playback_reports", batch_size)
+    logger.info("exported %d playback reports to the lake", exported)
+    return exported
+
+
+def _export(
+    session: Session,
+    lake: Lake,
+    row: type[WatchEventRow] | type[PlaybackReportRow],
+    columns: list[str],
+    name: str,
+    table: str,
+    batch_size: int,
+) -> int:
+    """Rows of ``row`` above the ``name`` high-water mark, appended to the lake's ``table`` in batches."""
+    state = session.get(ExportStateRow, name, with_for_update=True)
     if state is None:
-        state = ExportStateRow(name=EXPORT_NAME, high_water=0)
+        state = ExportStateRow(name=name, high_water=0)
         session.add(state)
         session.flush()
+    selected = ["seq", *[c for c in columns if c != "seq"]]
     exported = 0
     while True:
         rows = session.execute(
-            select(WatchEventRow.seq, *[getattr(WatchEventRow, c) for c in _COLUMNS])
-            .where(WatchEventRow.seq > state.high_water)
-            .order_by(WatchEventRow.seq)
+            select(*[getattr(row, c) for c in selected])
+            .where(row.seq > state.high_water)
+            .order_by(row.seq)
             .limit(batch_size)
         ).all()
         if not rows:
             break
-        frame = pd.DataFrame(rows, columns=["seq", *_COLUMNS])
+        frame = pd.DataFrame(rows, columns=selected)
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("ms")  # the lake stores milliseconds
-        lake.write("watch_events", frame[_COLUMNS], mode="append")
+        lake.write(table, frame[columns], mode="append")
         state.high_water = int(frame["seq"].max())
         session.commit()
         exported += len(frame)
-    logger.info("exported %d watch events to the lake", exported)
     return exported

@@ -1,18 +1,20 @@
-"""The web page's player, in headless Chromium, against a real API and a signing media server.
+"""The web page's player, in headless Chromium, against the real API, packager and nginx edges.
 
-A title is packaged with ffmpeg (``tests/media_fixture.py``: an 80 s test pattern,
-240p to 1080p at constant bitrates, fMP4 segments shared by HLS and DASH). The
-API runs under uvicorn in this process with one CDN edge, a real HTTP server
-that checks each URL's signature and expiry like the project's edges do. The
-page signs up, opens the title and presses Play; the tests read the <video>
-element, the stats the page shows and the QoE sessions the API stored.
+A title is packaged with ``media.package`` (ffmpeg: a generated 60 s clip, the
+fixed 240p-1080p ladder, CMAF segments shared by HLS and DASH) and served by an
+nginx origin and two signing edges (``media.edge``), published in the workspace
+as ``marquee serve edge`` does. The API runs under uvicorn in this process and
+signs its manifests for those edges. The page signs up, opens the title and
+presses Play; the tests read the <video> element, the stats the page shows and
+the QoE sessions the API stored.
 
-Needs Debian's chromium, ffmpeg and the bundled players (``make web``); without
-them the tests skip, or fail under ``MARQUEE_REQUIRE_SERVICES=1``.
+Needs Debian's chromium, ffmpeg, nginx and the bundled players (``make web``);
+without them the tests skip, or fail under ``MARQUEE_REQUIRE_SERVICES=1``.
 """
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -26,12 +28,16 @@ import pandas as pd
 import pytest
 import uvicorn
 from conftest import REPO_ROOT, services_required
-from media_fixture import ffmpeg_available, package_clip, signing_media_server
 
 from catalog_api.app import create_app
-from catalog_api.options import ApiOptions, CdnEdge
 from core.lake import Lake
 from core.settings import Settings
+from media import tools
+from media.edge import build_cluster
+from media.library import EDGES_FILE, write_edges
+from media.package import PackagingOptions, package_title
+from media.signing import signed_query
+from media.source import TitleSource
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -47,7 +53,7 @@ CHROMIUM_ARGS = [
 ]
 VENDOR = REPO_ROOT / "catalog_api" / "web" / "static" / "vendor"
 CLIP_ID = "t-clip"
-CLIP_S = 80
+CLIP_S = 60
 WAIT_MS = 20_000
 
 
@@ -71,7 +77,7 @@ def _catalog() -> pd.DataFrame:
             "title_id": [CLIP_ID],
             "type": ["movie"],
             "title": ["Test Pattern Symphony"],
-            "synopsis": ["Colour bars and a 440 Hz tone, in four qualities."],
+            "synopsis": ["Colour bars and a tone, in five qualities."],
             "genres": [["Documentaries"]],
             "languages": [["en"]],
             "maturity_rating": ["PG"],
@@ -89,36 +95,37 @@ def _catalog() -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def edge(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, float]]]:
-    """The packaged clip behind a signing edge: (base URL, its clock)."""
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A workspace with the clip packaged and an origin + two signing edges published in it."""
     _need(CHROMIUM.exists(), f"{CHROMIUM} is missing; run `make browser`")
-    _need(ffmpeg_available(), "ffmpeg is missing or broken (apt-get install ffmpeg)")
+    missing = [tool for tool in ("ffmpeg", "nginx") if not tools.available(tool)]
+    _need(not missing, f"{' and '.join(missing)} not installed (apt-get install ffmpeg nginx)")
     _need((VENDOR / "hls.min.js").exists(), "the web player is not bundled; run `make web`")
-    root = tmp_path_factory.mktemp("edge")
-    package_clip(root / "v" / CLIP_ID, duration_s=CLIP_S)
-    clock = {"skew_s": 0.0}
-    with signing_media_server(root, Settings().cdn_signing_key, clock) as url:
-        yield url, clock
+    settings = Settings(home=tmp_path_factory.mktemp("player") / "ws")
+    settings.workspace.ensure()
+    Lake(settings.workspace.lake_dir).write("titles", _catalog())
+    clip = TitleSource(CLIP_ID, "Test Pattern Symphony", ("en",), look="action", duration_s=CLIP_S)
+    package_title(clip, settings.workspace.media_dir, PackagingOptions(ladder="fixed", preset="ultrafast"))
+    cluster = build_cluster(
+        settings.workspace.media_dir, settings.workspace.run_dir / "nginx", settings.cdn_signing_key
+    )
+    with cluster:
+        write_edges(settings.workspace.run_dir / EDGES_FILE, cluster.records(), cluster.origin.url)
+        yield settings
 
 
 @pytest.fixture(scope="module")
-def api_url(tmp_path_factory: pytest.TempPathFactory, edge: tuple[str, dict[str, float]]) -> Iterator[str]:
-    """The API (and the page) under uvicorn on a free port, manifests pointing at ``edge``."""
-    home = tmp_path_factory.mktemp("player") / "ws"
-    settings = Settings(home=home)
-    settings.workspace.ensure()
-    Lake(settings.workspace.lake_dir).write("titles", _catalog())
-    options = ApiOptions(cdn_edges=(CdnEdge("local", edge[0], ("US",)),))
+def api_url(settings: Settings) -> Iterator[str]:
+    """The API (and the page) under uvicorn on a free port, signing manifests for the edges."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, options), port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while not server.started:
         assert time.monotonic() < deadline, "the API did not start in 60 s"
         time.sleep(0.1)
-    yield url
+    yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -253,7 +260,7 @@ def test_throttled_network_drops_the_rendition_and_it_climbs_back(page: Any, api
     page.get_by_test_id("play-button").click()
     # Loopback is fast: the player climbs to the top rungs.
     _wait_height(page, ">= 720", WAIT_MS)
-    # 700 kbit/s: below the 720p (1.2 Mbit/s) and 1080p (2.5 Mbit/s) encodes, above 240p's 200 kbit/s.
+    # 700 kbit/s: enough for the 240p rung (400 kbit/s), not for 360p and up.
     cdp.send(
         "Network.emulateNetworkConditions",
         {"offline": False, "latency": 40, "downloadThroughput": 700_000 / 8, "uploadThroughput": 700_000 / 8},
@@ -271,20 +278,28 @@ def test_throttled_network_drops_the_rendition_and_it_climbs_back(page: Any, api
     assert int(page.get_by_test_id("stat-switches").inner_text()) >= 2
 
 
-def test_an_expired_url_shows_a_readable_error(page: Any, api_url: str, edge: tuple[str, dict[str, float]]) -> None:
+def test_an_expired_url_shows_a_readable_error(page: Any, api_url: str, settings: Settings) -> None:
     _open_clip(page, api_url, "expired@example.com")
-    clock = edge[1]
-    clock["skew_s"] = 3600.0  # the edge's clock an hour ahead: the URLs just signed have expired
-    try:
-        page.get_by_test_id("play-button").click()
-        page.wait_for_function("() => document.getElementById('play-error').textContent.length > 0")
-    finally:
-        clock["skew_s"] = 0.0
+
+    def expire(route: Any) -> None:
+        """The API's manifest with every URL re-signed to have expired a minute ago (a stale tab)."""
+        answer = route.fetch()
+        body = answer.text()
+        prefix = re.search(r"pfx=([^&\s\"<]+)", body)
+        assert prefix, body[:300]
+        stale = signed_query(prefix.group(1), settings.cdn_signing_key, int(time.time()) - 60)
+        body = re.sub(r"md5=[^&\s\"<]+&(amp;)?expires=\d+&(amp;)?pfx=[^&\s\"<]+", stale.replace("&", "&\\1"), body)
+        route.fulfill(response=answer, body=body)
+
+    page.route("**/v1/playback/**", expire)
+    page.get_by_test_id("play-button").click()
+    page.wait_for_function("() => document.getElementById('play-error').textContent.length > 0")
     message = page.get_by_test_id("play-error").inner_text()
     assert "expired" in message
     assert page.get_by_test_id("player-overlay").is_visible()
     assert page.get_by_test_id("player-overlay").inner_text() == message
     # Not a frozen player: Play again fetches fresh URLs and plays.
+    page.unroute("**/v1/playback/**")
     page.get_by_test_id("play-button").click()
     _wait_playing_past(page, 1.0)
     assert page.get_by_test_id("play-error").inner_text() == ""

@@ -56,21 +56,58 @@ def rebuffer_ratio(rebuffer_s: float, played_s: float) -> float:
     return rebuffer_s / total if total > 0 else 0.0
 
 
-def session_metrics(sessions: pd.DataFrame) -> pd.DataFrame:
-    """Per-session QoE metrics (columns of ``QOE_METRICS``) from one row per session.
+#: Additive totals a set of sessions is summarised by (per session, per unit and day, per unit).
+TOTAL_COLUMNS = [
+    "sessions",
+    "started",
+    "startup_ms_sum",
+    "played_s",
+    "rebuffer_s",
+    "rebuffer_count",
+    "bitrate_switches",
+    "fatal",
+    "bitrate_kbps_s",
+]
 
-    Rates per hour use the played time; a session that never played counts
-    only towards ``startup_ms`` (missing: it never started) and ``fatal_error_rate``.
-    """
+
+def session_totals(sessions: pd.DataFrame) -> pd.DataFrame:
+    """``TOTAL_COLUMNS`` of each session (one row per session, as ``latest_reports`` gives)."""
+    startup = pd.to_numeric(sessions["startup_ms"], errors="coerce")
     played = sessions["played_s"].astype(float)
-    stalled = sessions["rebuffer_s"].astype(float)
+    return pd.DataFrame(
+        {
+            "sessions": 1.0,
+            "started": startup.notna().astype(float),
+            "startup_ms_sum": startup.fillna(0.0),
+            "played_s": played,
+            "rebuffer_s": sessions["rebuffer_s"].astype(float),
+            "rebuffer_count": sessions["rebuffer_count"].astype(float),
+            "bitrate_switches": sessions["bitrate_switches"].astype(float),
+            "fatal": sessions["fatal_error"].notna().astype(float),
+            "bitrate_kbps_s": sessions["avg_bitrate_kbps"].astype(float) * played,
+        },
+        index=sessions.index,
+    )
+
+
+def metrics_from_totals(totals: pd.DataFrame) -> pd.DataFrame:
+    """The ``QOE_METRICS`` of each row of summed ``TOTAL_COLUMNS`` (a session, or a unit's sessions).
+
+    Ratios of sums, so a long session weighs more than a short one: ``rebuffer_ratio``
+    is stalled / (played + stalled) time (``rebuffer_ratio`` above), rates are per
+    played hour, ``startup_ms`` is the mean over sessions that showed a first frame,
+    ``avg_bitrate_kbps`` is weighted by played time. Undefined (NaN) where the
+    denominator is zero: a unit without sessions has no QoE, not a perfect one.
+    """
+    played = totals["played_s"]
+    stalled = totals["rebuffer_s"]
     hours = played / 3600.0
-    total = played + stalled
-    out = pd.DataFrame(index=sessions.index)
-    out["rebuffer_ratio"] = (stalled / total).where(total > 0)
-    out["rebuffers_per_hour"] = (sessions["rebuffer_count"].astype(float) / hours).where(hours > 0)
-    out["startup_ms"] = pd.to_numeric(sessions["startup_ms"], errors="coerce")
-    out["bitrate_switches_per_hour"] = (sessions["bitrate_switches"].astype(float) / hours).where(hours > 0)
-    out["fatal_error_rate"] = sessions["fatal_error"].notna().astype(float)
-    out["avg_bitrate_kbps"] = sessions["avg_bitrate_kbps"].astype(float).where(played > 0)
-    return out
+    watched = played + stalled
+    out = pd.DataFrame(index=totals.index)
+    out["rebuffer_ratio"] = (stalled / watched.where(watched > 0)).astype(float)
+    out["rebuffers_per_hour"] = totals["rebuffer_count"] / hours.where(hours > 0)
+    out["startup_ms"] = totals["startup_ms_sum"] / totals["started"].where(totals["started"] > 0)
+    out["bitrate_switches_per_hour"] = totals["bitrate_switches"] / hours.where(hours > 0)
+    out["fatal_error_rate"] = totals["fatal"] / totals["sessions"].where(totals["sessions"] > 0)
+    out["avg_bitrate_kbps"] = totals["bitrate_kbps_s"] / played.where(played > 0)
+    return out[list(QOE_METRICS)]

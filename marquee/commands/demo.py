@@ -1,6 +1,6 @@
 """`marquee demo`: the whole loop on the embedded defaults, as a list of named steps.
 
-data (synthetic generator) -> lake -> Feast features (apply, materialize) ->
+data (the Netflix titles catalog + synthetic viewing) -> lake -> Feast features (apply, materialize) ->
 training (candidates + ranker, MLflow runs, registry, promotion) -> serving
 (BentoML model server, the FastAPI API, the MLflow UI). Each step is a small
 function of a shared :class:`DemoContext`; the servers stay up until Ctrl-C.
@@ -49,15 +49,16 @@ class DemoStep:
 
 
 def generate_step(ctx: DemoContext) -> str:
-    """Fill the lake with a synthetic streaming service."""
+    """Fill the lake: the Netflix titles catalog with synthetic viewing (``demo_catalog``)."""
     from core.lake import Lake
-    from features.ingest.synthetic import SyntheticConfig, generate
+    from marquee.commands.demo_catalog import demo_catalog_path, fill_demo_lake
 
-    config = SyntheticConfig(seed=ctx.seed, scale=ctx.scale, show_progress=True)
-    report = generate(Lake(ctx.settings.workspace.lake_dir), config)
+    catalog = demo_catalog_path()
+    report = fill_demo_lake(Lake(ctx.settings.workspace.lake_dir), ctx.seed, ctx.scale, catalog)
     ctx.results["ingest"] = report
     counts = ", ".join(f"{name} {rows:,}" for name, rows in report.rows.items())
-    return f"{counts} in {report.seconds:.1f} s"
+    source = f"the Netflix titles catalog ({catalog.name})" if catalog else "a generated catalog (no Netflix CSV found)"
+    return f"{source}, synthetic viewing: {counts} in {report.seconds:.1f} s"
 
 
 def describe_step(ctx: DemoContext) -> str:

@@ -20,6 +20,7 @@ import typer
 from core.settings import Settings
 from marquee.commands._common import load_settings
 from marquee.commands.demo_processes import ManagedProcess, marquee_command, mlflow_command
+from marquee.commands.media import demo_edge_command, demo_media_step
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,6 +133,12 @@ def serve_step(ctx: DemoContext) -> str:
             env,
         ),
     ]
+    edge = demo_edge_command()
+    if edge is not None:  # the edges first: the API finds them (run/edges.json) when it starts
+        edges = ManagedProcess("edges", marquee_command(*edge[0]), edge[1], run_dir / "edges.log", env)
+        edges.start(REPO_ROOT)
+        ctx.processes.append(edges)
+        edges.wait_ready(deadline_s=60)
     for process in processes:
         process.start(REPO_ROOT)
         ctx.processes.append(process)
@@ -187,6 +194,7 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("describe", describe_step),
     DemoStep("features", features_step),
     DemoStep("train", train_step),
+    DemoStep("media", lambda ctx: demo_media_step(ctx.settings.workspace.home, ctx.settings.workspace.lake_dir)),
     DemoStep("serve", serve_step),
 ]
 

@@ -14,6 +14,13 @@ if TYPE_CHECKING:
 SAMPLE_NAME = "Marquee sample"
 
 
+def _listed(value: object) -> list[object]:
+    """A lake list cell (an array, a list or missing) as a list."""
+    if value is None or isinstance(value, float):
+        return []
+    return list(value)  # type: ignore[call-overload]
+
+
 def catalog_sources(lake: Lake, count: int, title_ids: list[str], duration_s: int) -> list[TitleSource]:
     """What to package for the catalog: ``title_ids``, else the first ``count`` titles of the lake.
 
@@ -42,13 +49,14 @@ def catalog_sources(lake: Lake, count: int, title_ids: list[str], duration_s: in
     sources = []
     for row in titles.itertuples(index=False):
         content_id = first_episode.get(row.title_id, row.title_id) if row.type == "series" else row.title_id
-        languages = tuple(dict.fromkeys(language_code(str(lang)) for lang in (row.languages or []))) or ("en",)
+        languages = tuple(dict.fromkeys(language_code(str(lang)) for lang in _listed(row.languages))) or ("en",)
         sources.append(
             TitleSource(
                 content_id=str(content_id),
                 name=str(row.title),
                 languages=languages[:3],
-                look=look_for(list(row.genres or [])),
+                subtitles=tuple(dict.fromkeys([*languages[:3], "en"])),
+                look=look_for([str(g) for g in _listed(row.genres)]),
                 duration_s=duration_s,
             )
         )
@@ -56,7 +64,12 @@ def catalog_sources(lake: Lake, count: int, title_ids: list[str], duration_s: in
 
 
 def package_all(
-    sources: list[TitleSource], media_root: Path, ladder: str, trial_s: int, progress: bool = True
+    sources: list[TitleSource],
+    media_root: Path,
+    ladder: str,
+    trial_s: int,
+    progress: bool = True,
+    preset: str = "veryfast",
 ) -> list[tuple[str, str, bool, float]]:
     """Package each source with a progress bar; return (content id, version, encoded, seconds) per title."""
     import time
@@ -65,7 +78,7 @@ def package_all(
 
     from media.package import PackagingOptions, package_title, steps
 
-    options = PackagingOptions(ladder=ladder, trial_s=trial_s)
+    options = PackagingOptions(ladder=ladder, trial_s=trial_s, preset=preset)
     done = []
     with tqdm(
         total=sum(steps(s, options) for s in sources), desc="packaging", unit="step", disable=not progress
@@ -134,3 +147,44 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"media in {settings.workspace.media_dir}")
 
     app.add_typer(group, name="media")
+
+
+#: Titles the demo packages (besides the sample clip every other title streams).
+DEMO_TITLES = 2
+DEMO_CLIP_S = 10
+#: The demo encodes with x264's fastest preset: a few titles in a minute or two on a small machine.
+DEMO_PRESET = "ultrafast"
+
+
+def demo_media_step(home: Path, lake_dir: Path) -> str:
+    """The demo's packaging: the sample clip and a few catalog titles, fixed ladder, fastest preset.
+
+    Skipped (the demo goes on) without ffmpeg. ``marquee media package`` makes per-title ladders.
+    """
+    from core.lake import Lake
+    from media.library import SAMPLE_CONTENT_ID
+    from media.source import TitleSource
+    from media.tools import available
+
+    if not available("ffmpeg"):
+        return "skipped: ffmpeg is not installed (apt-get install ffmpeg); Play will find no media"
+    sources = [TitleSource(SAMPLE_CONTENT_ID, SAMPLE_NAME, ("en",), look="cartoon", duration_s=DEMO_CLIP_S)]
+    sources += catalog_sources(Lake(lake_dir), DEMO_TITLES, [], DEMO_CLIP_S)
+    results = package_all(sources, home / "media", "fixed", trial_s=2, preset=DEMO_PRESET)
+    encoded = sum(1 for *_, did, _ in results if did)
+    return f"{len(results)} titles packaged ({encoded} encoded now), 240p-1080p HLS + DASH in {home / 'media'}"
+
+
+def demo_edge_command() -> tuple[list[str], str] | None:
+    """``marquee serve edge`` arguments on free ports and the URL that answers when it is up; ``None`` without nginx.
+
+    The URL is the last edge's ``/healthz``: edges start after the origin, in order.
+    """
+    from media.edge import free_port
+    from media.tools import available
+
+    if not available("nginx"):
+        return None
+    origin, us_east, eu_west = free_port(), free_port(), free_port()
+    args = ["serve", "edge", "--origin-port", str(origin), "--edge-port", str(us_east), "--edge-port", str(eu_west)]
+    return args, f"http://127.0.0.1:{eu_west}/healthz"

@@ -55,13 +55,14 @@ def register(group: typer.Typer) -> None:
             typer.echo(f"origin {cluster.origin.url} (media {settings.workspace.media_dir})")
             for record in cluster.records():
                 typer.echo(f"edge {record.name} {record.base_url} regions {','.join(record.regions) or '-'}")
+            reported: set[str] = set()
             try:
                 while not stop.wait(1.0):
-                    dead = [
-                        e.name for e in (cluster.origin, *cluster.edges) if e.process and e.process.poll() is not None
-                    ]
-                    if dead:
-                        typer.echo(f"nginx stopped: {', '.join(dead)}", err=True)
+                    for server in (cluster.origin, *cluster.edges):
+                        stopped = server.process is not None and server.process.poll() is not None
+                        if stopped and server.name not in reported:
+                            reported.add(server.name)
+                            typer.echo(f"nginx {server.name} stopped; see {server.folder / 'logs'}", err=True)
             except KeyboardInterrupt:
                 pass
             finally:

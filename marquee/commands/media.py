@@ -32,7 +32,9 @@ def catalog_sources(lake: Lake, count: int, title_ids: list[str], duration_s: in
     from media.source import TitleSource, look_for
 
     if not lake.exists("titles"):
-        raise NotFoundError("the lake has no titles table; run `marquee data ingest` (or `marquee demo`) first")
+        raise NotFoundError(
+            "the lake has no titles table; run `marquee data generate` or `marquee data load` (or `marquee demo`)"
+        )
     titles = lake.read("titles", columns=["title_id", "type", "title", "genres", "languages"])
     episodes = lake.read_or_empty("episodes", columns=["episode_id", "series_id", "season_number", "episode_number"])
     if title_ids:

@@ -102,8 +102,15 @@ def _one_run(page: Any, fmt: str, card: int) -> float:
     page.locator("[data-testid=row] [data-testid=title-card]").nth(card).click()
     page.get_by_test_id("title-view").wait_for(state="visible")
     page.get_by_test_id("player-format").select_option(fmt)
+    before = page.evaluate("() => document.getElementById('video').dataset.sessionId || ''")
     page.get_by_test_id("play-button").click()
-    page.wait_for_function("() => document.getElementById('video').dataset.startupMs", timeout=30_000)
+    # This Play's own session (the <video> element is reused), then its first frame.
+    page.wait_for_function(
+        "before => { const v = document.getElementById('video');"
+        " return v.dataset.sessionId !== before && v.dataset.startupMs; }",
+        arg=before,
+        timeout=30_000,
+    )
     startup = float(page.evaluate("() => document.getElementById('video').dataset.startupMs"))
     page.wait_for_function("() => document.getElementById('video').currentTime > 0.5", timeout=30_000)
     return startup

@@ -82,6 +82,8 @@
       this.reportSeq = 0;
       this.timers = [];
       this.listeners = [];
+      delete video.dataset.startupMs; // the element outlives sessions: no stale figure from the last one
+      video.dataset.sessionId = this.id;
       this.blobUrl = URL.createObjectURL(
         new Blob([opts.manifest], { type: this.format === "dash" ? "application/dash+xml" : "application/x-mpegurl" }),
       );

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install demo test lint bench clean browser docs
+.PHONY: install demo test lint bench clean browser docs web media-tools
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -17,7 +17,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP)
+install: $(STAMP) web media-tools
+
+## The web page's players (hls.js, dash.js), pinned in package-lock.json and copied into the
+## served static folder (git-ignored): the page fetches nothing from elsewhere at run time.
+WEB_VENDOR := catalog_api/web/static/vendor
+web: $(WEB_VENDOR)/.installed
+
+$(WEB_VENDOR)/.installed: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is needed for the web player (as root: apt-get install npm)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(WEB_VENDOR)
+	cp node_modules/hls.js/dist/hls.min.js node_modules/dashjs/dist/modern/umd/dash.all.min.js $(WEB_VENDOR)/
+	touch $@
 
 ## The main job: the whole loop on the embedded defaults.
 demo: install
@@ -34,11 +46,22 @@ browser:
 		echo "chromium is missing (as root: apt-get install chromium); the browser test will be skipped"; \
 	fi
 
+## Debian's ffmpeg (packaging) and nginx (origin and edges) for `marquee media package` and
+## `marquee serve edge`. Best-effort like `browser`: without them the media tests skip (fail in CI).
+media-tools:
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg nginx) \
+			|| echo "ffmpeg/nginx could not be installed; the media tests will be skipped"; \
+	else \
+		echo "ffmpeg or nginx is missing (as root: apt-get install ffmpeg nginx); the media tests will be skipped"; \
+	fi
+
 ## The test suite, with lint, types and import contracts first; tests/test_docs.py builds the
 ## docs site with `mkdocs build --strict` (executing the notebooks) and runs the tutorials.
 test: install browser
 	$(BIN)/ruff check .
-	$(BIN)/mypy core features models training serving experiments catalog_api marquee docsgen
+	$(BIN)/mypy core features models training serving experiments catalog_api marquee media docsgen
 	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 

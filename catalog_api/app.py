@@ -21,12 +21,23 @@ from fastapi import FastAPI
 
 from catalog_api.api.errors import document_error_responses, install_error_handlers
 from catalog_api.api.observability import Metrics, ObservabilityMiddleware
-from catalog_api.api.routes import account, auth, events, experiments, health, home, playback, profiles, search, titles
+from catalog_api.api.routes import (
+    account,
+    auth,
+    events,
+    experiments,
+    health,
+    home,
+    playback,
+    playback_sessions,
+    profiles,
+    search,
+    titles,
+)
 from catalog_api.candidate_cache import TtlCache
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
-from catalog_api.export import export_events_to_lake
+from catalog_api.export import export_events_to_lake, export_playback_reports_to_lake
 from catalog_api.options import ApiOptions
-from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.service import PlaybackService
 from catalog_api.process_lock import LeaderLock
 from catalog_api.recommender_client import ModelServerBreaker, RecommenderClient
@@ -91,7 +102,7 @@ def build_state(
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, candidates),
         pages=TtlCache(page_lifetime_s, max_entries=20_000),
-        playback=PlaybackService(EdgeDirectory(options.cdn_edges), settings.cdn_signing_key, options.url_ttl_s),
+        playback=PlaybackService.from_settings(settings, options),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),
@@ -115,13 +126,22 @@ async def _flush_exposures_periodically(state: AppState) -> None:
 
 
 def export_events_now(state: AppState) -> int:
-    """Export new watch events to the lake (one batch job; failures are logged, retried next time)."""
+    """Export new watch events (then QoE reports) to the lake; failures are logged, retried next time.
+
+    Returns the number of watch events exported.
+    """
     try:
         with state.sessions() as session:
-            return export_events_to_lake(session, state.lake)
+            exported = export_events_to_lake(session, state.lake)
     except Exception:
         logger.exception("exporting watch events to the lake failed; will retry")
         return 0
+    try:
+        with state.sessions() as session:
+            export_playback_reports_to_lake(session, state.lake)
+    except Exception:
+        logger.exception("exporting playback reports to the lake failed; will retry")
+    return exported
 
 
 async def _export_events_periodically(state: AppState, interval_s: float) -> None:
@@ -176,7 +196,8 @@ def create_app(
     )
     app.state.marquee = state
     install_error_handlers(app)
-    for module in (auth, profiles, titles, search, events, home, playback, account, experiments, health):
+    routers = (auth, profiles, titles, search, events, playback_sessions, home, playback, account, experiments, health)
+    for module in routers:
         app.include_router(module.router)
     mount_web(app)  # the small web page at / (catalog_api/web/static)
     document_error_responses(app)

@@ -1,4 +1,4 @@
-"""Export the API's watch events to the lake, once each (the loop closes here).
+"""Export the API's watch events (and players' QoE reports) to the lake, once each (the loop closes here).
 
 The database row is the durable record; this copies rows above a high-water
 mark (``export_state``) into the lake's ``watch_events`` table with one append
@@ -20,9 +20,10 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog_api.db.tables import ExportStateRow, QuarantinedEventRow, WatchEventRow
+from catalog_api.db.tables import ExportStateRow, PlaybackReportRow, QuarantinedEventRow, WatchEventRow
 from catalog_api.quarantine import split_poisoned
 from core.lake import Lake
+from core.qoe import REPORT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -30,45 +31,85 @@ EXPORT_NAME = "watch_events_to_lake"
 _COLUMNS = ["event_id", "profile_id", "title_id", "ts", "position_s", "duration_s", "device", "country"]
 
 
+PLAYBACK_EXPORT_NAME = "playback_reports_to_lake"
+
+
 def export_events_to_lake(session: Session, lake: Lake, batch_size: int = 50_000) -> int:
     """Append events not exported yet to the lake; returns how many were exported.
 
     Commits the new high-water mark in the caller's session.
     """
-    state = session.get(ExportStateRow, EXPORT_NAME, with_for_update=True)
+    exported = _export(session, lake, WatchEventRow, _COLUMNS, EXPORT_NAME, "watch_events", batch_size, quarantine=True)
+    logger.info("exported %d watch events to the lake", exported)
+    return exported
+
+
+def export_playback_reports_to_lake(session: Session, lake: Lake, batch_size: int = 50_000) -> int:
+    """Append QoE reports not exported yet to the lake's ``playback_reports``; returns how many.
+
+    The lake keeps every report (with ``seq`` and ``ts``); ``core.qoe.latest_reports``
+    turns them into one row per session.
+    """
+    columns = ["seq", "ts", *REPORT_COLUMNS]
+    exported = _export(session, lake, PlaybackReportRow, columns, PLAYBACK_EXPORT_NAME, "playback_reports", batch_size)
+    logger.info("exported %d playback reports to the lake", exported)
+    return exported
+
+
+def _export(
+    session: Session,
+    lake: Lake,
+    row: type[WatchEventRow] | type[PlaybackReportRow],
+    columns: list[str],
+    name: str,
+    table: str,
+    batch_size: int,
+    *,
+    quarantine: bool = False,
+) -> int:
+    """Rows of ``row`` above the ``name`` high-water mark, appended to the lake's ``table`` in batches.
+
+    With ``quarantine``, rows ``split_poisoned`` refuses are set aside (the mark still moves past them).
+    """
+    state = session.get(ExportStateRow, name, with_for_update=True)
     if state is None:
-        state = ExportStateRow(name=EXPORT_NAME, high_water=0)
+        state = ExportStateRow(name=name, high_water=0)
         session.add(state)
         session.flush()
+    selected = ["seq", *[c for c in columns if c != "seq"]]
     exported = 0
     while True:
         rows = session.execute(
-            select(WatchEventRow.seq, *[getattr(WatchEventRow, c) for c in _COLUMNS])
-            .where(WatchEventRow.seq > state.high_water)
-            .order_by(WatchEventRow.seq)
+            select(*[getattr(row, c) for c in selected])
+            .where(row.seq > state.high_water)
+            .order_by(row.seq)
             .limit(batch_size)
         ).all()
         if not rows:
             break
-        frame = pd.DataFrame(rows, columns=["seq", *_COLUMNS])
+        frame = pd.DataFrame(rows, columns=selected)
         high_water = int(frame["seq"].max())
-        good, bad = split_poisoned(frame, "lake export")
-        now = datetime.now(UTC)
-        for position, reason in bad:
-            seq = int(frame["seq"].iloc[position])
-            if session.get(QuarantinedEventRow, seq) is None:
-                event_id = str(frame["event_id"].iloc[position]).encode("utf-8", "backslashreplace").decode()
-                session.add(
-                    QuarantinedEventRow(
-                        seq=seq, event_id=event_id.replace("\x00", ""), reason=reason, quarantined_at=now
-                    )
-                )
-        if not good.empty:
-            good = good.copy()
-            good["ts"] = pd.to_datetime(good["ts"], utc=True).dt.floor("ms")  # the lake stores milliseconds
-            lake.write("watch_events", good[_COLUMNS], mode="append")
+        if quarantine:
+            frame = _set_aside_poisoned(session, frame)
+        if not frame.empty:
+            frame = frame.copy()
+            frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("ms")  # the lake stores milliseconds
+            lake.write(table, frame[columns], mode="append")
         state.high_water = high_water
         session.commit()
-        exported += len(good)
-    logger.info("exported %d watch events to the lake", exported)
+        exported += len(frame)
     return exported
+
+
+def _set_aside_poisoned(session: Session, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` without the events ``split_poisoned`` refuses; those are recorded in ``quarantined_events``."""
+    good, bad = split_poisoned(frame, "lake export")
+    now = datetime.now(UTC)
+    for position, reason in bad:
+        seq = int(frame["seq"].iloc[position])
+        if session.get(QuarantinedEventRow, seq) is None:
+            event_id = str(frame["event_id"].iloc[position]).encode("utf-8", "backslashreplace").decode()
+            session.add(
+                QuarantinedEventRow(seq=seq, event_id=event_id.replace("\x00", ""), reason=reason, quarantined_at=now)
+            )
+    return good

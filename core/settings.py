@@ -90,6 +90,11 @@ class Workspace:
         return self.home / "models"
 
     @property
+    def media_dir(self) -> Path:
+        """Packaged media (``media.package``), served by the origin; ``edges.json`` names the running edges."""
+        return self.home / "media"
+
+    @property
     def run_dir(self) -> Path:
         """Pid files and logs of processes started by ``marquee demo``."""
         return self.home / "run"

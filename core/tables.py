@@ -142,6 +142,36 @@ EXPOSURES = TableSpec(
     time_column="ts",
 )
 
+#: Players' QoE reports, exported from the API; ``core.qoe.latest_reports`` makes them sessions.
+PLAYBACK_REPORTS = TableSpec(
+    name="playback_reports",
+    schema=pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("ts", TS),
+            ("session_id", pa.string()),
+            ("report_seq", pa.int32()),
+            ("profile_id", pa.string()),
+            ("title_id", pa.string()),
+            ("format", pa.string()),
+            ("device", pa.string()),
+            ("edge", pa.string()),
+            ("country", pa.string()),
+            ("startup_ms", pa.int32()),
+            ("played_s", pa.float64()),
+            ("rebuffer_count", pa.int32()),
+            ("rebuffer_s", pa.float64()),
+            ("bitrate_switches", pa.int32()),
+            ("avg_bitrate_kbps", pa.int32()),
+            ("fatal_error", pa.string()),
+            ("ended", pa.bool_()),
+        ]
+    ),
+    primary_key=("session_id", "report_seq"),
+    required=("session_id", "report_seq", "profile_id", "title_id", "ts", "played_s"),
+    time_column="ts",
+)
+
 TABLES: dict[str, TableSpec] = {
-    spec.name: spec for spec in (TITLES, EPISODES, ACCOUNTS, PROFILES, WATCH_EVENTS, EXPOSURES)
+    spec.name: spec for spec in (TITLES, EPISODES, ACCOUNTS, PROFILES, WATCH_EVENTS, EXPOSURES, PLAYBACK_REPORTS)
 }

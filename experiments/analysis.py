@@ -6,7 +6,10 @@ variants the definition does not know → per-unit outcomes after the first
 exposure and in the pre-period before it (``experiments.outcomes``) → per
 metric and variant against control: Welch CI and p-value, lift with a
 delta-method CI, CUPED with the pre-period metric as covariate, and an
-always-valid mSPRT p-value over daily looks → sample-ratio-mismatch check.
+always-valid mSPRT p-value over daily looks → sample-ratio-mismatch check →
+guardrails: a guardrail metric that got significantly worse (``GuardrailCheck``)
+is a breach, reported in the warnings. QoE metrics (``rebuffer_ratio``,
+``startup_ms``...) come from the players' playback reports (``experiments.qoe``).
 
 The mSPRT's mixing variance is ``tau^2 = (msprt_tau * sd)^2`` with ``sd`` the
 control's standard deviation of the metric at that look and ``msprt_tau =
@@ -20,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -31,7 +34,8 @@ from core.errors import InvalidInputError, NotFoundError
 from core.tables import EXPOSURES
 from experiments import stats
 from experiments.outcomes import daily_totals, outcomes_from_daily, outcomes_in_window
-from experiments.spec import Experiment
+from experiments.qoe import qoe_daily_totals, qoe_from_daily, qoe_in_window, sessions_frame
+from experiments.spec import HIGHER_IS_WORSE, Experiment
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +90,22 @@ class SrmCheck(_Out):
     flagged: bool
 
 
+class GuardrailCheck(_Out):
+    """Whether a guardrail metric got significantly worse for a variant (Welch test at ``alpha``).
+
+    ``worse_when`` is the direction that hurts (``higher`` for ``rebuffer_ratio``,
+    ``lower`` for ``plays``); a breach is a change that way with ``p_value < alpha``.
+    """
+
+    metric: str
+    variant: str
+    worse_when: Literal["higher", "lower"]
+    diff: float
+    lift: float
+    p_value: float
+    breached: bool
+
+
 class Report(_Out):
     """Everything an analysis found; ``to_json`` is what ``marquee experiments analyze`` writes."""
 
@@ -104,7 +124,13 @@ class Report(_Out):
     excluded: dict[str, int]
     srm: SrmCheck
     results: list[MetricResult]
+    guardrail_checks: list[GuardrailCheck] = []
     warnings: list[str]
+
+    @property
+    def breaches(self) -> list[GuardrailCheck]:
+        """The guardrail checks that failed."""
+        return [check for check in self.guardrail_checks if check.breached]
 
     def to_json(self) -> str:
         """The report as indented JSON (NaN and infinities become ``null``)."""
@@ -191,7 +217,13 @@ def _look_times(start: pd.Timestamp, end: pd.Timestamp) -> list[pd.Timestamp]:
 
 
 def _sequential_p(
-    units: pd.DataFrame, daily: pd.DataFrame, end: pd.Timestamp, metrics: list[str], control: str, tau: float
+    units: pd.DataFrame,
+    daily: pd.DataFrame,
+    end: pd.Timestamp,
+    metrics: list[str],
+    control: str,
+    tau: float,
+    daily_qoe: pd.DataFrame | None = None,
 ) -> tuple[dict[tuple[str, str], float], int]:
     """Always-valid p-value per (metric, variant) after daily looks up to ``end``.
 
@@ -205,6 +237,9 @@ def _sequential_p(
         if seen.empty:
             continue
         post = outcomes_from_daily(seen["unit_id"], daily[daily["day"] < look] if look < end else daily)
+        if daily_qoe is not None:
+            qoe_days = daily_qoe[daily_qoe["day"] < look] if look < end else daily_qoe
+            post = post.join(qoe_from_daily(seen["unit_id"], qoe_days))
         for metric in metrics:
             variants, y, _ = _metric_arrays(seen, post, None, metric)
             c = stats.moments(y[variants == control])
@@ -224,6 +259,7 @@ def analyze(
     pre_period_days: float = 14,
     *,
     profiles_df: pd.DataFrame | None = None,
+    playback_df: pd.DataFrame | None = None,
     end: datetime | None = None,
     alpha: float = 0.05,
     msprt_tau: float = 0.05,
@@ -236,6 +272,7 @@ def analyze(
         events_df: the lake's ``watch_events`` rows.
         pre_period_days: length of the CUPED pre-period before each unit's first exposure; 0 disables CUPED.
         profiles_df: ``profile_id`` and ``account_id``; required when the unit is ``account``.
+        playback_df: the lake's ``playback_reports`` rows; needed for QoE metrics (``core.qoe.QOE_METRICS``).
         end: end of the outcome window; default the experiment's end or the last data.
         alpha: significance level of the CIs and of ``significant``.
         msprt_tau: the mSPRT's mixing standard deviation, in control standard deviations.
@@ -275,6 +312,14 @@ def analyze(
     daily = daily_totals(units, events, "first_exposure", "end")
     post = outcomes_from_daily(units["unit_id"], daily)
     pre = outcomes_in_window(units, events, "pre_start", "first_exposure", prefix="pre_")
+    metrics = list(dict.fromkeys([experiment.metrics.primary, *experiment.metrics.guardrails]))
+    daily_qoe = None
+    if any(m not in post.columns for m in metrics):
+        empty = pd.DataFrame() if playback_df is None else playback_df
+        sessions = sessions_frame(empty, unit_of_profile)
+        daily_qoe = qoe_daily_totals(units, sessions, "first_exposure", "end")
+        post = post.join(qoe_from_daily(units["unit_id"], daily_qoe))
+        pre = pre.join(qoe_in_window(units, sessions, "pre_start", "first_exposure", prefix="pre_"))
 
     control = experiment.control_variant
     names = [v.name for v in experiment.variants]
@@ -288,8 +333,7 @@ def analyze(
         p_value=_f(srm.p_value),
         flagged=bool(srm.flagged),
     )
-    metrics = list(dict.fromkeys([experiment.metrics.primary, *experiment.metrics.guardrails]))
-    sequential, looks = _sequential_p(units, daily, end_ts, metrics, control, msprt_tau)
+    sequential, looks = _sequential_p(units, daily, end_ts, metrics, control, msprt_tau, daily_qoe)
     results = []
     for metric in metrics:
         variants, y, x = _metric_arrays(units, post, pre if pre_period_days > 0 else None, metric)
@@ -328,7 +372,15 @@ def analyze(
                     looks=looks,
                 )
             )
-    warnings = []
+    checks = _guardrail_checks(results, experiment.metrics.guardrails, alpha)
+    warnings = [
+        f"guardrail breached: {c.metric} got worse ({'rose' if c.worse_when == 'higher' else 'fell'} "
+        f"{c.lift * 100:+.2f}%, p={c.p_value:.2g}) for variant {c.variant!r}"
+        for c in checks
+        if c.breached
+    ]
+    if daily_qoe is not None and daily_qoe.empty:
+        warnings.append("no playback reports in the window: the QoE metrics are undefined")
     if srm_check.flagged:
         warnings.append(
             f"sample ratio mismatch (p={srm_check.p_value:.2g}): units per variant {unit_counts} do not match "
@@ -356,5 +408,28 @@ def analyze(
         excluded=excluded,
         srm=srm_check,
         results=results,
+        guardrail_checks=checks,
         warnings=warnings,
     )
+
+
+def _guardrail_checks(results: list[MetricResult], guardrails: list[str], alpha: float) -> list[GuardrailCheck]:
+    """Each guardrail of each variant: breached when it moved the harmful way with p < alpha."""
+    checks = []
+    for row in results:
+        if row.metric not in guardrails:
+            continue
+        higher_is_worse = HIGHER_IS_WORSE[row.metric]
+        worse = row.diff > 0 if higher_is_worse else row.diff < 0
+        checks.append(
+            GuardrailCheck(
+                metric=row.metric,
+                variant=row.variant,
+                worse_when="higher" if higher_is_worse else "lower",
+                diff=row.diff,
+                lift=row.lift,
+                p_value=row.p_value,
+                breached=bool(worse and row.p_value < alpha),
+            )
+        )
+    return checks

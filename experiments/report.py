@@ -111,6 +111,9 @@ def _summary_lines(report: Report) -> list[str]:
         f"Sample ratio check: chi2 {srm.chi2:.2f}, p {_p(srm.p_value)} — "
         + ("**MISMATCH, results not trustworthy**" if srm.flagged else "ok"),
     ]
+    if report.guardrail_checks:
+        breached = [f"{c.metric} ({c.variant}, {_pct(c.lift)}, p {_p(c.p_value)})" for c in report.breaches]
+        lines.append("Guardrails: " + ("**BREACHED: " + "; ".join(breached) + "**" if breached else "held"))
     return lines
 
 

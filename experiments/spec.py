@@ -22,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import rules
+from core.qoe import QOE_METRICS
 from experiments.hashing import N_BUCKETS
 
 #: Model aliases registered in MLflow that a payload may name (defined once, in ``core.rules``).
@@ -36,8 +37,10 @@ LAYOUTS: tuple[str, ...] = tuple(rules.LAYOUTS)
 #: Payload keys and the values they accept.
 PAYLOAD_VALUES: dict[str, tuple[str, ...]] = {"ranker": MODEL_ALIASES, "model": MODEL_ALIASES, "layout": LAYOUTS}
 
-#: Metrics the analysis computes per unit.
-METRICS: tuple[str, ...] = ("plays", "watch_minutes", "completion")
+#: Metrics the analysis computes per unit, and whether a HIGHER value is worse: the viewing
+#: outcomes (from watch events), then the players' quality of experience (``core.qoe``).
+HIGHER_IS_WORSE: dict[str, bool] = {"plays": False, "watch_minutes": False, "completion": False, **QOE_METRICS}
+METRICS: tuple[str, ...] = tuple(HIGHER_IS_WORSE)
 
 #: The reserved layer of global holdouts: a unit in one gets no experiment in any layer.
 GLOBAL_LAYER = "global"

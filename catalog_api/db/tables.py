@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
@@ -149,3 +161,36 @@ class RevokedTokenRow(Base):
 def row_dict(row: Base) -> dict[str, Any]:
     """The column values of an ORM row, for building public schemas."""
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+class PlaybackReportRow(Base):
+    """A player's quality-of-experience report: a session's totals so far (``core.qoe``).
+
+    Append-only, one row per (session, report number), so a retried beacon is a
+    no-op and the export to the lake follows ``seq`` like watch events do; the
+    latest report of a session is the session (``core.qoe.latest_reports``).
+    """
+
+    __tablename__ = "playback_reports"
+    __table_args__ = (UniqueConstraint("session_id", "report_seq", name="uq_playback_reports_session_report"),)
+
+    seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(String(64), index=True)
+    report_seq: Mapped[int] = mapped_column(Integer)
+    profile_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("profiles.profile_id", ondelete="CASCADE"), index=True
+    )
+    title_id: Mapped[str] = mapped_column(String(128))
+    ts: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    format: Mapped[str] = mapped_column(String(8))
+    device: Mapped[str] = mapped_column(String(32))
+    edge: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    country: Mapped[str] = mapped_column(String(2))
+    startup_ms: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    played_s: Mapped[float] = mapped_column(Float)
+    rebuffer_count: Mapped[int] = mapped_column(Integer)
+    rebuffer_s: Mapped[float] = mapped_column(Float)
+    bitrate_switches: Mapped[int] = mapped_column(Integer)
+    avg_bitrate_kbps: Mapped[int] = mapped_column(Integer)
+    fatal_error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ended: Mapped[bool] = mapped_column(Boolean)

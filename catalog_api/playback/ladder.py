@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from core.domain import VIDEO_QUALITIES
+from media.library import Package
+from media.manifests import Rendition as PackagedRendition
 
 Device = Literal["tv", "web", "mobile"]
 
@@ -50,3 +52,25 @@ def ladder_for(video_qualities: tuple[str, ...] | list[str], plan: str, device: 
     cap = min(_rank(PLAN_MAX.get(plan, "HD")), _rank(DEVICE_MAX.get(device, "FHD")))
     encoded = {q for q in video_qualities} | {"SD"}
     return [r for r in LADDER if r.quality in encoded and _rank(r.quality) <= cap]
+
+
+def quality_of(height: int) -> str:
+    """The quality class of a picture height (SD up to 576 lines, HD 720, FHD 1080, UHD above)."""
+    return "SD" if height <= 576 else "HD" if height <= 720 else "FHD" if height <= 1080 else "UHD"
+
+
+def packaged_ladder(
+    package: Package, video_qualities: tuple[str, ...] | list[str], plan: str, device: str
+) -> list[PackagedRendition]:
+    """A package's renditions allowed by the title's encodings, the plan's cap and the device's cap, lowest first.
+
+    The lowest rendition is always kept so playback never has an empty ladder.
+    """
+    cap = min(_rank(PLAN_MAX.get(plan, "HD")), _rank(DEVICE_MAX.get(device, "FHD")))
+    encoded = {q for q in video_qualities} | {"SD"}
+    streams = sorted(package.video, key=lambda v: v.height)
+    allowed = [v for v in streams if quality_of(v.height) in encoded and _rank(quality_of(v.height)) <= cap]
+    return [
+        PackagedRendition(v.name, v.width, v.height, v.peak_bitrate, v.codecs, v.bitrate, tuple(v.segments))
+        for v in (allowed or streams[:1])
+    ]

@@ -1,6 +1,6 @@
 """`marquee demo`: the whole loop on the embedded defaults, as a list of named steps.
 
-data (synthetic generator) -> lake -> Feast features (apply, materialize) ->
+data (the Netflix titles catalog + synthetic viewing) -> lake -> Feast features (apply, materialize) ->
 training (candidates + ranker, MLflow runs, registry, promotion) -> serving
 (BentoML model server, the FastAPI API, the MLflow UI). Each step is a small
 function of a shared :class:`DemoContext`; the servers stay up until Ctrl-C.
@@ -20,6 +20,7 @@ import typer
 from core.settings import Settings
 from marquee.commands._common import load_settings
 from marquee.commands.demo_processes import ManagedProcess, marquee_command, mlflow_command
+from marquee.commands.media import demo_edge_command, demo_media_step
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,15 +50,16 @@ class DemoStep:
 
 
 def generate_step(ctx: DemoContext) -> str:
-    """Fill the lake with a synthetic streaming service."""
+    """Fill the lake: the Netflix titles catalog with synthetic viewing (``demo_catalog``)."""
     from core.lake import Lake
-    from features.ingest.synthetic import SyntheticConfig, generate
+    from marquee.commands.demo_catalog import demo_catalog_path, fill_demo_lake
 
-    config = SyntheticConfig(seed=ctx.seed, scale=ctx.scale, show_progress=True)
-    report = generate(Lake(ctx.settings.workspace.lake_dir), config)
+    catalog = demo_catalog_path()
+    report = fill_demo_lake(Lake(ctx.settings.workspace.lake_dir), ctx.seed, ctx.scale, catalog)
     ctx.results["ingest"] = report
     counts = ", ".join(f"{name} {rows:,}" for name, rows in report.rows.items())
-    return f"{counts} in {report.seconds:.1f} s"
+    source = f"the Netflix titles catalog ({catalog.name})" if catalog else "a generated catalog (no Netflix CSV found)"
+    return f"{source}, synthetic viewing: {counts} in {report.seconds:.1f} s"
 
 
 def describe_step(ctx: DemoContext) -> str:
@@ -131,6 +133,12 @@ def serve_step(ctx: DemoContext) -> str:
             env,
         ),
     ]
+    edge = demo_edge_command()
+    if edge is not None:  # the edges first: the API finds them (run/edges.json) when it starts
+        edges = ManagedProcess("edges", marquee_command(*edge[0]), edge[1], run_dir / "edges.log", env)
+        edges.start(REPO_ROOT)
+        ctx.processes.append(edges)
+        edges.wait_ready(deadline_s=60)
     for process in processes:
         process.start(REPO_ROOT)
         ctx.processes.append(process)
@@ -186,6 +194,7 @@ DEMO_STEPS: list[DemoStep] = [
     DemoStep("describe", describe_step),
     DemoStep("features", features_step),
     DemoStep("train", train_step),
+    DemoStep("media", lambda ctx: demo_media_step(ctx.settings.workspace.home, ctx.settings.workspace.lake_dir)),
     DemoStep("serve", serve_step),
 ]
 

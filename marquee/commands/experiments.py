@@ -122,8 +122,11 @@ def analyze(
     pre_period_days: Annotated[float, typer.Option(help="CUPED pre-period before each unit's first exposure")] = 14,
     markdown: Annotated[Path | None, typer.Option(help="also write a markdown report (plot beside it)")] = None,
     html: Annotated[Path | None, typer.Option(help="also write a self-contained HTML report")] = None,
+    fail_on_breach: Annotated[
+        bool, typer.Option("--fail-on-breach", help="exit with status 3 when a guardrail is breached")
+    ] = False,
 ) -> None:
-    """Analyse an experiment from the workspace lake's exposures and watch events."""
+    """Analyse an experiment from the workspace lake's exposures, watch events and playback reports."""
     from core.lake import Lake
     from experiments.analysis import analyze as run_analysis
     from experiments.definitions import load_experiments
@@ -138,7 +141,8 @@ def analyze(
     exposures = read_exposures(lake, key)
     events = lake.read_or_empty("watch_events")
     profiles = lake.read_or_empty("profiles", ["profile_id", "account_id"]) if experiment.unit == "account" else None
-    report = run_analysis(experiment, exposures, events, pre_period_days, profiles_df=profiles)
+    playback = lake.read_or_empty("playback_reports")
+    report = run_analysis(experiment, exposures, events, pre_period_days, profiles_df=profiles, playback_df=playback)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(report.to_json(), encoding="utf-8")
     written = [str(out)]
@@ -155,7 +159,19 @@ def analyze(
         )
     for warning in report.warnings:
         typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
+    checked = sorted({c.metric for c in report.guardrail_checks})
+    if report.breaches:
+        for check in report.breaches:
+            typer.secho(
+                f"GUARDRAIL BREACHED: {check.metric} {'rose' if check.worse_when == 'higher' else 'fell'} "
+                f"{check.lift * 100:+.2f}% for {check.variant} (p={check.p_value:.3g})",
+                fg=typer.colors.RED,
+            )
+    elif checked:
+        typer.echo(f"guardrails held: {', '.join(checked)}")
     typer.echo(f"wrote {', '.join(written)}")
+    if fail_on_breach and report.breaches:
+        raise typer.Exit(3)
 
 
 def register(app: typer.Typer) -> None:

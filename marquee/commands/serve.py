@@ -1,10 +1,10 @@
-"""`marquee serve api|models`: start the API (uvicorn) or the model server (bentoml serve)."""
+"""`marquee serve api|models|edge`: start the API (uvicorn), the model server (bentoml serve) or the media edges."""
 
 from __future__ import annotations
 
 import typer
 
-from marquee.commands import serve_api, serve_models
+from marquee.commands import serve_api, serve_edge, serve_models
 
 
 def register(app: typer.Typer) -> None:
@@ -12,4 +12,5 @@ def register(app: typer.Typer) -> None:
     group = typer.Typer(help="Start Marquee's servers.", no_args_is_help=True)
     serve_api.register(group)
     serve_models.register(group)
+    serve_edge.register(group)
     app.add_typer(group, name="serve")

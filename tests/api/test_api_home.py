@@ -203,7 +203,7 @@ def test_a_new_url_expiry_step_re_signs_the_hints_but_keeps_the_rows(
     assert cached.rows is built.rows, "the rows were rebuilt although only the URLs' expiry moved"
     assert later["rows"] == first["rows"] and len(double.calls) == 1
     expiry = {
-        name: [parse_qs(urlsplit(u).query)["exp"][0] for hint in page["prefetch"] for u in hint["urls"]]
+        name: [parse_qs(urlsplit(u).query)["expires"][0] for hint in page["prefetch"] for u in hint["urls"]]
         for name, page in (("first", first), ("later", later))
     }
     assert expiry["first"] and expiry["later"] and expiry["first"] != expiry["later"]
@@ -211,7 +211,7 @@ def test_a_new_url_expiry_step_re_signs_the_hints_but_keeps_the_rows(
     for hint in later["prefetch"]:
         for signed in hint["urls"]:
             verify_signed_url(signed, key)
-            assert int(parse_qs(urlsplit(signed).query)["exp"][0]) <= time.time() + 10
+            assert int(parse_qs(urlsplit(signed).query)["expires"][0]) <= time.time() + 10
 
 
 def _resume(page: dict[str, Any]) -> dict[str, int]:

@@ -33,10 +33,12 @@ def test_signed_urls_verify_and_fail_when_expired_or_tampered() -> None:
     tampered = {
         "other path": urlunsplit(parts._replace(path="/v/t2/480p/seg-00001.m4s")),
         "later expiry": urlunsplit(
-            parts._replace(query=urlencode({"exp": int(now + 9999), "pfx": query["pfx"][0], "sig": query["sig"][0]}))
+            parts._replace(
+                query=urlencode({"md5": query["md5"][0], "expires": int(now + 9999), "pfx": query["pfx"][0]})
+            )
         ),
         "wider prefix": urlunsplit(
-            parts._replace(query=urlencode({"exp": query["exp"][0], "pfx": "/v/", "sig": query["sig"][0]}))
+            parts._replace(query=urlencode({"md5": query["md5"][0], "expires": query["expires"][0], "pfx": "/v/"}))
         ),
         "flipped signature": url[:-1] + ("0" if url[-1] != "0" else "1"),
         "no signature": urlunsplit(parts._replace(query="")),
@@ -117,7 +119,7 @@ def test_dash_manifest_is_valid_xml_filtered_by_plan(client: TestClient) -> None
     ]
     assert heights == [240, 480, 720]  # basic plan: at most HD although the title has UHD
     template = root.find(".//d:SegmentTemplate", ns)
-    assert template is not None and "sig=" in template.get("media", "")
+    assert template is not None and "md5=" in template.get("media", "")
     base = root.findtext("d:BaseURL", namespaces=ns) or ""
     key = client.app.state.marquee.settings.cdn_signing_key  # type: ignore[attr-defined]
     segment = base + template.get("media", "").replace("$RepresentationID$", "720p").replace("$Number%05d$", "00001")

@@ -24,6 +24,8 @@
     previousView: "home-view",
     searchSeq: 0,
     searchTimer: null,
+    player: null,
+    durations: {}, // content id -> duration in seconds (heartbeats need it)
   };
 
   /** The profile picked earlier in this tab, or null (also when the stored value is unreadable). */
@@ -66,7 +68,10 @@
    * the result is ``{ body, headers }`` (the manifest's resume position is a header).
    * An expired access token is refreshed once, then the call is retried.
    */
-  async function api(path, { method = "GET", json, form, accept, withHeaders = false, retried = false } = {}) {
+  async function api(
+    path,
+    { method = "GET", json, form, accept, withHeaders = false, keepalive = false, retried = false } = {},
+  ) {
     const headers = {};
     if (state.token) headers.Authorization = `Bearer ${state.token}`;
     if (accept) headers.Accept = accept;
@@ -79,7 +84,7 @@
     }
     let response;
     try {
-      response = await fetch(API + path, { method, headers, body });
+      response = await fetch(API + path, { method, headers, body, keepalive });
     } catch {
       throw new ApiError(0, "cannot reach the Marquee API; check your connection or that the API is running");
     }
@@ -88,7 +93,7 @@
     if (!response.ok) {
       if (response.status === 401 && state.token) {
         if (!retried && state.refreshToken && (await refreshTokens())) {
-          return api(path, { method, json, form, accept, withHeaders, retried: true });
+          return api(path, { method, json, form, accept, withHeaders, keepalive, retried: true });
         }
         signOut("Your session has ended; please sign in again.");
       }
@@ -146,8 +151,13 @@
     return (h >>> 0) % 360;
   }
 
-  function posterStyle(el, key) {
-    const h = hue(key);
+  /** The title's poster, drawn from its name and genre (poster.js); a plain gradient if that script is absent. */
+  function posterStyle(el, title) {
+    if (window.MarqueePoster) {
+      window.MarqueePoster.paint(el, title);
+      return;
+    }
+    const h = hue(titleId(title));
     el.style.background = `linear-gradient(135deg, hsl(${h} 55% 38%), hsl(${(h + 40) % 360} 60% 22%))`;
   }
 
@@ -165,6 +175,7 @@
   const VIEWS = ["auth-view", "profiles-view", "home-view", "search-view", "title-view"];
 
   function show(view) {
+    if (view !== "title-view") stopPlayback();
     for (const id of VIEWS) $(id).hidden = id !== view;
     const inside = view !== "auth-view" && view !== "profiles-view";
     $("search-wrap").hidden = !inside;
@@ -310,8 +321,7 @@
     card.dataset.titleId = titleId(item);
     const poster = document.createElement("div");
     poster.className = "poster";
-    posterStyle(poster, titleId(item));
-    poster.textContent = item.type === "movie" ? "FILM" : String(item.type || "").toUpperCase();
+    posterStyle(poster, item);
     const name = document.createElement("div");
     name.className = "name";
     name.textContent = titleName(item);
@@ -425,6 +435,7 @@
     const current = VIEWS.find((v) => !$(v).hidden);
     if (current && current !== "title-view") state.previousView = current;
     notice("");
+    stopPlayback();
     $("player").hidden = true;
     $("manifest-text").textContent = "";
     $("play-error").textContent = "";
@@ -439,8 +450,12 @@
     show("title-view");
     const view = $("title-view");
     view.dataset.titleId = titleId(title) ?? id;
+    if (title.duration_s) state.durations[titleId(title) ?? id] = title.duration_s;
+    for (const season of Array.isArray(title.seasons) ? title.seasons : []) {
+      for (const episode of season.episodes || []) state.durations[episode.episode_id] = episode.duration_s;
+    }
     $("title-name").textContent = titleName(title);
-    posterStyle($("title-poster"), titleId(title) ?? id);
+    posterStyle($("title-poster"), title);
     const genres = Array.isArray(title.genres) ? title.genres.join(", ") : "";
     const seasons = Array.isArray(title.seasons) ? title.seasons.length : 0;
     const duration = seasons
@@ -492,18 +507,21 @@
     return play($("title-view").dataset.titleId);
   }
 
-  /** Fetch the HLS manifest of a movie, a series (its first episode) or one episode. */
+  /** Fetch the manifest of a movie, a series (its first episode) or one episode, and play it. */
   async function play(id) {
     if (!id || !state.profile) return;
+    stopPlayback();
     $("play-error").textContent = "";
     $("play-button").disabled = true;
+    const format = $("player-format").value === "dash" ? "dash" : "hls";
+    const pressedAt = performance.now();
     try {
-      const params = new URLSearchParams({ profile_id: profileId(state.profile), format: "hls", device: "web" });
+      const params = new URLSearchParams({ profile_id: profileId(state.profile), format, device: "web" });
       const answer = await api(`/playback/${encodeURIComponent(id)}/manifest?${params}`, {
-        accept: "application/vnd.apple.mpegurl, application/json, text/plain",
+        accept: "application/vnd.apple.mpegurl, application/dash+xml, application/json, text/plain",
         withHeaders: true,
       });
-      renderManifest(answer.body, answer.headers);
+      renderManifest(answer.body, answer.headers, format, pressedAt);
     } catch (err) {
       $("play-error").textContent = err.message;
     } finally {
@@ -511,8 +529,8 @@
     }
   }
 
-  /** Show the manifest (playlist text, or a JSON envelope) and where playback resumes. */
-  function renderManifest(payload, headers) {
+  /** Show where playback resumes and the manifest, then start the player on it. */
+  function renderManifest(payload, headers, format, pressedAt) {
     let text = "";
     let resume = Number(headers.get("X-Resume-Position") || 0);
     if (typeof payload === "string") {
@@ -524,17 +542,86 @@
     const edge = headers.get("X-Cdn-Edge");
     const content = headers.get("X-Content-Id");
     $("manifest-text").textContent = text;
-    $("manifest-url").textContent = [content && `Content ${content}`, edge && `CDN edge ${edge}`]
+    $("manifest-url").textContent = [content && `Content ${content}`, edge && `CDN edge ${edge}`, format.toUpperCase()]
       .filter(Boolean)
       .join(" · ");
     $("resume-position").textContent = resume > 0 ? `Resuming at ${fmtDuration(resume)}` : "Starting from the beginning";
     $("resume-position").dataset.seconds = String(resume);
     $("player").hidden = false;
+    startPlayback({ manifest: text, format, contentId: content, resumeS: resume, edge, pressedAt });
+  }
+
+  // -------------------------------------------------------------- player
+
+  function setOverlay(message) {
+    const overlay = $("player-overlay");
+    overlay.textContent = message || "";
+    overlay.hidden = !message;
+  }
+
+  function renderStats(s) {
+    const rendition = $("stat-rendition");
+    rendition.textContent = s.height ? `${s.height}p · ${Math.round(s.bitrate / 1000)} kbit/s` : "–";
+    rendition.dataset.height = String(s.height || 0);
+    rendition.dataset.bitrate = String(s.bitrate || 0);
+    $("stat-buffer").textContent = `${s.bufferS.toFixed(1)} s`;
+    $("stat-buffer").dataset.seconds = s.bufferS.toFixed(2);
+    $("stat-startup").textContent = s.startupMs === null ? "–" : `${s.startupMs} ms`;
+    $("stat-rebuffers").textContent = s.rebufferCount ? `${s.rebufferCount} (${s.rebufferS.toFixed(1)} s)` : "0";
+    $("stat-switches").textContent = String(s.switches);
+    $("player-stats").dataset.sessionId = s.sessionId;
+  }
+
+  /** Post the session's QoE totals; ``keepalive`` lets the last one outlive the page. */
+  function sendBeacon(profile, body) {
+    api(`/profiles/${encodeURIComponent(profileId(profile))}/playback-sessions`, {
+      method: "POST",
+      json: body,
+      keepalive: true,
+    }).catch(() => null); // QoE reporting never interrupts playback
+  }
+
+  function sendHeartbeat(profile, body) {
+    api(`/profiles/${encodeURIComponent(profileId(profile))}/events`, { method: "POST", json: body, keepalive: true }).catch(
+      () => null,
+    );
+  }
+
+  function startPlayback({ manifest, format, contentId, resumeS, edge, pressedAt }) {
+    const video = $("video");
+    const profile = state.profile;
+    setOverlay("");
+    state.player = new window.MarqueePlayer.Session(video, {
+      manifest,
+      format,
+      contentId,
+      durationS: state.durations[contentId] || 0,
+      resumeS,
+      edge,
+      onStats: renderStats,
+      onHeartbeat: (body) => sendHeartbeat(profile, body),
+      onBeacon: (body) => sendBeacon(profile, body),
+      onError: (message) => {
+        $("play-error").textContent = message;
+        setOverlay(message);
+      },
+    });
+    state.player.pressedAt = pressedAt;
+    window.marqueePlayer = state.player; // for the browser tests and the curious
+  }
+
+  function stopPlayback() {
+    if (state.player) {
+      state.player.close();
+      state.player = null;
+    }
+    setOverlay("");
   }
 
   // --------------------------------------------------------------- start
 
   function back() {
+    stopPlayback();
     if (state.previousView === "search-view" && $("search-input").value.trim()) show("search-view");
     else showHome();
   }
@@ -578,6 +665,8 @@
         showHome();
       }
     });
+    // Leaving the page ends the playback session: its last beacon goes out with keepalive.
+    window.addEventListener("pagehide", stopPlayback);
     setAuthMode(false);
     if (!state.token) show("auth-view");
     else if (!state.profile) showProfiles();

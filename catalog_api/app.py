@@ -106,9 +106,6 @@ def build_state(
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
         tokens=TokenIssuer(settings.jwt_secret, settings.jwt_issuer, settings.jwt_audience),
-        login_limiter=RateLimiter(
-            options.login_limit, options.login_window_s, "login attempts for this e-mail", shared_limits
-        ),
         client_limiter=RateLimiter(
             options.client_limit, options.login_window_s, "sign-ups and logins from this address", shared_limits
         ),

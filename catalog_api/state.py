@@ -72,7 +72,6 @@ class AppState:
     exposures: ExposureLog
     experiments: ExperimentBridge
     tokens: TokenIssuer
-    login_limiter: RateLimiter
     client_limiter: RateLimiter
     account_limiter: RateLimiter
     metrics: Metrics

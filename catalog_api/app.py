@@ -199,7 +199,9 @@ def create_app(
     mount_web(app)  # the small web page at / (catalog_api/web/static)
     document_error_responses(app)
     app.add_middleware(BoundaryMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware, edge_origins=[edge.base_url for edge in options.cdn_edges])
+    app.add_middleware(
+        SecurityHeadersMiddleware, edge_origins=lambda: [edge.base_url for edge in state.playback.edges.edges]
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=state.metrics)
     return app
 

@@ -10,7 +10,7 @@ nothing, since JSON is never a document.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -61,9 +61,12 @@ def page_policy(edge_origins: Iterable[str]) -> str:
 class SecurityHeadersMiddleware:
     """Adds ``COMMON_HEADERS`` and a CSP (the page policy on HTML, ``API_POLICY`` elsewhere)."""
 
-    def __init__(self, app: ASGIApp, edge_origins: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, edge_origins: Callable[[], Iterable[str]] = tuple) -> None:
+        """``edge_origins`` is asked on each page: edges published after start-up join the policy."""
         self.app = app
-        self.page_policy = page_policy(edge_origins).encode()
+        self.edge_origins = edge_origins
+        self._policy_for: tuple[str, ...] | None = None
+        self._page_policy = b""
         self.common = [(k.lower().encode(), v.encode()) for k, v in COMMON_HEADERS]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,7 +79,7 @@ class SecurityHeadersMiddleware:
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                policy = self.page_policy if content_type.startswith(b"text/html") else API_POLICY.encode()
+                policy = self.page_policy() if content_type.startswith(b"text/html") else API_POLICY.encode()
                 headers.extend((k, v) for k, v in self.common if k not in names)
                 if b"content-security-policy" not in names and scope["path"] not in DOCS_PATHS:
                     headers.append((b"content-security-policy", policy))
@@ -84,3 +87,10 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+    def page_policy(self) -> bytes:
+        """The page's CSP for the current edges (rebuilt only when they change)."""
+        origins = tuple(self.edge_origins())
+        if origins != self._policy_for:
+            self._page_policy, self._policy_for = page_policy(origins).encode(), origins
+        return self._page_policy

@@ -557,7 +557,7 @@ class RecommendationPipeline:
 MEMO_TTL_S = 120.0
 MEMO_ENTRIES = 4096
 #: Titles whose neighbour lists are kept per pipeline, and the list sizes they are rounded up to.
-NEIGHBOUR_ENTRIES = 20_000
+NEIGHBOUR_ENTRIES = 4096
 NEIGHBOUR_BUCKET = 50
 #: Episodes of a series asked for similar titles when the series itself is unknown to a model.
 SERIES_SEEDS = 3

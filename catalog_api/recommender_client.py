@@ -53,7 +53,9 @@ ResponseT = TypeVar("ResponseT", bound=BaseModel)
 _JSON = {"content-type": "application/json"}
 
 
-#: Time allowed to a background refresh of cached candidates (no page waits on it).
+#: Time allowed to a call no page waits on for longer than its own budget: a background refresh, and
+#: the shared call of a cache miss (a page stops waiting after its budget; the call goes on and fills
+#: the cache for the next page instead of being thrown away, and a slow answer is not a breaker failure).
 REFRESH_BUDGET_S = 2.0
 
 
@@ -222,7 +224,7 @@ class RecommenderClient:
         return answer, "miss"
 
     def _start_call(self, key: Hashable, request: HomeCandidatesRequest) -> asyncio.Task[HomeCandidatesResponse]:
-        call = asyncio.create_task(self.home_candidates(request))
+        call = asyncio.create_task(self.home_candidates(request, budget_s=REFRESH_BUDGET_S))
         self._inflight[key] = call
 
         def finished(done: asyncio.Task[HomeCandidatesResponse]) -> None:

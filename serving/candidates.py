@@ -100,8 +100,8 @@ class CandidateSources:
         self._scorers: dict[str, _Scorer] = {}
         groups: list[_Ids] = []
         for role, generator in generators.items():
-            if not isinstance(generator, ItemScorer):
-                continue
+            if not isinstance(generator, ItemScorer) or _overrides_recommend(generator):
+                continue  # served through its own ``recommend``
             hist = generator.history
             group = next((g for g in groups if _same_ids(g.mapping, hist.items)), None)
             if group is None:
@@ -201,6 +201,16 @@ def _top(row: npt.NDArray[np.float64], n: int, mapping: IdMapping) -> Recommenda
     part = part[np.isfinite(row[part])]
     chosen = part[np.lexsort((part, -row[part]))]
     return Recommendation(item_ids=mapping.to_ids(chosen), scores=row[chosen].astype(np.float32))
+
+
+def _overrides_recommend(model: ItemScorer) -> bool:
+    """Whether the model changes how ``ItemScorer`` turns scores into a list (then this path would skip that)."""
+    cls = type(model)
+    return (
+        cls.recommend is not ItemScorer.recommend
+        or cls._rank is not ItemScorer._rank
+        or cls.context is not ItemScorer.context
+    )
 
 
 def _same_ids(a: IdMapping, b: IdMapping) -> bool:

@@ -40,13 +40,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core import rules
+
 MAX_K = 100
 #: Most watches one context carries (models look at the latest ones only).
 MAX_HISTORY = 200
 #: Most ids in one exclude list.
 MAX_EXCLUDE = 1000
 
-Variant = Literal["champion", "challenger"]
+#: A model variant (registry alias) a request may ask for: ``core.rules`` lists them.
+Variant = rules.Variant
 
 
 class _Body(BaseModel):

@@ -193,7 +193,7 @@ class RecommendationPipeline:
         self._memo_lock = threading.Lock()
         self._neighbour_cache: LRUCache[tuple[str, int], list[tuple[str, float]]] = LRUCache(NEIGHBOUR_ENTRIES)
         self._neighbour_lock = threading.Lock()
-        self._visible: dict[tuple[int, str | None], tuple[float, frozenset[str]]] = {}
+        self._visible: dict[tuple[int, str | None], tuple[float, dict[str, str]]] = {}
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -426,19 +426,24 @@ class RecommendationPipeline:
         """Whether the viewer's maturity level and country hide most of the catalog (a kids profile)."""
         return self._visible_ids(viewer.max_level, viewer.country)[0] < RESTRICTED_SHARE
 
-    def _visible_ids(self, max_level: int, country: str | None) -> tuple[float, frozenset[str]]:
-        """The share of catalog titles that pass these filters, and every played id (episodes too) that does.
+    def _visible_ids(self, max_level: int, country: str | None) -> tuple[float, dict[str, str]]:
+        """The share of catalog titles that pass these filters, and each played id that does → its catalog title.
 
-        Computed once per (level, country) and pipeline: a handful of pairs ever occur.
+        Played ids are catalog titles and episodes (an episode stands for its series:
+        ``TitleCatalog.canonical``); the filter is ``TitleCatalog.allowed`` (``core.rules``).
+        Computed once per (level, country) and pipeline: a handful of pairs ever occur,
+        and a request's filters become one dict lookup per candidate.
         """
         key = (max_level, country)
         found = self._visible.get(key)
         if found is None:
             titles = self.catalog.title_ids
-            visible = {t for t in titles if self.catalog.allowed(t, max_level, country)}
-            share = len(visible) / len(titles) if titles else 1.0
-            visible |= {episode for episode, series in self.catalog.series_of.items() if series in visible}
-            found = self._visible[key] = (share, frozenset(visible))
+            shown = {t: t for t in titles if self.catalog.allowed(t, max_level, country)}
+            share = len(shown) / len(titles) if titles else 1.0
+            shown |= {
+                e: self.catalog.canonical(e) for e in self.catalog.series_of if self.catalog.canonical(e) in shown
+            }
+            found = self._visible[key] = (share, shown)
         return found
 
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
@@ -507,12 +512,11 @@ class RecommendationPipeline:
         """
         out: list[tuple[str, float]] = []
         taken: set[str] = set()
-        allowed, canonical = self.catalog.allowed, self.catalog.canonical
+        # Without title metadata there is nothing to judge titles by: every id passes.
+        shown = self._visible_ids(viewer.max_level, viewer.country)[1] if self.catalog.known else None
         for played_id, score in ranked:
-            title_id = canonical(played_id)
-            if title_id in taken or title_id in blocked or played_id in blocked:
-                continue
-            if not allowed(title_id, viewer.max_level, viewer.country):
+            title_id = shown.get(played_id) if shown is not None else played_id
+            if title_id is None or title_id in taken or title_id in blocked or played_id in blocked:
                 continue
             taken.add(title_id)
             out.append((title_id, score))
@@ -553,7 +557,7 @@ class RecommendationPipeline:
 MEMO_TTL_S = 120.0
 MEMO_ENTRIES = 4096
 #: Titles whose neighbour lists are kept per pipeline, and the list sizes they are rounded up to.
-NEIGHBOUR_ENTRIES = 20_000
+NEIGHBOUR_ENTRIES = 4096
 NEIGHBOUR_BUCKET = 50
 #: Episodes of a series asked for similar titles when the series itself is unknown to a model.
 SERIES_SEEDS = 3

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from core.errors import InvalidInputError
+from core.rules import MODEL_ALIASES
 from marquee.commands._common import load_settings
 
 DEFAULT_MODELS = "popularity,als,lightfm,item_knn,seqknn"
@@ -112,8 +113,8 @@ def recommend(
     """What a registered version's primary candidate model proposes for one profile (a quick check)."""
     from training.inspect import recommend_for_profile
 
-    if alias not in ("champion", "challenger"):
-        raise InvalidInputError(f"--alias must be champion or challenger, got {alias!r}")
+    if alias not in MODEL_ALIASES:
+        raise InvalidInputError(f"--alias must be one of {', '.join(MODEL_ALIASES)}, got {alias!r}")
     settings = load_settings()
     version, role, rec = recommend_for_profile(settings, profile_id, k=k, alias=alias)
     typer.echo(f"{settings.registered_model}@{alias} (version {version}), candidate model {role}:")

@@ -65,6 +65,11 @@ def viewer_level(maturity_level: int | None, is_kids: bool = False) -> int:
     return min(level, KIDS_MAX_LEVEL) if is_kids else level
 
 
+def level_allows(title_level: int, max_level: int) -> bool:
+    """The maturity half of :func:`may_see`: a title rated ``title_level`` is within ``max_level``."""
+    return title_level <= max_level
+
+
 def may_see(
     title_level: int | None,
     title_countries: Collection[str] | None,
@@ -82,7 +87,7 @@ def may_see(
         country: the viewer's country; ``None`` (unknown) passes only titles licensed
             everywhere, the safe side for licensing.
     """
-    if title_level is None or title_level > max_level:
+    if title_level is None or not level_allows(title_level, max_level):
         return False
     if not title_countries:
         return True

@@ -15,6 +15,7 @@ from catalog_api.playback.manifest import PlaybackPlan, Rendition, Track, dash_m
 from catalog_api.playback.signing import sign_url, signed_query
 from catalog_api.playback.warm import EdgeWarmer
 from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
+from core import rules
 from core.errors import ForbiddenError, NotFoundError
 from core.settings import Settings
 from media.library import EDGES_FILE, MediaLibrary, Package, read_edges
@@ -70,12 +71,12 @@ def published_edges(path: Path) -> tuple[CdnEdge, ...]:
 
 def check_access(title: CatalogTitle, viewer: Viewer) -> None:
     """403 when the title is above the profile's maturity level or not licensed in its country."""
-    if title.maturity_level > viewer.maturity_level:
+    if not rules.level_allows(title.maturity_level, viewer.maturity_level):
         raise ForbiddenError(
             f"title {title.title_id!r} is rated {title.maturity_rating or 'unrated'} (level {title.maturity_level}), "
             f"above this profile's maturity level {viewer.maturity_level}"
         )
-    if title.countries and viewer.country not in title.countries:
+    if not rules.may_see(title.maturity_level, title.countries, viewer.maturity_level, viewer.country):
         raise ForbiddenError(f"title {title.title_id!r} is not licensed in {viewer.country}")
 
 

@@ -18,9 +18,11 @@ from sqlalchemy.orm import Session
 
 from catalog_api.db.tables import ProfileRow
 from catalog_api.services.catalog_cache import CatalogTitle
+from core import rules
+from core.domain import MaturityLevel
 
-#: The level of a profile that may see everything.
-ADULT_LEVEL = 3
+#: The level of a profile that may see everything (``core.domain.MaturityLevel.ADULTS``).
+ADULT_LEVEL = int(MaturityLevel.ADULTS)
 
 
 def strictest_profile(session: Session, account_id: str) -> ProfileRow | None:
@@ -37,4 +39,4 @@ def history_visible(title: CatalogTitle | None, maturity_level: int) -> bool:
     """Whether a history entry may be listed to a profile of ``maturity_level`` (unknown titles: adults only)."""
     if title is None:
         return maturity_level >= ADULT_LEVEL
-    return title.maturity_level <= maturity_level
+    return rules.level_allows(title.maturity_level, maturity_level)

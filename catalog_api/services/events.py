@@ -32,7 +32,7 @@ def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate,
     title = snapshot.resolve(event.title_id)
     if title is None:
         raise NotFoundError(f"no title or episode {event.title_id!r} in the catalog; use ids from GET /v1/titles")
-    if title.maturity_level > profile.maturity_level:
+    if not rules.level_allows(title.maturity_level, rules.viewer_level(profile.maturity_level, profile.is_kids)):
         raise ForbiddenError(
             f"title {event.title_id!r} is above this profile's maturity level ({profile.maturity_level})"
         )

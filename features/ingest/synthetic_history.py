@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from core import rules
 from core.domain import MaturityLevel
 from core.errors import InvalidInputError
 from features.ingest.countries import language_of
@@ -289,7 +290,9 @@ def _sessions(
     elapsed -= np.repeat(elapsed[np.cumsum(run) - run], run)
     last = offset == run[session] - 1
     abandoned = last & (rng.random(len(session)) < abandon_p[session])
-    progress = np.where(abandoned, rng.uniform(0.02, 0.6, size=len(session)), rng.uniform(0.9, 1.0, size=len(session)))
+    progress = np.where(
+        abandoned, rng.uniform(0.02, 0.6, size=len(session)), rng.uniform(rules.COMPLETED_SHARE, 1.0, size=len(session))
+    )
     own_device = rng.random(len(session)) < 0.8
     device = np.where(own_device, people.device[profile][session], rng.integers(0, len(_DEVICES), size=len(session)))
     return {

@@ -57,7 +57,8 @@ def test_training_serves_by_the_same_rule_and_registers_a_different_runner_up() 
 def test_a_model_declares_its_tuning_space_and_similar_priority_on_its_class() -> None:
     assert search_space("recency_ease") == {"lam": [200.0, 500.0, 1000.0], "half_life": [2.0, 3.0, 5.0]}
     assert search_space("blend") == {}
-    assert model_class("item_knn").similar_priority < model_class("als").similar_priority
+    priority = {n: int(getattr(model_class(n), "similar_priority", 0)) for n in ("item_knn", "als", "popularity")}
+    assert priority["item_knn"] < priority["als"] < priority["popularity"]
     assert order_models(["blend", "seqknn", "ease"])[-1] == "blend"
     results = {"seqknn": {"params": {"knn_weight": 0.5}}, "ease": {"params": {"lam": 100.0}}}
     assert member_params("blend", results) == {"member_params": {"seqknn": {"knn_weight": 0.5}, "ease": {"lam": 100.0}}}

@@ -19,6 +19,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.errors import ConfigurationError
+
 logger = logging.getLogger(__name__)
 
 #: The environment in which missing secrets are generated into the workspace instead of refusing to start.
@@ -104,6 +106,10 @@ class Workspace:
         for path in (self.home, self.lake_dir, self.feast_dir, self.mlflow_dir, self.models_dir, self.run_dir):
             path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+class MissingSecretError(ConfigurationError, ValueError):
+    """A deployment outside development started without its secrets (the CLI says so in one line)."""
 
 
 class Settings(BaseSettings):
@@ -198,7 +204,7 @@ class Settings(BaseSettings):
         """Refuse to start without configured secrets (only development generates them)."""
         missing = [env for name, env in GENERATED_SECRETS.items() if not getattr(self, name)]
         if missing:
-            raise ValueError(
+            raise MissingSecretError(
                 f"{' and '.join(missing)} must be set (at least 32 random characters) "
                 f"when MARQUEE_ENVIRONMENT={self.environment!r}; only development generates them"
             )

@@ -155,9 +155,19 @@ def _sample_profile(ctx: DemoContext) -> str | None:
     return str(events["profile_id"].value_counts().index[0])
 
 
+def _sample_title(ctx: DemoContext) -> str | None:
+    from core.lake import Lake
+
+    events = Lake(ctx.settings.workspace.lake_dir).read_or_empty("watch_events", ["title_id"])
+    if events.empty:
+        return None
+    return str(events["title_id"].value_counts().index[0])
+
+
 def print_where_to_look(ctx: DemoContext) -> None:
     """Tell the user where everything is and how to try it."""
     profile = _sample_profile(ctx) or "PROFILE_ID"
+    title = _sample_title(ctx) or "TITLE_ID"
     api = f"http://127.0.0.1:{ctx.api_port}"
     models = f"http://127.0.0.1:{ctx.model_port}"
     typer.echo(
@@ -171,9 +181,11 @@ Marquee is running (workspace {ctx.settings.workspace.home}).
   Logs            {ctx.settings.workspace.run_dir}/*.log
 
 Try it:
-  # personalized titles for a profile with history, straight from the model server
+  # titles for a viewer, straight from the model server: each call carries the viewer context
   curl -s -X POST {models}/recommend -H 'content-type: application/json' \\
-       -d '{{"profile_id": "{profile}", "k": 10}}'
+       -d '{{"viewer": {{"profile_id": "{profile}", "maturity_level": 3, "kids": false, "country": "US",
+            "history": [{{"title_id": "{title}", "ts": "2026-01-01T00:00:00Z", "progress": 1.0,
+                          "completed": true}}]}}, "k": 10}}'
   # a profile's home rows through the API: sign up, get a token, create a profile
   curl -s -X POST {api}/v1/auth/signup -H 'content-type: application/json' \\
        -d '{{"email": "me@example.com", "password": "a-long-password-1", "country": "US"}}'

@@ -54,14 +54,23 @@ def test_demo_runs_the_loop_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             assert re.search(rf"\] {step}: ", out), f"step {step} missing:\n{out}"
         assert f"http://127.0.0.1:{api_port}/docs" in out and f"http://127.0.0.1:{mlflow_port}" in out
         sample = re.search(r'"profile_id": "([^"]+)"', out)
-        assert sample, out
+        title = re.search(r'"title_id": "([^"]+)"', out)
+        assert sample and title, out
 
+        # The model server scores the viewer context the request carries (it keeps no histories).
+        watched = {"title_id": title.group(1), "ts": "2026-01-01T00:00:00Z", "progress": 1.0, "completed": True}
+        viewer = {"profile_id": sample.group(1), "maturity_level": 3, "kids": False, "country": "US"}
         known = httpx.post(
-            f"http://127.0.0.1:{model_port}/recommend", json={"profile_id": sample.group(1), "k": 5}, timeout=10
+            f"http://127.0.0.1:{model_port}/recommend",
+            json={"viewer": {**viewer, "history": [watched]}, "k": 5},
+            timeout=10,
         ).json()
-        assert known["source"] == "model" and len(known["items"]) == 5 and known["model_version"] == "1"
+        assert known["source"] == "model" and len(known["items"]) == 5 and known["model_version"] == "1", known
+        assert title.group(1) not in {item["title_id"] for item in known["items"]}, "a completed title came back"
         unknown = httpx.post(
-            f"http://127.0.0.1:{model_port}/recommend", json={"profile_id": "no-such-profile", "k": 5}, timeout=10
+            f"http://127.0.0.1:{model_port}/recommend",
+            json={"viewer": {**viewer, "profile_id": "no-such-profile", "history": []}, "k": 5},
+            timeout=10,
         ).json()
         assert unknown["source"] == "fallback" and unknown["items"]
         assert httpx.get(f"http://127.0.0.1:{api_port}/readyz", timeout=10).status_code == 200

@@ -48,7 +48,7 @@ def page_policy(edge_origins: Iterable[str]) -> str:
             "style-src 'self'",
             f"img-src 'self' data: {edges}".strip(),
             f"media-src {media}",
-            f"connect-src 'self' {edges}".strip(),
+            f"connect-src 'self' blob: {edges}".strip(),  # the player loads the manifest it was given as a blob
             "worker-src 'self' blob:",
             "object-src 'none'",
             "base-uri 'none'",

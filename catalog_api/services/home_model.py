@@ -96,9 +96,7 @@ async def personalize(
     if answer.recommend.source != "model":
         reason = answer.recommend.reason or "model_fallback"
         similar = answer.similar if answer.similar is not None and answer.similar.items else None
-        return Personalization(
-            similar=similar, reason=reason, variant=variant, answer=answer, stale=status == "stale"
-        )
+        return Personalization(similar=similar, reason=reason, variant=variant, answer=answer, stale=status == "stale")
     similar = answer.similar if answer.similar is not None and answer.similar.items else None
     return Personalization(
         picks=answer.recommend, similar=similar, variant=variant, answer=answer, stale=status == "stale"

@@ -155,12 +155,10 @@ class ModelBundle:
             raise ValueError(f"{manifest_path}: bundle format {manifest.get('format')!r}, expected {BUNDLE_FORMAT}")
         candidates: dict[str, CandidateGenerator] = {}
         for role, entry in manifest["candidates"].items():
-            generator = model_class(entry["model"])
-            candidates[role] = generator.load(root / entry["path"])  # type: ignore[assignment]
+            candidates[role] = _load_part(role, entry["model"], root / entry["path"])  # type: ignore[assignment]
         ranker: Ranker | None = None
         if manifest.get("ranker"):
-            ranker_cls = model_class(manifest["ranker"]["model"])
-            ranker = ranker_cls.load(root / manifest["ranker"]["path"])  # type: ignore[assignment]
+            ranker = _load_part("ranker", manifest["ranker"]["model"], root / manifest["ranker"]["path"])  # type: ignore[assignment]
         metadata = BundleMetadata.from_dict(manifest.get("metadata") or {}).to_dict()
         return cls(candidates=candidates, ranker=ranker, metadata=metadata)
 
@@ -168,3 +166,15 @@ class ModelBundle:
     def typed_metadata(self) -> BundleMetadata:
         """``metadata`` as the checked, typed object."""
         return BundleMetadata.from_dict(self.metadata)
+
+
+def _load_part(role: str, model: str, path: Path) -> object:
+    """Load one model of a bundle; a corrupted or missing artifact is an error that names it.
+
+    The loaders' own errors (``BadZipFile``, a pickle or JSON error) do not say which
+    file of which bundle failed; whoever serves or inspects the bundle needs that.
+    """
+    try:
+        return model_class(model).load(path)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot load the {role} model ({model}): {type(exc).__name__}: {exc}") from exc

@@ -94,3 +94,28 @@ def test_a_broken_version_keeps_the_old_one_serving(loader: ModelLoader, setting
     assert loader.refresh() is False
     assert loader.get().version == "1"
     assert loader.last_error is not None and "bundle format 99" in loader.last_error
+
+
+def test_a_corrupted_artifact_is_named_and_the_old_version_keeps_serving(
+    loader: ModelLoader, settings: Settings, tmp_path: Path
+) -> None:
+    """A registered version whose model file is garbage: the error names the artifact and the version; v1 serves on."""
+    folder = world.build_bundle().save(tmp_path / "corrupted")
+    (folder / "candidates" / "item_knn" / "state.npz").write_bytes(b"\x00not a zip archive\x00" * 8)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
+    experiment = client.get_experiment_by_name("serving-tests")
+    assert experiment is not None
+    run = client.create_run(experiment.experiment_id)
+    client.log_artifacts(run.info.run_id, str(folder), "bundle")
+    version = client.create_model_version(
+        settings.registered_model, source=f"{run.info.artifact_uri}/bundle", run_id=run.info.run_id
+    )
+    world.move_alias(settings, "champion", str(version.version))
+    assert loader.refresh() is False
+    assert loader.get().version == "1"
+    error = loader.last_error or ""
+    assert f"version {version.version}" in error and "candidates/item_knn: cannot load" in error, error
+    picks = loader.get().pipeline  # the old version still answers
+    assert picks is not None

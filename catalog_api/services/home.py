@@ -9,7 +9,8 @@ This module decides the page's honest status: ``source`` is ``personalized``
 when any row came from the model server; ``fallback_reason`` says why Top
 Picks shows popular titles; ``notice`` tells the viewer in one sentence (a
 profile with no history is told it sees popular titles until it watches
-something; a page with personalised rows never says "unavailable"). Every
+something; a page with personalised rows never says "unavailable"; a page
+served from a candidate-cache answer past its lifetime says it is older). Every
 served row is logged as an exposure with the model version that chose it.
 """
 
@@ -36,13 +37,19 @@ NOTICES: dict[str, str] = {
     "new_profile": "Popular picks until you watch something: your first watch personalises this page.",
     "partly": "Top Picks shows popular titles for now; the rows chosen for you are marked Because You Watched.",
     "unavailable": "Popular picks: personalised recommendations are unavailable right now.",
+    "stale": "Picked for you a few minutes ago: fresh recommendations are on their way.",
 }
 
 
 def page_notice(result: Personalization) -> str | None:
-    """The sentence a page shows about its status (``None`` when everything on it is personalised)."""
+    """The sentence a page shows about its status (``None`` when everything on it is personalised and fresh).
+
+    A page built from a candidate-cache entry past its lifetime (the model server
+    is slow, failing or behind an open circuit) says so rather than pass old picks
+    off as current.
+    """
     if result.picks is not None:
-        return None
+        return NOTICES["stale"] if result.stale else None
     if result.reason in ("new_profile", "no_history"):
         return NOTICES["new_profile"]
     return NOTICES["partly"] if result.similar is not None else NOTICES["unavailable"]

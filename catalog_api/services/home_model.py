@@ -50,6 +50,8 @@ class Personalization:
     variant: str = rules.CHAMPION
     #: The answer object the page was built from (compared by identity by the page cache).
     answer: HomeCandidatesResponse | None = None
+    #: True when ``answer`` came from the candidate cache past its lifetime (a refresh is under way).
+    stale: bool = False
 
 
 def candidates_request(
@@ -94,6 +96,8 @@ async def personalize(
     if answer.recommend.source != "model":
         reason = answer.recommend.reason or "model_fallback"
         similar = answer.similar if answer.similar is not None and answer.similar.items else None
-        return Personalization(similar=similar, reason=reason, variant=variant, answer=answer)
+        return Personalization(similar=similar, reason=reason, variant=variant, answer=answer, stale=status == "stale")
     similar = answer.similar if answer.similar is not None and answer.similar.items else None
-    return Personalization(picks=answer.recommend, similar=similar, variant=variant, answer=answer)
+    return Personalization(
+        picks=answer.recommend, similar=similar, variant=variant, answer=answer, stale=status == "stale"
+    )

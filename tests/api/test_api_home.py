@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from catalog_api.app import export_events_now
 from catalog_api.options import ApiOptions
 from catalog_api.playback.signing import verify_signed_url
+from catalog_api.services.home import NOTICES
 from experiments.spec import Experiment
 from experiments.store import ExperimentStore
 
@@ -136,6 +137,7 @@ def test_an_expired_answer_is_served_while_one_background_call_refreshes_it(
     stale_pages = [_home(client, headers, profile) for _ in range(3)]
     assert time.perf_counter() - started < 0.6, "a page waited for the refresh"
     assert all(p["source"] == "personalized" and p["experiment"]["model_version"] == "double-v1" for p in stale_pages)
+    assert all(p["notice"] == NOTICES["stale"] for p in stale_pages), "a stale page passed itself off as fresh"
     deadline = time.monotonic() + 5
     while len(double.calls) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -143,6 +145,7 @@ def test_an_expired_answer_is_served_while_one_background_call_refreshes_it(
     assert double.calls == ["home_candidates"] * 2, "three stale pages made more than one refresh call"
     refreshed = _home(client, headers, profile)
     assert refreshed["experiment"]["model_version"] == "double-v2" and len(double.calls) == 2
+    assert refreshed["notice"] is None
     metrics = client.get("/metrics").text
     assert 'marquee_api_candidate_cache_total{result="stale"} 3.0' in metrics
 

@@ -89,6 +89,8 @@ def test_demo_runs_the_loop_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         assert httpx.get(f"http://127.0.0.1:{mlflow_port}/health", timeout=10).status_code == 200
 
         demo.send_signal(signal.SIGINT)
+        time.sleep(0.5)
+        demo.send_signal(signal.SIGINT)  # an impatient second Ctrl-C must not leave servers behind
         assert demo.wait(timeout=90) == 0
         assert "stopping the servers" in log_path.read_text()
         time.sleep(1)

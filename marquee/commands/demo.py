@@ -9,6 +9,7 @@ function of a shared :class:`DemoContext`; the servers stay up until Ctrl-C.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -212,10 +213,20 @@ DEMO_STEPS: list[DemoStep] = [
 
 
 def stop_processes(ctx: DemoContext) -> None:
-    """Stop every server the demo started, newest first."""
-    for process in reversed(ctx.processes):
-        process.stop()
-    ctx.processes.clear()
+    """Stop every server the demo started, newest first.
+
+    A second Ctrl-C while stopping is ignored: interrupting the stop itself left
+    the servers running with nobody to stop them.
+    """
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    try:
+        for process in reversed(ctx.processes):
+            process.stop()
+        ctx.processes.clear()
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def run_steps(ctx: DemoContext, steps: list[DemoStep]) -> None:

@@ -33,6 +33,26 @@ def test_blend_weights_are_never_worse_than_the_best_member_on_validation() -> N
     assert ndcg_at_10(np.asarray(mixed, np.float32), relevant) == pytest.approx(blended)
 
 
+def test_a_member_adding_only_noise_gets_weight_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.blend as blend_module
+
+    rng = np.random.default_rng(0)
+    relevant = [set(rng.choice(100, 3, replace=False).tolist()) for _ in range(200)]
+    truth = np.zeros((200, 100), np.float32)
+    for k, rel in enumerate(relevant):
+        truth[k, list(rel)] = 1.0
+    signal = (truth + rng.normal(scale=0.8, size=truth.shape)).astype(np.float32)
+    members = {"signal": signal, **{f"noise{j}": rng.random(truth.shape).astype(np.float32) for j in range(4)}}
+    weights, alone, blended = learn_weights(members, relevant)
+    assert weights == {"signal": 1.0, "noise0": 0.0, "noise1": 0.0, "noise2": 0.0, "noise3": 0.0}
+    assert blended == pytest.approx(alone["signal"])
+    # The test has teeth: keeping any strict validation gain (the rule before the noise test) takes noise in.
+    monkeypatch.setattr(blend_module, "NOISE_Z", 0.0)
+    monkeypatch.setattr(blend_module, "MIN_RELATIVE_GAIN", 0.0)
+    greedy, _, lucky = learn_weights(members, relevant)
+    assert any(greedy[f"noise{j}"] > 0 for j in range(4)) and lucky > blended
+
+
 def test_the_champion_rule_never_picks_a_baseline_and_reports_the_ratio() -> None:
     results = {"recency_ease": {"ndcg@10": 0.2}, "ease": {"ndcg@10": 0.1}, "seqknn": {"ndcg@10": 0.19}}
     rule = champion_rule(results)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -70,7 +71,21 @@ def register(group: typer.Typer) -> None:
             try:
                 code = process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                process.kill()
+                _kill_tree(process)
                 code = process.wait()
         if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143):
             raise typer.Exit(code)
+
+
+def _kill_tree(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL bentoml and its workers: killing only bentoml leaves its workers running as orphans."""
+    import psutil
+
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    process.kill()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()

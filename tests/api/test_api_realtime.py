@@ -11,6 +11,7 @@ onboarding titles is personalised on its first page.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import test_serving_world as world
 
@@ -46,6 +48,10 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     try:
         process.wait(timeout=20)
     except subprocess.TimeoutExpired:
+        # BentoML's workers run in sessions of their own: kill the whole tree, not just the group.
+        for child in psutil.Process(process.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
 

@@ -139,18 +139,24 @@ class Lake:
         self,
         name: str,
         data: pd.DataFrame | pa.Table,
-        mode: Literal["overwrite", "append"] = "overwrite",
+        mode: Literal["overwrite", "append", "insert_new"] = "overwrite",
     ) -> int:
         """Validate and write ``data`` as table ``name``; return the rows written.
 
-        ``overwrite`` replaces the table, ``append`` adds a part. Either way the
-        switch is one atomic manifest replacement.
+        ``overwrite`` replaces the table, ``append`` adds a part, ``insert_new``
+        adds a part with only the rows whose primary key the table does not hold
+        yet (what an at-least-once consumer needs: a redelivered batch writes
+        nothing twice). Either way the switch is one atomic manifest replacement.
         """
         spec = _spec(name)
         table = to_arrow(spec, data)
         directory = self.table_dir(name)
         directory.mkdir(parents=True, exist_ok=True)
         with self._locked(directory):
+            if mode == "insert_new":
+                table = self._without_stored_keys(spec, table)
+                if table.num_rows == 0:
+                    return 0
             part = f"part-{uuid.uuid4().hex}.parquet"
             tmp = directory / f".{part}.tmp"
             try:
@@ -159,13 +165,24 @@ class Lake:
             finally:
                 tmp.unlink(missing_ok=True)
             old = [p.name for p in self.parts(name)]
-            new = [*old, part] if mode == "append" else [part]
+            new = [part] if mode == "overwrite" else [*old, part]
             self._write_manifest(directory, new)
             if mode == "overwrite":
                 for stale in old:
                     (directory / stale).unlink(missing_ok=True)
         logger.info("lake: wrote %d rows to %s (%s)", table.num_rows, name, mode)
         return int(table.num_rows)
+
+    def _without_stored_keys(self, spec: TableSpec, table: pa.Table) -> pa.Table:
+        """Rows of ``table`` whose primary key is not stored yet (called under the table's lock)."""
+        if not self.parts(spec.name) or table.num_rows == 0:
+            return table
+        keys = list(spec.primary_key)
+        stored = self.read_arrow(spec.name, keys).group_by(keys).aggregate([])
+        marked = stored.append_column("_stored", pa.array([True] * stored.num_rows))
+        joined = table.join(marked, keys=keys, join_type="left outer")
+        fresh = joined.filter(pa.compute.is_null(joined.column("_stored"))).drop_columns(["_stored"])
+        return fresh.select(spec.schema.names).cast(spec.schema)
 
     def read_arrow(self, name: str, columns: list[str] | None = None) -> pa.Table:
         """The whole table as arrow, in the table's schema."""

@@ -123,3 +123,13 @@ def test_to_arrow_casts_to_the_exact_schema() -> None:
     table = to_arrow(WATCH_EVENTS, _events(["e1"]))
     assert table.schema == WATCH_EVENTS.schema
     assert table.column("position_s").type == pa.int32()
+
+
+def test_insert_new_writes_only_keys_not_stored_yet(tmp_path: Path) -> None:
+    lake = Lake(tmp_path)
+    lake.write("watch_events", _events(["e1", "e2"]), mode="insert_new")
+    written = lake.write("watch_events", _events(["e2", "e3"]), mode="insert_new")
+    assert written == 1
+    again = lake.write("watch_events", _events(["e1", "e3"]), mode="insert_new")
+    assert again == 0
+    assert sorted(lake.read("watch_events")["event_id"]) == ["e1", "e2", "e3"]

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from models.ease import interaction_matrix
 from models.history import Histories
-from models.scoring import ItemScorer, UserContext, sparse_user_matrix
+from models.scoring import ItemScorer, UserContext, sparse_user_matrix, user_weights, weighted_rows
 from models.sparse_io import csr_from_arrays, csr_to_arrays, top_k_blocks
 
 
@@ -55,6 +55,8 @@ class ItemKNN(ItemScorer):
         self._sim = cosine_neighbours(hist, self.neighbours)
 
     def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
+        if len(users) == 1:  # serving's case: one viewer per request, no sparse operand to build
+            return weighted_rows(self._sim, *user_weights(users[0], self.half_life))[None, :]
         U = sparse_user_matrix(users, self.history.n_items, self.half_life)
         return np.asarray((U @ self._sim).todense(), np.float32)
 

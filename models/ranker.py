@@ -88,6 +88,8 @@ class NeuralRanker(Ranker):
         self.std: npt.NDArray[np.float32] = np.ones(0, np.float32)
         self.history: list[float] = []
         self._net: Any = None
+        #: (the network, its layers in numpy) once loaded from disk: ``score``'s fast path.
+        self._frozen: tuple[Any, list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] | None] | None = None
 
     # ------------------------------------------------------------------ config
     def params(self) -> dict[str, Any]:
@@ -222,9 +224,32 @@ class NeuralRanker(Ranker):
         if len(x) == 0:
             return np.zeros(0, np.float32)
         x = np.nan_to_num((x - self.mean) / self.std, nan=0.0, posinf=0.0, neginf=0.0)
+        layers = self._dense_layers()
+        if layers is not None:
+            h = x.astype(np.float32, copy=False)
+            for i, (weight_t, bias) in enumerate(layers):
+                h = h @ weight_t + bias
+                if i < len(layers) - 1:
+                    np.maximum(h, 0.0, out=h)  # ReLU; dropout is the identity at inference
+            return h.reshape(-1).astype(np.float32, copy=False)
         with torch.inference_mode():
             out = self._net(torch.from_numpy(x.astype(np.float32))).reshape(-1)
         return out.numpy().astype(np.float32)
+
+    def _dense_layers(self) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] | None:
+        """The loaded network as numpy (weightᵀ, bias) pairs, for scoring one request's rows.
+
+        Serving scores ~100-300 rows per request; torch's per-call dispatch through
+        ``nn.Sequential`` cost more than the arithmetic (py-spy: the largest single
+        share of a cold request). A loaded ranker is frozen, so its layers are copied
+        once; the same Linear/ReLU stack in numpy gives the same scores to float32
+        precision (``tests/test_ranker_fast_path.py``). ``None`` (torch path) for a
+        ranker being fitted, or a network with any other layer.
+        """
+        cached = self._frozen
+        if cached is None or cached[0] is not self._net:
+            return None
+        return cached[1]
 
     # -------------------------------------------------------------- save/load
     def save(self, path: Path) -> None:
@@ -266,4 +291,27 @@ class NeuralRanker(Ranker):
             net.load_state_dict({k: torch.from_numpy(weights[k]) for k in weights.files})
         net.eval()
         ranker._net = net
+        ranker._frozen = (net, _numpy_layers(net))
         return ranker
+
+
+def _numpy_layers(net: Any) -> list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] | None:
+    """(weightᵀ, bias) per Linear layer of a ``Linear, ReLU[, Dropout], ..., Linear`` stack; else ``None``."""
+    from torch import nn
+
+    layers: list[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]] = []
+    modules = list(net)
+    for i, module in enumerate(modules):
+        if isinstance(module, nn.Linear):
+            # The activation between Linear layers must be exactly one ReLU (dropout aside).
+            following = [m for m in modules[i + 1 :] if not isinstance(m, nn.Dropout)]
+            if following and not (
+                len(following) >= 2 and isinstance(following[0], nn.ReLU) and isinstance(following[1], nn.Linear)
+            ):
+                return None
+            weight = module.weight.detach().cpu().numpy().astype(np.float32)
+            bias = module.bias.detach().cpu().numpy().astype(np.float32)
+            layers.append((np.ascontiguousarray(weight.T), bias))
+        elif not isinstance(module, nn.ReLU | nn.Dropout):
+            return None
+    return layers or None

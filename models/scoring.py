@@ -257,6 +257,20 @@ def user_matrix(contexts: Sequence[UserContext], n_items: int, half_life: float 
     return out
 
 
+def user_weights(ctx: UserContext, half_life: float | None) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    """One user's row of ``sparse_user_matrix``: (item indices, sorted; their recency weights).
+
+    A title repeated in a ``history=`` override keeps its latest weight; far-back
+    watches whose weight underflowed to 0 are left out.
+    """
+    weights = recency_weights(len(ctx.items), half_life)
+    # The last occurrence of each item (np.unique sorts, so columns come out sorted).
+    items, first_from_end = np.unique(ctx.items[::-1], return_index=True)
+    values = weights[::-1][first_from_end]
+    kept = values > 0
+    return items[kept].astype(np.int64), values[kept]
+
+
 def sparse_user_matrix(contexts: Sequence[UserContext], n_items: int, half_life: float | None) -> sp.csr_matrix:
     """``user_matrix`` as CSR (sorted columns): the same rows without the dense (users × items) array.
 
@@ -268,14 +282,45 @@ def sparse_user_matrix(contexts: Sequence[UserContext], n_items: int, half_life:
     vals: list[npt.NDArray[np.float32]] = []
     indptr = np.zeros(len(contexts) + 1, np.int64)
     for k, ctx in enumerate(contexts):
-        weights = recency_weights(len(ctx.items), half_life)
-        # The last occurrence of each item (np.unique sorts, so columns come out sorted).
-        items, first_from_end = np.unique(ctx.items[::-1], return_index=True)
-        values = weights[::-1][first_from_end]
-        kept = values > 0  # far-back watches whose weight underflowed add nothing
-        cols.append(items[kept].astype(np.int64))
-        vals.append(values[kept])
-        indptr[k + 1] = indptr[k] + int(kept.sum())
+        items, values = user_weights(ctx, half_life)
+        cols.append(items)
+        vals.append(values)
+        indptr[k + 1] = indptr[k] + len(items)
     if not indptr[-1]:
         return sp.csr_matrix((len(contexts), n_items), dtype=np.float32)
     return sp.csr_matrix((np.concatenate(vals), np.concatenate(cols), indptr), shape=(len(contexts), n_items))
+
+
+def weighted_rows(
+    matrix: sp.csr_matrix, rows: npt.NDArray[np.int64], weights: npt.NDArray[np.floating[Any]]
+) -> npt.NDArray[np.float32]:
+    """``Σ_j weights[j] · matrix[rows[j]]`` as a dense float32 row: one user's ``sparse user row @ matrix``.
+
+    Serving scores one viewer per request, and scipy spent more time constructing
+    and checking its one-row operands than on the arithmetic. This runs the same
+    float32 products and sums in the same order as scipy's CSR product of a row with
+    sorted columns (rows ascending, each row's stored entries in order), so the
+    result is bitwise the same: the tie order at a candidate list's cut never moves.
+    Repeated rows are summed first, as building the CSR row does.
+    """
+    rows = np.asarray(rows, np.int64)
+    values = np.asarray(weights, np.float32)
+    if len(rows) > 1 and not bool(np.all(rows[1:] > rows[:-1])):
+        order = np.argsort(rows, kind="stable")
+        rows, values = rows[order], values[order]
+        unique, starts = np.unique(rows, return_index=True)
+        if len(unique) < len(rows):
+            values = np.add.reduceat(values, starts).astype(np.float32)
+            rows = unique
+    out = np.zeros(matrix.shape[1], np.float32)
+    indptr = matrix.indptr
+    starts = indptr[rows]
+    lengths = indptr[rows + 1] - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return out
+    # Positions of every stored entry of the chosen rows, in one vector (row by row).
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths) + np.arange(total)
+    products = matrix.data[offsets].astype(np.float32, copy=False) * np.repeat(values, lengths)
+    np.add.at(out, matrix.indices[offsets], products)
+    return out

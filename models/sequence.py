@@ -31,10 +31,12 @@ import scipy.sparse as sp
 
 from models.history import Histories
 from models.item_knn import cosine_neighbours
-from models.scoring import ItemScorer, UserContext, recency_weights, sparse_user_matrix
+from models.scoring import ItemScorer, UserContext, recency_weights, sparse_user_matrix, user_weights, weighted_rows
 from models.sparse_io import csr_from_arrays, csr_to_arrays, row_minmax
 
 DAY = 86_400
+#: Clocks (days) whose time scores ``_time_row`` remembers.
+TIME_ROWS = 4
 
 
 def transition_matrix(hist: Histories, window: int, step_decay: float) -> sp.csr_matrix:
@@ -146,6 +148,8 @@ class SequenceKNN(ItemScorer):
         self._sim = sp.csr_matrix((0, 0), dtype=np.float32)
         self._days = sp.csr_matrix((0, 0), dtype=np.float32)
         self._first_day = 0
+        #: ``_time_row``'s memory: day of the clock → the user-independent time scores (cleared on fit and load).
+        self._time_rows: dict[int, npt.NDArray[np.float32]] = {}
 
     def _fit(self, hist: Histories, **context: Any) -> None:
         trans = transition_matrix(hist, self.window, self.step_decay)
@@ -164,6 +168,7 @@ class SequenceKNN(ItemScorer):
             else sp.csr_matrix((hist.n_items, hist.n_items), dtype=np.float32)
         )
         self._days, self._first_day = day_histogram(hist)
+        self._time_rows = {}
 
     def _sequence_votes(self, users: Sequence[UserContext]) -> sp.csr_matrix:
         rows, cols, vals = [], [], []
@@ -188,6 +193,8 @@ class SequenceKNN(ItemScorer):
         return np.asarray(self._days @ kernel, np.float32).T
 
     def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
+        if len(users) == 1:
+            return self._score_one(users[0])[None, :]
         seq = np.asarray((self._sequence_votes(users) @ self._trans).todense(), np.float32)
         scores = row_minmax(seq)
         if self.knn_weight > 0:
@@ -196,6 +203,35 @@ class SequenceKNN(ItemScorer):
         if self.time_weight > 0:
             scores += self.time_weight * row_minmax(self._time_scores(users))
         return scores
+
+    def _score_one(self, ctx: UserContext) -> npt.NDArray[np.float32]:
+        """``_score`` of one user, the serving case: the same sums without one-row sparse matrices.
+
+        The time component depends only on the user's clock, which serving sets to the
+        fit-time clock for every viewer: it is computed once per clock and reused.
+        """
+        recent = ctx.items[-self.seq_len :]
+        seq = weighted_rows(self._trans, recent, recency_weights(len(recent), self.seq_half_life))
+        scores = row_minmax(seq[None, :])[0]
+        if self.knn_weight > 0:
+            near = weighted_rows(self._sim, *user_weights(ctx, self.knn_half_life))
+            scores += self.knn_weight * row_minmax(near[None, :])[0]
+        if self.time_weight > 0:
+            scores += self.time_weight * self._time_row(ctx)
+        return scores
+
+    def _time_row(self, ctx: UserContext) -> npt.NDArray[np.float32]:
+        """``row_minmax(_time_scores)`` of one user, remembered for the latest few clocks (a day's resolution)."""
+        key = ctx.now // DAY
+        cache = self._time_rows
+        row = cache.get(key)
+        if row is None:
+            row = row_minmax(self._time_scores([ctx]))[0]
+            row.setflags(write=False)
+            if len(cache) >= TIME_ROWS:
+                cache.pop(next(iter(cache)))
+            cache[key] = row
+        return row
 
     def _similar(self, item_idx: int) -> npt.NDArray[np.float32]:
         after = np.asarray(self._trans[item_idx].todense(), np.float32)
@@ -215,3 +251,4 @@ class SequenceKNN(ItemScorer):
         self._sim = csr_from_arrays("sim", arrays)
         self._days = csr_from_arrays("days", arrays)
         self._first_day = int(arrays["first_day"][0])
+        self._time_rows = {}

@@ -49,6 +49,8 @@ class TitleCatalog:
     _genre_index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _genre_matrix: np.ndarray = field(default_factory=lambda: np.zeros((1, 0), np.float32), init=False, repr=False)
     _episodes: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
+    _played_index: dict[str, int] | None = field(default=None, init=False, repr=False)
+    _visible: dict[tuple[int, str | None], list[bool]] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index = {title_id: idx for idx, title_id in enumerate(self.title_ids)}
@@ -122,6 +124,40 @@ class TitleCatalog:
         if idx is None:
             return may_see(None, None, max_level, country)
         return may_see(int(self.maturity[idx]), self.countries[idx], max_level, country)
+
+    def played_index(self) -> dict[str, int]:
+        """Played id → index of the catalog title it stands for (a title itself, an episode its series).
+
+        Ids the catalog does not know (an episode of an unknown series too) are absent.
+        Built once: requests map a few hundred candidates through it.
+        """
+        if self._played_index is None:
+            index = dict(self._index)
+            index.update({e: self._index[s] for e, s in self.series_of.items() if s in self._index})
+            self._played_index = index
+        return self._played_index
+
+    def visible_flags(self, max_level: int, country: str | None) -> list[bool]:
+        """``allowed`` of every catalog title at these filters, by title index, plus ``False`` at index ``len(self)``.
+
+        The extra entry answers for unknown ids (``played_index().get(id, len(self))``).
+        ``core.rules.may_see`` decides, once per distinct (rating, licence) pair of the
+        catalog, so a new (level, country) costs a few hundred rule calls, not one per
+        title and episode; remembered per (level, country), of which a handful ever occur.
+        """
+        key = (max_level, country)
+        found = self._visible.get(key)
+        if found is None:
+            verdicts: dict[tuple[int, frozenset[str]], bool] = {}
+            found = []
+            for level, licence in zip(self.maturity.tolist(), self.countries, strict=True):
+                verdict = verdicts.get((level, licence))
+                if verdict is None:
+                    verdict = verdicts[(level, licence)] = may_see(level, licence, max_level, country)
+                found.append(verdict)
+            found.append(False)
+            self._visible[key] = found
+        return found
 
     @classmethod
     def from_frame(cls, titles: pd.DataFrame, episodes: pd.DataFrame | None = None) -> TitleCatalog:

@@ -193,7 +193,7 @@ class RecommendationPipeline:
         self._memo_lock = threading.Lock()
         self._neighbour_cache: LRUCache[tuple[str, int], list[tuple[str, float]]] = LRUCache(NEIGHBOUR_ENTRIES)
         self._neighbour_lock = threading.Lock()
-        self._visible: dict[tuple[int, str | None], tuple[float, dict[str, str]]] = {}
+        self._visible: dict[tuple[int, str | None], tuple[float, list[bool]]] = {}
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -377,7 +377,11 @@ class RecommendationPipeline:
         generic_n = None
         if restricted:
             level, country, catalog = viewer.max_level, viewer.country, self.catalog
-            only = ((level, country), lambda played: catalog.allowed(catalog.canonical(played), level, country))
+            if catalog.known:
+                index, flags, unknown = catalog.played_index(), catalog.visible_flags(level, country), len(catalog)
+                only = ((level, country), lambda played: flags[index.get(played, unknown)])
+            else:
+                only = ((level, country), lambda played: True)
             share = self._visible_ids(level, country)[0]
             generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
@@ -426,24 +430,22 @@ class RecommendationPipeline:
         """Whether the viewer's maturity level and country hide most of the catalog (a kids profile)."""
         return self._visible_ids(viewer.max_level, viewer.country)[0] < RESTRICTED_SHARE
 
-    def _visible_ids(self, max_level: int, country: str | None) -> tuple[float, dict[str, str]]:
-        """The share of catalog titles that pass these filters, and each played id that does → its catalog title.
+    def _visible_ids(self, max_level: int, country: str | None) -> tuple[float, list[bool]]:
+        """The share of catalog titles that pass these filters, and the catalog's visibility flags.
 
-        Played ids are catalog titles and episodes (an episode stands for its series:
-        ``TitleCatalog.canonical``); the filter is ``TitleCatalog.allowed`` (``core.rules``).
-        Computed once per (level, country) and pipeline: a handful of pairs ever occur,
-        and a request's filters become one dict lookup per candidate.
+        The flags are ``TitleCatalog.visible_flags`` (``core.rules.may_see`` per title
+        index); a played id passes when ``played_index`` maps it (an episode to its
+        series) to a title whose flag is set. Computed once per (level, country) and
+        pipeline: a handful of pairs ever occur, and a request's filters become one
+        dict and one list lookup per candidate.
         """
         key = (max_level, country)
         found = self._visible.get(key)
         if found is None:
-            titles = self.catalog.title_ids
-            shown = {t: t for t in titles if self.catalog.allowed(t, max_level, country)}
-            share = len(shown) / len(titles) if titles else 1.0
-            shown |= {
-                e: self.catalog.canonical(e) for e in self.catalog.series_of if self.catalog.canonical(e) in shown
-            }
-            found = self._visible[key] = (share, shown)
+            flags = self.catalog.visible_flags(max_level, country)
+            n = len(self.catalog)
+            share = sum(flags) / n if n else 1.0
+            found = self._visible[key] = (share, flags)
         return found
 
     def _ranked_candidates(self, viewer: Viewer, exclude: list[str], k: int) -> list[tuple[str, float]]:
@@ -512,11 +514,24 @@ class RecommendationPipeline:
         """
         out: list[tuple[str, float]] = []
         taken: set[str] = set()
-        # Without title metadata there is nothing to judge titles by: every id passes.
-        shown = self._visible_ids(viewer.max_level, viewer.country)[1] if self.catalog.known else None
+        if not self.catalog.known:
+            # Without title metadata there is nothing to judge titles by: every id passes.
+            for played_id, score in ranked:
+                if played_id in taken or played_id in blocked:
+                    continue
+                taken.add(played_id)
+                out.append((played_id, score))
+                if len(out) == k:
+                    break
+            return out
+        flags = self._visible_ids(viewer.max_level, viewer.country)[1]
+        index, titles, unknown = self.catalog.played_index(), self.catalog.title_ids, len(self.catalog)
         for played_id, score in ranked:
-            title_id = shown.get(played_id) if shown is not None else played_id
-            if title_id is None or title_id in taken or title_id in blocked or played_id in blocked:
+            i = index.get(played_id, unknown)
+            if not flags[i]:
+                continue
+            title_id = titles[i]
+            if title_id in taken or title_id in blocked or played_id in blocked:
                 continue
             taken.add(title_id)
             out.append((title_id, score))

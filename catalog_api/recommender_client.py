@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable
+from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any, Literal, TypeVar
 
@@ -73,8 +74,10 @@ class ModelServerBreaker:
     Closed: calls go through; ``failures`` consecutive failures open it. Open:
     calls are refused at once until ``cooldown_s`` has passed. Then half-open:
     the next call is a probe, its success closes the circuit, its failure opens
-    it for another cool-down (purgatory lets concurrent calls probe too; the
-    single flight per key keeps those few).
+    it for another cool-down. purgatory lets every call through while half-open;
+    ``admit`` lets one probe through at a time and refuses the others as an open
+    circuit does, so a model server that is just coming back gets one call, not a
+    burst of every page that arrived during its cool-down.
     """
 
     CIRCUIT = "model-server"
@@ -84,6 +87,28 @@ class ModelServerBreaker:
         self.cooldown_s = cooldown_s
         self._factory = AsyncCircuitBreakerFactory(default_threshold=failures, default_ttl=cooldown_s)
         self._breaker: AsyncCircuitBreaker | None = None
+        #: A half-open probe is in flight (``admit``).
+        self._probing = False
+
+    @asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        """Run one call in the circuit: the call's exceptions count as failures, its return as a success.
+
+        Raises:
+            OpenedState: the circuit is open, or half-open with its probe already in flight.
+        """
+        guard = await self.guard()
+        probe = self.state is BreakerState.HALF_OPEN
+        if probe:
+            if self._probing:
+                raise OpenedState(self.CIRCUIT)
+            self._probing = True
+        try:
+            async with guard:
+                yield
+        finally:
+            if probe:
+                self._probing = False
 
     async def guard(self) -> AsyncCircuitBreaker:
         """The context manager a call runs in (raises ``purgatory``'s ``OpenedState`` while open)."""
@@ -160,11 +185,10 @@ class RecommenderClient:
         budget = self.budget_s if budget_s is None else budget_s
         # Only an explicit budget overrides the session's (aiohttp reads ``timeout=None`` as "no timeout").
         extra: dict[str, Any] = {} if budget_s is None else {"timeout": aiohttp.ClientTimeout(total=budget_s)}
-        guard = await self.breaker.guard()
         try:
             # Every exception inside counts as a failure, a cancellation too (the caller's page budget
             # ran out first), so a half-open probe is never left dangling.
-            async with guard:
+            async with self.breaker.admit():
                 try:
                     async with self._client().post(
                         self.base_url + path, data=body.model_dump_json(), **extra

@@ -5,8 +5,9 @@ shared pydantic contract, pick champion or challenger, call the pipeline, count
 what happened. Models come from the MLflow registry by alias and follow the
 aliases without a restart (``serving.loader``).
 
-Traffic settings are read from the environment when this module is imported,
-because BentoML takes them from the class decorator:
+Settings come from the environment through one object, ``serving.options.ServingOptions``:
+traffic settings are read when this module is imported, because BentoML takes them
+from the class decorator; the rest when each worker starts (``__init__``):
 
 * ``MARQUEE_SERVING_TIMEOUT_S`` (default 0.5): per-request timeout; a page must
   never wait longer for recommendations, the API falls back instead.
@@ -62,6 +63,7 @@ from serving.contract import (
     ViewerContext,
 )
 from serving.loader import ModelLoader
+from serving.options import ServingOptions
 from serving.pipeline import Scored, Viewer
 
 logger = logging.getLogger(__name__)
@@ -73,10 +75,8 @@ logger = logging.getLogger(__name__)
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-TIMEOUT_S = float(os.environ.get("MARQUEE_SERVING_TIMEOUT_S", "0.5"))
-MAX_CONCURRENCY = int(os.environ.get("MARQUEE_SERVING_MAX_CONCURRENCY", "64"))
-WORKERS = int(os.environ.get("MARQUEE_SERVING_WORKERS", "2"))
-ACCESS_LOG = os.environ.get("MARQUEE_SERVING_ACCESS_LOG", "0").lower() in ("1", "true", "yes")
+#: What BentoML reads from the class decorator, before any worker exists (``serving.options``).
+DECORATOR_OPTIONS = ServingOptions.from_environ()
 
 RECOMMENDATIONS = bentoml.metrics.Counter(
     name="marquee_recommendations",
@@ -123,28 +123,25 @@ def _items(scored: Scored) -> list[ScoredTitle]:
 
 @bentoml.service(
     name="marquee-recommender",
-    traffic={"timeout": TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
-    workers=WORKERS,
-    logging={"access": {"enabled": ACCESS_LOG}},
+    traffic={"timeout": DECORATOR_OPTIONS.timeout_s, "max_concurrency": DECORATOR_OPTIONS.max_concurrency},
+    workers=DECORATOR_OPTIONS.workers,
+    logging={"access": {"enabled": DECORATOR_OPTIONS.access_log}},
 )
 class MarqueeRecommender:
     """Recommend, rank and similar-titles from the registered champion and challenger."""
 
     def __init__(self) -> None:
-        """Build settings from the environment and start loading models in the background."""
+        """Build this worker's settings from the environment at start-up and start loading models."""
         from core.settings import Settings
 
         settings = Settings()
-        poll_s = float(os.environ.get("MARQUEE_SERVING_POLL_S", "5"))
-        n_candidates = int(os.environ.get("MARQUEE_SERVING_CANDIDATES", "100"))
-        online = os.environ.get("MARQUEE_SERVING_ONLINE_FEATURES", "1").lower() not in ("0", "false", "no")
-        memo = os.environ.get("MARQUEE_SERVING_MEMO_S")
+        self.options = options = ServingOptions.from_environ()
         self.loader = ModelLoader(
             settings,
-            poll_s=poll_s,
-            n_candidates=n_candidates,
-            use_online_features=online,
-            memo_s=float(memo) if memo else None,
+            poll_s=options.poll_s,
+            n_candidates=options.n_candidates,
+            use_online_features=options.online_features,
+            memo_s=options.memo_s,
         )
         self.loader.on_swap = lambda alias, version: MODEL_SWAPS.labels(alias=alias).inc()
         self.loader.start(background=True)

@@ -53,7 +53,8 @@ def test_same_seed_same_scores_and_save_load_round_trip(tmp_path: Path) -> None:
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["ranker.json", "weights.npz"]
     loaded = NeuralRanker.load(tmp_path / "r")
     assert loaded.feature_names == NAMES
-    np.testing.assert_allclose(loaded.score(x), a.score(x), rtol=1e-6)
+    # A loaded ranker scores in numpy (serving's fast path), a fitted one in torch: equal to float32 precision.
+    np.testing.assert_allclose(loaded.score(x), a.score(x), rtol=1e-5, atol=1e-6)
     assert loaded.score(x).dtype == np.float32
 
 

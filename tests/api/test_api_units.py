@@ -241,3 +241,37 @@ def test_popularity_refreshes_of_api_workers_are_spread_not_simultaneous(tmp_pat
     lifetimes = [service._lifetime_s for service in services]
     assert all(240.0 <= lifetime <= 300.0 for lifetime in lifetimes)
     assert len({round(lifetime, 3) for lifetime in lifetimes}) > 10, "the workers would refresh in the same second"
+
+
+def test_a_half_open_circuit_lets_one_probe_through_at_a_time() -> None:
+    """purgatory admits every call while half-open; ``admit`` keeps it to one probe, the rest are refused."""
+
+    async def scenario() -> None:
+        breaker = ModelServerBreaker(failures=1, cooldown_s=0.1)
+        with pytest.raises(ServiceUnavailableError):
+            async with breaker.admit():
+                raise ServiceUnavailableError("model server failed")
+        await asyncio.sleep(0.15)
+        assert breaker.state is BreakerState.HALF_OPEN
+        release = asyncio.Event()
+        entered: list[int] = []
+
+        async def probe() -> None:
+            async with breaker.admit():
+                entered.append(1)
+                await release.wait()
+
+        first = asyncio.create_task(probe())
+        await asyncio.sleep(0.01)
+        with pytest.raises(OpenedState):  # a second call while the probe is in flight
+            async with breaker.admit():
+                entered.append(2)
+        release.set()
+        await first
+        assert entered == [1] and breaker.state is BreakerState.CLOSED
+        async with breaker.admit():  # closed: calls go through again, concurrently too
+            async with breaker.admit():
+                entered.append(3)
+        assert entered == [1, 3]
+
+    asyncio.run(scenario())

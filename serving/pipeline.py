@@ -386,7 +386,12 @@ class RecommendationPipeline:
             generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
         asked = self.sources.propose(
-            viewer.history, n, exclude=exclude, filter_seen=filter_seen, only_visible=only, generic_n=generic_n
+            self._model_history(viewer.history),
+            n,
+            exclude=exclude,
+            filter_seen=filter_seen,
+            only_visible=only,
+            generic_n=generic_n,
         )
         for role, rec in asked.items():
             if isinstance(rec, UnknownUserError):
@@ -398,6 +403,24 @@ class RecommendationPipeline:
                 f"no personal model of version {self.version} knows a title profile {viewer.profile_id!r} watched"
             )
         return proposals
+
+    def _model_history(self, history: list[str]) -> list[str]:
+        """The history as the models can read it: a series stands for its first episodes, then itself.
+
+        Models learn from what was played, episodes; a history entry that names a series
+        (an onboarding "titles I like", a watch posted for the series) was invisible to
+        every model, so that watch changed nothing but the ranker's profile features and
+        Top Picks could stay as they were. The first ``SERIES_SEEDS`` episodes stand in
+        for it (as for "similar to a series"), just before the series id itself.
+        """
+        episodes_of = self.catalog.episodes_of
+        if not any(episodes_of(t) for t in history):
+            return history
+        out: list[str] = []
+        for title_id in history:
+            out.extend(e for e in episodes_of(title_id)[:SERIES_SEEDS] if e != title_id)
+            out.append(title_id)
+        return list(dict.fromkeys(reversed(out)))[::-1]  # one entry per id, at its latest place
 
     def _remembered_candidates(self, viewer: Viewer, k: int) -> list[tuple[str, float]]:
         """``_ranked_candidates``, remembered per viewer context and size for ``memo_s`` seconds.

@@ -181,3 +181,19 @@ def test_similar_to_a_series_whose_first_episodes_no_model_knows() -> None:
     bundle = ModelBundle(candidates={"popularity": fitted("popularity", frame), "item_knn": fitted("item_knn", frame)})
     result = RecommendationPipeline(bundle, catalog, version="1").similar(anyone(), "long", k=2)
     assert result.source == "model" and result.items[0][0] == "m2"
+
+
+def test_a_watched_series_counts_through_its_episodes(pipeline: RecommendationPipeline) -> None:
+    """A history that names the series (an onboarding like, a watch posted for the series) reaches the models."""
+    liked = ViewerContext(
+        profile_id="liker",
+        history=[WatchedTitle(title_id="s1", ts=T0, progress=1.0, completed=True)],
+        maturity_level=3,
+        kids=False,
+        country="US",
+    )
+    result = pipeline.recommend(liked, k=3)
+    got = [t for t, _ in result.items]
+    assert result.source == "model", result.reason  # before: no model knew "s1", so popularity
+    assert "s1" not in got and got[0] in {"s2", "s3"}
+    assert pipeline._model_history(["m1", "s1", "s1-e2"]) == ["m1", "s1-e1", "s1-e3", "s1", "s1-e2"]

@@ -269,9 +269,8 @@ def test_a_half_open_circuit_lets_one_probe_through_at_a_time() -> None:
         release.set()
         await first
         assert entered == [1] and breaker.state is BreakerState.CLOSED
-        async with breaker.admit():  # closed: calls go through again, concurrently too
-            async with breaker.admit():
-                entered.append(3)
+        async with breaker.admit(), breaker.admit():  # closed: calls go through again, concurrently too
+            entered.append(3)
         assert entered == [1, 3]
 
     asyncio.run(scenario())

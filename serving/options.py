@@ -41,27 +41,32 @@ class ServingOptions:
     memo_s: float | None = None
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServingOptions:
-        """The options the environment sets, defaults elsewhere; a malformed value is a clear ``ValueError``."""
-        env = os.environ if environ is None else environ
+    def from_environ(cls, env: Mapping[str, str] | None = None) -> ServingOptions:
+        """The options the environment sets, defaults elsewhere; a malformed value is a clear ``ValueError``.
 
-        def number(name: str, default: float, kind: type[int] | type[float]) -> float:
-            raw = env.get(name)
-            if raw is None or raw == "":
-                return default
-            try:
-                return kind(raw)
-            except ValueError:
-                raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None
-
-        memo = env.get("MARQUEE_SERVING_MEMO_S")
+        Each variable is read with its default written out once, here (the settings
+        reference, ``docsgen.settings``, finds them by these reads).
+        """
+        environ = os.environ if env is None else env
+        memo = environ.get("MARQUEE_SERVING_MEMO_S")
         return cls(
-            timeout_s=float(number("MARQUEE_SERVING_TIMEOUT_S", cls.timeout_s, float)),
-            max_concurrency=int(number("MARQUEE_SERVING_MAX_CONCURRENCY", cls.max_concurrency, int)),
-            workers=int(number("MARQUEE_SERVING_WORKERS", cls.workers, int)),
-            access_log=env.get("MARQUEE_SERVING_ACCESS_LOG", "0").lower() in _TRUE,
-            poll_s=float(number("MARQUEE_SERVING_POLL_S", cls.poll_s, float)),
-            n_candidates=int(number("MARQUEE_SERVING_CANDIDATES", cls.n_candidates, int)),
-            online_features=env.get("MARQUEE_SERVING_ONLINE_FEATURES", "1").lower() not in _FALSE,
-            memo_s=float(number("MARQUEE_SERVING_MEMO_S", 0.0, float)) if memo else None,
+            timeout_s=_number("MARQUEE_SERVING_TIMEOUT_S", environ.get("MARQUEE_SERVING_TIMEOUT_S", "0.5"), float),
+            max_concurrency=int(
+                _number("MARQUEE_SERVING_MAX_CONCURRENCY", environ.get("MARQUEE_SERVING_MAX_CONCURRENCY", "64"), int)
+            ),
+            workers=int(_number("MARQUEE_SERVING_WORKERS", environ.get("MARQUEE_SERVING_WORKERS", "2"), int)),
+            access_log=environ.get("MARQUEE_SERVING_ACCESS_LOG", "0").lower() in _TRUE,
+            poll_s=_number("MARQUEE_SERVING_POLL_S", environ.get("MARQUEE_SERVING_POLL_S", "5"), float),
+            n_candidates=int(
+                _number("MARQUEE_SERVING_CANDIDATES", environ.get("MARQUEE_SERVING_CANDIDATES", "100"), int)
+            ),
+            online_features=environ.get("MARQUEE_SERVING_ONLINE_FEATURES", "1").lower() not in _FALSE,
+            memo_s=_number("MARQUEE_SERVING_MEMO_S", memo, float) if memo else None,
         )
+
+
+def _number(name: str, raw: str, kind: type[int] | type[float]) -> float:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a {kind.__name__}") from None

@@ -49,6 +49,20 @@ def register(group: typer.Typer) -> None:
                 help="push each accepted watch event to the online feature store (batched, off the request path)",
             ),
         ] = True,
+        replicas: Annotated[
+            int,
+            typer.Option(
+                help="API processes behind HAProxy on --port (each with --workers workers; needs "
+                "MARQUEE_RATE_LIMIT_URL so login limits are shared; see docs)",
+                min=1,
+            ),
+        ] = 1,
+        keep_alive: Annotated[
+            int,
+            typer.Option(
+                help="seconds an idle client connection is kept open (behind a balancer: longer than its)", min=1
+            ),
+        ] = 5,
     ) -> None:
         """Start the catalog API (auth, profiles, catalog, search, events, home rows, manifests)."""
         import uvicorn
@@ -63,7 +77,9 @@ def register(group: typer.Typer) -> None:
 
         configure_logging(os.environ.get("MARQUEE_LOG_LEVEL", "INFO"))
         settings = load_settings()
-        if sync_catalog or workers > 1:
+        if replicas > 1:
+            require_shared_limits(settings, replicas)
+        if sync_catalog or workers > 1 or replicas > 1:
             # Once, before any worker starts: workers must not race to migrate or fill the catalog.
             engine = make_engine(settings.database)
             migrate(engine)
@@ -81,6 +97,12 @@ def register(group: typer.Typer) -> None:
         )
         if push_features:
             _start_online_push(settings)
+        if replicas > 1:
+            # The replicas neither migrate nor push features: this process did both, once.
+            options_line = ["--workers", str(workers), "--export-every", str(export_every)]
+            options_line += ["--candidate-ttl", str(candidate_ttl), "--row-size", str(row_size)]
+            _serve_replicas(settings, replicas, port, host, [*options_line, "--no-push-features"])
+            return
         where = f"http://{host}:{port} (docs at /docs, model server {settings.serving_url})"
         if workers > 1:
             os.environ[OPTIONS_ENV] = options_to_environment(options)
@@ -94,13 +116,70 @@ def register(group: typer.Typer) -> None:
                 access_log=False,
                 log_config=None,
                 proxy_headers=False,  # X-Forwarded-For is judged by the app (MARQUEE_TRUSTED_PROXIES)
+                timeout_keep_alive=keep_alive,
             )
             return
         app = create_app(settings, options)
         freeze_startup_objects()
         typer.echo(f"catalog API on {where}")
         # proxy_headers off: X-Forwarded-For is judged by the app against MARQUEE_TRUSTED_PROXIES.
-        uvicorn.run(app, host=host, port=port, access_log=False, log_config=None, proxy_headers=False)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            access_log=False,
+            log_config=None,
+            proxy_headers=False,
+            timeout_keep_alive=keep_alive,
+        )
+
+
+#: Seconds an API replica keeps an idle connection from the balancer: longer than HAProxy keeps it idle
+#: (it purges idle server connections every 5 s), so the balancer never sends a request on a connection
+#: the replica is closing at that moment (a POST that cannot be replayed would get a 502).
+REPLICA_KEEP_ALIVE_S = 65
+
+
+def require_shared_limits(settings: Settings, replicas: int) -> None:
+    """Refuse to start several API replicas whose login limits would each live in their own memory.
+
+    Raises:
+        ConfigurationError: ``MARQUEE_RATE_LIMIT_URL`` is not set.
+    """
+    from core.errors import ConfigurationError
+
+    if not settings.rate_limit_url or settings.rate_limit_url.startswith("memory:"):
+        raise ConfigurationError(
+            f"--replicas {replicas} needs login limits shared by every replica: set "
+            "MARQUEE_RATE_LIMIT_URL=redis://host:6379/0 (without it each replica counts failed logins on its "
+            f"own, so {replicas} replicas would allow {replicas}x the tries)"
+        )
+
+
+def _serve_replicas(settings: Settings, count: int, port: int, host: str, options: list[str]) -> None:
+    """``count`` API processes (each ``marquee serve api OPTIONS`` on a loopback port) behind HAProxy."""
+    from marquee.balancer import API_TIER
+    from marquee.commands.demo_processes import marquee_command
+    from marquee.commands.replicas import REPLICA_HOST, ReplicaSet, serve_replicated
+
+    def command(replica_port: int) -> list[str]:
+        return marquee_command(
+            "serve", "api", "--port", str(replica_port), "--host", REPLICA_HOST,
+            "--keep-alive", str(REPLICA_KEEP_ALIVE_S), *options,
+        )  # fmt: skip
+
+    # The replicas see every request coming from the balancer on loopback: they believe its
+    # X-Forwarded-For (and still only that of the proxies configured before it).
+    proxies = ",".join(p for p in (settings.trusted_proxies, REPLICA_HOST) if p)
+    env = {"MARQUEE_HOME": str(settings.workspace.home), "MARQUEE_TRUSTED_PROXIES": proxies}
+    notes = ["login limits shared through MARQUEE_RATE_LIMIT_URL; token revocations live in the database"]
+    if settings.database.startswith("sqlite"):
+        notes.append(
+            "the database is the workspace's SQLite file, which only replicas on this host share; "
+            "set MARQUEE_DATABASE_URL=postgresql+psycopg://... for replicas on several hosts"
+        )
+    tier = ReplicaSet(API_TIER, count, host, port, command, env, settings.workspace.run_dir)
+    serve_replicated(tier, notes)
 
 
 def _start_online_push(settings: Settings) -> None:

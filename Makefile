@@ -46,15 +46,17 @@ browser:
 		echo "chromium is missing (as root: apt-get install chromium); the browser test will be skipped"; \
 	fi
 
-## Debian's ffmpeg (packaging) and nginx (origin and edges) for `marquee media package` and
-## `marquee serve edge`. Best-effort like `browser`: without them the media tests skip (fail in CI).
+## Debian's ffmpeg (packaging), nginx (origin and edges) and HAProxy (the balancer of `--replicas`) for
+## `marquee media package`, `marquee serve edge` and `marquee serve api|models --replicas N`.
+## Best-effort like `browser`: without them the media and replica tests skip (fail in CI).
 media-tools:
-	@if command -v ffmpeg >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1; then :; \
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 \
+		&& { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg nginx) \
-			|| echo "ffmpeg/nginx could not be installed; the media tests will be skipped"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg nginx haproxy) \
+			|| echo "ffmpeg/nginx/haproxy could not be installed; the media and replica tests will be skipped"; \
 	else \
-		echo "ffmpeg or nginx is missing (as root: apt-get install ffmpeg nginx); the media tests will be skipped"; \
+		echo "ffmpeg, nginx or haproxy is missing (as root: apt-get install ffmpeg nginx haproxy); the media and replica tests will be skipped"; \
 	fi
 
 ## The test suite, with lint, types and import contracts first; tests/test_docs.py builds the

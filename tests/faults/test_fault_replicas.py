@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -272,11 +273,19 @@ def test_replicas_survive_sigkill_and_share_limits(cluster: Cluster) -> None:
     assert {a.status for a in result.answers} == {200}, statuses
     assert sources["personalized"] > 0, sources
 
+    resent = {name: _resent(tier.haproxy_log()) for name, tier in (("models", cluster.models), ("api", cluster.api))}
+    print(f"requests resent to the other replica by HAProxy: {resent}")
     for tier in (cluster.models, cluster.api):
         assert "r1 is DOWN" in tier.haproxy_log(), tier.haproxy_log()[-3000:]  # the kill hit live traffic
         assert tier.state()["replicas"][0]["restarts"] >= 1, tier.state()  # and the supervisor restarted it
 
     _stops_without_leftovers(cluster)
+
+
+def _resent(log: str) -> dict[str, int]:
+    """Requests of HAProxy's log that were sent again to another replica (``+N`` redispatches), per route."""
+    lines = re.findall(r" \d+/\d+/\d+/\d+/\+\d+ \d+/\d+ \"(\w+ \S+) HTTP", log)
+    return dict(Counter(re.sub(r"[0-9a-f]{32}", "{id}", line) for line in lines))
 
 
 def _stops_without_leftovers(cluster: Cluster) -> None:

@@ -23,7 +23,12 @@ harmless.
   resent when the connection failed *or* the replica closed it without a byte
   of answer (what a SIGKILL mid-request looks like). Never on a timeout or a
   5xx: those are answers, and replaying expensive or failing requests amplifies
-  an overload.
+  an overload. ``option http-buffer-request``: HAProxy waits for a request's
+  whole body before choosing a replica, because it can resend only a request it
+  holds entirely; without it, a POST whose body arrived after its headers was
+  forwarded in pieces, and when its replica died HAProxy could not resend it
+  and closed the client's connection without an answer (seen in the fault test:
+  one login in a few runs).
 * **What may be replayed**: on the model tier everything (every endpoint is a
   pure function of its request). On the API tier, GET/HEAD/OPTIONS, and the
   POSTs that are idempotent by design (``REPLAYABLE_API_POSTS``). Any other
@@ -121,6 +126,7 @@ def render_config(policy: TierPolicy, bind_host: str, bind_port: int, replicas: 
         "    timeout check 2s",
         "    retries 3",
         "    option redispatch 1",
+        "    option http-buffer-request  # whole body first: a POST can only be resent if HAProxy holds all of it",
         "",
         f"frontend {policy.name}",
         f"    bind {bind_host}:{bind_port}",

@@ -78,12 +78,13 @@ class ApiProcess:
 
 @dataclass
 class Answer:
-    """One request's outcome: when, what, status (0: no answer), Retry-After."""
+    """One request's outcome: when, what, status (0: no answer, then ``error`` says why), Retry-After."""
 
     at: float
     kind: str
     status: int
     retry_after: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -140,8 +141,8 @@ def timed_request(client: httpx.Client, kind: str, result: LoadResult, method: s
     try:
         response = client.request(method, url, **kwargs)
         result.record(Answer(time.monotonic(), kind, response.status_code, response.headers.get("retry-after")))
-    except httpx.HTTPError:
-        result.record(Answer(time.monotonic(), kind, 0))
+    except httpx.HTTPError as exc:
+        result.record(Answer(time.monotonic(), kind, 0, error=f"{type(exc).__name__}: {exc}"))
 
 
 def run_load(

@@ -240,8 +240,8 @@ def test_replicas_survive_sigkill_and_share_limits(cluster: Cluster) -> None:
             return
         try:
             response = client.get(f"{url}/v1/profiles/{profiles[n % 2]}/home", headers=headers)
-        except httpx.HTTPError:
-            result.record(Answer(time.monotonic(), "home", 0))
+        except httpx.HTTPError as exc:
+            result.record(Answer(time.monotonic(), "home", 0, error=f"{type(exc).__name__}: {exc}"))
             return
         result.record(Answer(time.monotonic(), "home", response.status_code, response.headers.get("retry-after")))
         if response.status_code == 200:
@@ -270,7 +270,8 @@ def test_replicas_survive_sigkill_and_share_limits(cluster: Cluster) -> None:
     )
     assert set(killed) == {"models", "api"}
     assert result.count(lambda a: a.kind == "login") >= 5 and result.count(lambda a: a.kind == "home") >= 100
-    assert {a.status for a in result.answers} == {200}, statuses
+    failed = [(round(a.at - killed["api"], 2), a.kind, a.status, a.error) for a in result.answers if a.status != 200]
+    assert failed == [], (statuses, failed)  # seconds after the API kill, what, status, error
     assert sources["personalized"] > 0, sources
 
     resent = {name: _resent(tier.haproxy_log()) for name, tier in (("models", cluster.models), ("api", cluster.api))}

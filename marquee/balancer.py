@@ -28,7 +28,7 @@ harmless.
   holds entirely; without it, a POST whose body arrived after its headers was
   forwarded in pieces, and when its replica died HAProxy could not resend it
   and closed the client's connection without an answer (seen in the fault test:
-  one login in a few runs).
+  one login in two of three runs).
 * **What may be replayed**: on the model tier everything (every endpoint is a
   pure function of its request). On the API tier, GET/HEAD/OPTIONS, and the
   POSTs that are idempotent by design (``REPLAYABLE_API_POSTS``). Any other

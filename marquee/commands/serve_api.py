@@ -60,7 +60,8 @@ def register(group: typer.Typer) -> None:
         keep_alive: Annotated[
             int,
             typer.Option(
-                help="seconds an idle client connection is kept open (behind a balancer: longer than its)", min=1
+                help="seconds an idle connection is kept open (behind a balancer: longer than the balancer keeps it)",
+                min=1,
             ),
         ] = 5,
     ) -> None:

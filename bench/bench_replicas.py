@@ -15,10 +15,13 @@ generated HAProxy in front), N = 1 and 2, and driven with ``wrk`` (closed loop,
   production, one model-server replica behind it; login limits in Redis
   (``--redis``), the database the workspace's SQLite file.
 
-Per-replica throughput is req/s divided by N. On a 2-core machine two replicas
-share the same two cores as one, so expect no gain: the number worth reading is
-the per-replica figure of the one-replica run, measured with the balancer in
-the path; capacity scales with cores (hosts), not with processes per core.
+Per-replica throughput is req/s divided by N. Each replica runs one worker, so
+on 2 cores two replicas can at best use the second core that one replica with
+``--workers 2`` would use as well; nothing past that. The number worth reading
+is the per-replica figure of the one-replica run, with the balancer in the
+path; capacity scales with cores (hosts), not with processes per core. On a
+machine shared with other work the scheduler's share dominates: the load
+average is printed with the table.
 
 Workspace: ``--home DIR`` reuses one that ``marquee demo --no-serve`` built
 (its champion); without it the test suite's small serving world (11 titles,

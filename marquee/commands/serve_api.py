@@ -79,7 +79,14 @@ def register(group: typer.Typer) -> None:
             candidate_ttl_s=candidate_ttl,
             row_size=row_size,
         )
-        if push_features:
+        if settings.event_bus:
+            # The stream replaces the exporter and the database feed: its consumers run beside the API.
+            from marquee.commands.consume import ConsumerName, start_in_background
+
+            names = [ConsumerName.LAKE_WRITER] + ([ConsumerName.ONLINE_PUSH] if push_features else [])
+            start_in_background(settings, names)
+            typer.echo(f"event stream {settings.event_bus}: consumers {', '.join(n.value for n in names)}")
+        elif push_features:
             _start_online_push(settings)
         where = f"http://{host}:{port} (docs at /docs, model server {settings.serving_url})"
         if workers > 1:

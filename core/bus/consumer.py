@@ -127,9 +127,12 @@ async def run_consumer(
         while not stop.is_set():
             try:
                 messages = await subscription.fetch(spec.batch, timeout=spec.fetch_timeout_s)
-            except NatsTimeout:
-                if until_idle and (await subscription.consumer_info()).num_pending == 0:
-                    break
+            except (NatsTimeout, TimeoutError):  # nats raises either, depending on where the wait ended
+                if until_idle:
+                    info = await subscription.consumer_info()
+                    # Nothing new and nothing delivered but unacked (a nak'ed message waits for its redelivery).
+                    if info.num_pending == 0 and info.num_ack_pending == 0:
+                        break
                 continue
             await _handle_batch(js, topology, spec, handler, messages, stats)
     finally:

@@ -95,6 +95,8 @@ class EventPublisher:
         logger.debug("event bus: %s", error)
 
     async def _on_disconnect(self) -> None:
+        if self._closing:
+            return
         logger.warning("event bus: disconnected from %s; events are refused with 503 until it is back", self.url)
 
     async def _on_reconnect(self) -> None:

@@ -116,7 +116,13 @@ async def run_consumer(
     from nats.errors import TimeoutError as NatsTimeout
 
     stop = stop or asyncio.Event()
-    nc = await nats.connect(url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2)
+
+    async def on_error(error: Exception) -> None:
+        logger.debug("consumer %s: %r", spec.name, error)  # connection losses; the client reconnects
+
+    nc = await nats.connect(
+        url, max_reconnect_attempts=-1, reconnect_time_wait=0.5, connect_timeout=2, error_cb=on_error
+    )
     stats = ConsumerStats()
     try:
         js = nc.jetstream()

@@ -7,6 +7,7 @@ MARQUEE_REQUIRE_SERVICES=1), each test on a stream of its own.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
@@ -92,3 +93,36 @@ def test_unreachable_stream_answers_503_and_stores_nothing(make_client: Callable
     page = client.get(f"/v1/profiles/{profile}/home", headers=headers)
     assert page.status_code == 200
     assert {e.request_id for e in client.app.state.marquee.exposures.pending()} == {page.json()["request_id"]}  # type: ignore[attr-defined]
+
+
+def test_stream_lost_mid_run_gives_503_then_recovers(
+    make_client: Callable[..., TestClient], nats_url: str, bus_topology: Topology
+) -> None:
+    from tests.bus.proxy import CuttableProxy
+
+    proxy = CuttableProxy().open()
+    try:
+        client = bus_client(make_client, proxy.url, bus_topology)
+        bus = client.app.state.marquee.bus  # type: ignore[attr-defined]
+        headers = signup_and_login(client, "cut@example.com")
+        profile = make_profile(client, headers, "Di")["profile_id"]
+        assert watch(client, headers, profile, "m_space", 0.2, event_id="before-cut").status_code == 201
+
+        proxy.cut()  # injected fault: the connection to NATS is gone
+        deadline = time.monotonic() + 10
+        while bus.connected and time.monotonic() < deadline:
+            time.sleep(0.05)
+        refused = watch(client, headers, profile, "m_space", 0.4, event_id="during-cut")
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        history = client.get(f"/v1/profiles/{profile}/history", headers=headers).json()["items"]
+        assert [item["position_s"] for item in history] == [200]  # the refused event was not stored
+
+        proxy.open()  # NATS is back: the client reconnects on its own and the retry is accepted
+        deadline = time.monotonic() + 15
+        while not bus.connected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert watch(client, headers, profile, "m_space", 0.4, event_id="during-cut").status_code == 201
+    finally:
+        proxy.close()
+    ids = [h["Nats-Msg-Id"] for h, _ in stream_messages(nats_url, bus_topology, bus_topology.subject(EventKind.WATCH))]
+    assert ids == ["before-cut", "during-cut"]

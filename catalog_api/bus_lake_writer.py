@@ -32,6 +32,9 @@ logger = logging.getLogger(__name__)
 #: The lake writer's durable consumer: every kind of event.
 LAKE_WRITER = ConsumerSpec(name="lake-writer", batch=1000)
 
+#: What a message the lake can never hold raises while its rows are built or checked.
+_UNFIT = (SchemaError, KeyError, ValueError, TypeError, OverflowError)
+
 _TABLES: dict[EventKind, TableSpec] = {
     EventKind.WATCH: WATCH_EVENTS,
     EventKind.EXPOSURE: EXPOSURES,
@@ -62,28 +65,36 @@ class LakeWriter:
         """Write one kind's messages; returns the poisoned ones (position → reason)."""
         spec = _TABLES[kind]
         poisoned: dict[int, str] = {}
-        if kind is EventKind.WATCH:
-            frame = pd.DataFrame([record for _, record in items])
-            good, bad = split_poisoned(frame, "lake writer")
-            poisoned.update({items[row][0]: reason for row, reason in bad})
-            refused = {row for row, _ in bad}
-            items = [item for row, item in enumerate(items) if row not in refused]
-            table = _table(spec, good, items) if not good.empty else None
-        else:
-            table = _table(spec, None, items)
+        table: pa.Table | pd.DataFrame | None = None
+        try:
+            if kind is EventKind.WATCH:
+                frame = pd.DataFrame([record for _, record in items])
+                good, bad = split_poisoned(frame, "lake writer")
+                poisoned.update({items[row][0]: reason for row, reason in bad})
+                refused = {row for row, _ in bad}
+                items = [item for row, item in enumerate(items) if row not in refused]
+                table = _table(spec, good, items) if not good.empty else None
+            else:
+                table = _table(spec, None, items)
+        except _UNFIT:
+            table = pd.DataFrame()  # a record lacks a column or holds an odd value: checked one by one below
         if table is None:
             return poisoned
         try:
             checked = to_arrow(spec, table)
-        except SchemaError:
+        except _UNFIT:
             # Find the rows at fault one by one; the batch is rare, the check cheap.
             keep = []
             for position, record in items:
                 try:
-                    to_arrow(spec, _table(spec, None, [(position, record)]))
+                    single = _table(spec, None, [(position, record)])
+                    if kind is EventKind.WATCH and (bad := split_poisoned(single, "lake writer")[1]):
+                        poisoned[position] = bad[0][1]
+                        continue
+                    to_arrow(spec, single)
                     keep.append((position, record))
-                except SchemaError as error:
-                    poisoned[position] = f"does not fit the lake's {spec.name}: {error}"
+                except _UNFIT as error:
+                    poisoned[position] = f"does not fit the lake's {spec.name}: {type(error).__name__}: {error}"
             if not keep:
                 return poisoned
             checked = to_arrow(spec, _table(spec, None, keep))

@@ -70,6 +70,7 @@ def test_lake_writer_writes_each_event_once_and_quarantines_poison(
         (watch, "e0-again", encode(watch_record("e0"))),  # a republish past the de-duplication window
         (watch, "far-future", encode(watch_record("far-future", datetime(9999, 1, 1, tzinfo=UTC)))),
         (watch, "garbled", b"{not json"),
+        (watch, "no-profile", encode({k: v for k, v in watch_record("no-profile").items() if k != "profile_id"})),
         (bus_topology.subject(EventKind.EXPOSURE), "req-1", page.to_json().encode()),
         (bus_topology.subject(EventKind.PLAYBACK), "sess-0001/0", encode(report)),
     ]
@@ -78,7 +79,7 @@ def test_lake_writer_writes_each_event_once_and_quarantines_poison(
 
     stats = consume(nats_url, bus_topology, LakeWriter(lake))
 
-    assert stats.quarantined == 2 and stats.handled == 8
+    assert stats.quarantined == 3 and stats.handled == 8
     assert sorted(lake.read("watch_events")["event_id"]) == ["e0", "e1", "e2", "e3", "e4"]
     assert list(lake.read("exposures")["title_id"]) == ["m_space", "m_sea"]
     assert list(lake.read("playback_reports")["seq"]) == [7]
@@ -89,6 +90,7 @@ def test_lake_writer_writes_each_event_once_and_quarantines_poison(
     }
     assert "in the future" in reasons["far-future"]
     assert "unreadable" in reasons["garbled"]
+    assert "profile_id" in reasons["no-profile"]
 
     # Everything delivered again (a new durable reads the stream from the start): nothing is written twice.
     again = consume(nats_url, bus_topology, LakeWriter(lake), name="lake-writer-replay")

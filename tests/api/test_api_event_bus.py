@@ -126,3 +126,38 @@ def test_stream_lost_mid_run_gives_503_then_recovers(
         proxy.close()
     ids = [h["Nats-Msg-Id"] for h, _ in stream_messages(nats_url, bus_topology, bus_topology.subject(EventKind.WATCH))]
     assert ids == ["before-cut", "during-cut"]
+
+
+def test_lost_ack_is_a_503_and_the_retry_is_stored_once(
+    make_client: Callable[..., TestClient], nats_url: str, bus_topology: Topology
+) -> None:
+    """The answer waits for the ack: stored by the stream but unacknowledged is still a 503, never a 2xx."""
+    from tests.bus.proxy import CuttableProxy
+
+    proxy = CuttableProxy().open()
+    try:
+        client = bus_client(make_client, proxy.url, bus_topology)
+        bus = client.app.state.marquee.bus  # type: ignore[attr-defined]
+        headers = signup_and_login(client, "mute@example.com")
+        profile = make_profile(client, headers, "Ed")["profile_id"]
+
+        proxy.muted = True  # injected fault: the publish reaches the stream, its ack never comes back
+        started = time.monotonic()
+        refused = watch(client, headers, profile, "m_space", 0.3, event_id="ack-lost")
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert time.monotonic() - started >= bus.timeout_s * 0.9  # it waited for the ack
+        assert client.get(f"/v1/profiles/{profile}/history", headers=headers).json()["items"] == []
+        stored = stream_messages(nats_url, bus_topology, bus_topology.subject(EventKind.WATCH))
+        assert [h["Nats-Msg-Id"] for h, _ in stored] == ["ack-lost"]  # the stream did store it
+
+        proxy.muted = False
+        proxy.cut()  # the muted connection lost protocol bytes: start a clean one
+        proxy.open()
+        deadline = time.monotonic() + 15
+        while not bus.connected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert watch(client, headers, profile, "m_space", 0.3, event_id="ack-lost").status_code == 201
+    finally:
+        proxy.close()
+    stored = stream_messages(nats_url, bus_topology, bus_topology.subject(EventKind.WATCH))
+    assert [h["Nats-Msg-Id"] for h, _ in stored] == ["ack-lost"]  # the retry was de-duplicated by its id

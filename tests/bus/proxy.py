@@ -20,6 +20,8 @@ class CuttableProxy:
         self._thread.start()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        #: While set, nothing from the server reaches the client (acks are lost; requests still arrive).
+        self.muted = False
 
     @property
     def url(self) -> str:
@@ -59,11 +61,13 @@ class CuttableProxy:
         upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
         self._writers |= {writer, upstream_writer}
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter, from_server: bool) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await source.read(65536):
+                    if from_server and self.muted:
+                        continue
                     sink.write(data)
                     await sink.drain()
             sink.close()
 
-        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+        await asyncio.gather(pipe(reader, upstream_writer, False), pipe(upstream_reader, writer, True))

@@ -206,9 +206,11 @@ async def _handle_batch(
 ) -> None:
     deliveries = [_delivery(topology, m) for m in messages]
     stats.batches += 1
+    keepalive = asyncio.create_task(_in_progress(messages, spec.ack_wait_s / 2))
     try:
         poisoned = await asyncio.to_thread(handler, deliveries)
     except Exception as error:
+        keepalive.cancel()
         if len(messages) == 1:
             await _failed(js, topology, spec, messages[0], deliveries[0], error, stats)
             return
@@ -216,6 +218,7 @@ async def _handle_batch(
         for message in messages:
             await _handle_batch(js, topology, spec, handler, [message], stats)
         return
+    keepalive.cancel()
     for position, (message, delivery) in enumerate(zip(messages, deliveries, strict=True)):
         reason = poisoned.get(position)
         if reason is not None:
@@ -224,6 +227,15 @@ async def _handle_batch(
             stats.handled += 1
             stats.by_kind[delivery.kind.value] = stats.by_kind.get(delivery.kind.value, 0) + 1
         await message.ack()
+
+
+async def _in_progress(messages: list[Msg], every_s: float) -> None:
+    """Tell JetStream the batch is still being worked on, so a slow handler's messages are not redelivered meanwhile."""
+    while True:
+        await asyncio.sleep(every_s)
+        for message in messages:
+            with contextlib.suppress(Exception):
+                await message.in_progress()
 
 
 async def _failed(

@@ -34,6 +34,8 @@ from catalog_api.api.routes import (
     search,
     titles,
 )
+from catalog_api.bus_popularity import PopularityRefresh, popularity_spec
+from catalog_api.bus_publisher import EventPublisher
 from catalog_api.candidate_cache import TtlCache
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
 from catalog_api.export import export_events_to_lake, export_playback_reports_to_lake
@@ -52,6 +54,7 @@ from catalog_api.services.popularity import PopularityService
 from catalog_api.state import AppState, CatalogHolder
 from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
 from catalog_api.web import mount_web
+from core.bus import Topology, run_consumer_forever
 from core.lake import Lake
 from core.logs import configure_logging
 from core.settings import Settings
@@ -113,6 +116,7 @@ def build_state(
         metrics=Metrics(),
         login_guard=LoginGuard(shared_limits, ((options.login_limit, int(options.login_window_s)), *LOGIN_BACKOFF[1:])),
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        bus=EventPublisher(settings.event_bus, Topology(settings.event_bus_prefix)) if settings.event_bus else None,
     )
 
 
@@ -172,16 +176,26 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_flush_exposures_periodically(state))]
-        if options.export_interval_s > 0:
+        # With the event bus the stream's consumers feed the lake; the file-locked exporter would only
+        # coordinate the processes of one host (docs/event-bus.md).
+        if options.export_interval_s > 0 and state.bus is None:
             tasks.append(asyncio.create_task(_export_events_periodically(state, options.export_interval_s)))
+        stop_consumers = asyncio.Event()
+        if state.bus is not None:
+            bus, refresh = state.bus, PopularityRefresh(state.popularity)
+            consumer = run_consumer_forever(bus.url, bus.topology, popularity_spec(), refresh, stop_consumers)
+            tasks.append(asyncio.create_task(consumer))
         try:
             yield
         finally:
+            stop_consumers.set()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(state.exposures.close)
+            if state.bus is not None:
+                await asyncio.to_thread(state.bus.close)
             await state.recommender.aclose()
             state.engine.dispose()
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.api.observability import Metrics
+from catalog_api.bus_publisher import EventPublisher
 from catalog_api.candidate_cache import TtlCache
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
@@ -79,6 +80,9 @@ class AppState:
     login_guard: LoginGuard = field(default_factory=lambda: LoginGuard(LimitStore()))
     #: Reverse proxies whose ``X-Forwarded-For`` is believed (``security.proxies``).
     trusted_proxies: tuple[Network, ...] = ()
+    #: The event stream accepted events are published to before their 2xx (``MARQUEE_EVENT_BUS``); None: the
+    #: embedded default, the database and the exporter only.
+    bus: EventPublisher | None = None
 
     @property
     def candidates(self) -> TtlCache[HomeCandidatesResponse]:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 from functools import cached_property
@@ -147,6 +148,12 @@ class Settings(BaseSettings):
     #: Where login limits live, shared by every worker and replica (``redis://host:port/db``); unset:
     #: process memory, which only development accepts (``catalog_api.security.rate_limit``).
     rate_limit_url: str | None = None
+    #: Where accepted watch events, exposures and playback reports go besides the API database:
+    #: unset (embedded default) the database with its journal and one exporter; ``nats://host:4222``
+    #: a NATS JetStream stream read by durable consumers (``core.bus``, docs/event-bus.md).
+    event_bus: str | None = None
+    #: Subject and stream prefix on the bus (``<prefix>.events.watch``); one per deployment or test.
+    event_bus_prefix: str = "marquee"
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod
@@ -174,6 +181,20 @@ class Settings(BaseSettings):
     def _check_online_store(cls, value: str) -> str:
         if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
             raise ValueError(f"MARQUEE_FEAST_ONLINE must be 'sqlite' or a redis:// URL, got {value!r}")
+        return value
+
+    @field_validator("event_bus")
+    @classmethod
+    def _check_event_bus(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("nats://", "tls://")):
+            raise ValueError(f"MARQUEE_EVENT_BUS must be a nats:// or tls:// URL (or unset), got {value!r}")
+        return value or None
+
+    @field_validator("event_bus_prefix")
+    @classmethod
+    def _check_bus_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError(f"MARQUEE_EVENT_BUS_PREFIX must be 1-64 letters, digits, '_' or '-', got {value!r}")
         return value
 
     @cached_property

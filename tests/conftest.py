@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.bus import Topology
 from core.settings import Settings
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -64,6 +66,23 @@ def redis_url() -> str:
     """A real Redis at 127.0.0.1:6379, or skip."""
     require_service("Redis", "127.0.0.1", 6379)
     return "redis://127.0.0.1:6379"
+
+
+@pytest.fixture
+def nats_url() -> str:
+    """A real NATS server with JetStream at 127.0.0.1:4222, or skip."""
+    require_service("NATS", "127.0.0.1", 4222)
+    return "nats://127.0.0.1:4222"
+
+
+@pytest.fixture
+def bus_topology(nats_url: str) -> Iterator[Topology]:
+    """An event stream and subjects no other test uses (small limits), deleted after the test."""
+    from tests.bus.stream import delete_stream
+
+    topology = Topology(prefix=f"test-{uuid.uuid4().hex[:12]}", max_bytes=64 * 1024**2)
+    yield topology
+    delete_stream(nats_url, topology)
 
 
 @pytest.fixture

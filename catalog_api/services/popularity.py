@@ -136,6 +136,15 @@ class PopularityService:
             threading.Thread(target=self.refresh, name="popularity-refresh", daemon=True).start()
         return self._table
 
+    def expire(self, min_age_s: float) -> None:
+        """Let the next read refresh the table once it is ``min_age_s`` old (new events arrived).
+
+        Called by the event stream's popularity consumer: trending follows the events
+        instead of a fixed period, and ``min_age_s`` keeps a busy stream from
+        recomputing on every batch.
+        """
+        self._lifetime_s = min(self._lifetime_s, min_age_s)
+
     def refresh(self) -> PopularityTable:
         """Recompute from the lake and the database now."""
         if not self._refreshing.acquire(blocking=False):

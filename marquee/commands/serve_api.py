@@ -96,7 +96,14 @@ def register(group: typer.Typer) -> None:
             candidate_ttl_s=candidate_ttl,
             row_size=row_size,
         )
-        if push_features:
+        if settings.event_bus:
+            # The stream replaces the exporter and the database feed: its consumers run beside the API.
+            from marquee.commands.consume import ConsumerName, start_in_background
+
+            names = [ConsumerName.LAKE_WRITER] + ([ConsumerName.ONLINE_PUSH] if push_features else [])
+            start_in_background(settings, names)
+            typer.echo(f"event stream {settings.event_bus}: consumers {', '.join(n.value for n in names)}")
+        elif push_features:
             _start_online_push(settings)
         if replicas > 1:
             # The replicas neither migrate nor push features: this process did both, once.

@@ -73,7 +73,7 @@ class Workspace:
 
     @property
     def lake_dir(self) -> Path:
-        """Parquet tables of raw facts (titles, profiles, watch events, exposures)."""
+        """Delta Lake tables of raw facts (titles, profiles, watch events, exposures), unless ``lake_uri`` is set."""
         return self.home / "lake"
 
     @property
@@ -147,6 +147,15 @@ class Settings(BaseSettings):
     #: Where login limits live, shared by every worker and replica (``redis://host:port/db``); unset:
     #: process memory, which only development accepts (``catalog_api.security.rate_limit``).
     rate_limit_url: str | None = None
+    #: Where the lake's tables live: unset, the workspace's ``lake`` folder; or an object-store URI
+    #: (``s3://bucket/lake``, ``gs://…``, ``az://…``) that ``core.lake`` hands to Delta Lake.
+    lake_uri: str | None = None
+    #: Credentials and options of that object store (``MARQUEE_LAKE_STORAGE_OPTIONS``, a JSON object), as
+    #: Delta Lake's ``storage_options``; S3 needs a commit-safe setting (``conditional_put``) for several writers.
+    lake_storage_options: dict[str, str] = Field(default_factory=dict)
+    #: How long files dropped from a lake table (by compaction or erasure) and its old log entries are kept
+    #: before ``vacuum`` deletes them: readers of an older snapshot and incremental readers need them that long.
+    lake_retention_hours: float = Field(default=24.0, ge=0)
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod
@@ -192,6 +201,11 @@ class Settings(BaseSettings):
     def mlflow_artifact_root(self) -> str:
         """Where the embedded MLflow store keeps artifacts."""
         return (self.workspace.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def lake_location(self) -> str | Path:
+        """The lake in force: the object-store URI when set, else the workspace's folder."""
+        return self.lake_uri or self.workspace.lake_dir
 
     @property
     def database(self) -> str:

@@ -169,7 +169,8 @@ def _ingest(settings: Settings, read: Any, path: Path | None) -> IngestReport:
         frames = read()
         bar.set_description("validate + write")
         bar.update(1)
-        report = write_frames(Lake.from_settings(settings), frames, started=started, path=None if path is None else str(path))
+        lake = Lake.from_settings(settings)
+        report = write_frames(lake, frames, started=started, path=None if path is None else str(path))
         bar.update(1)
     return report
 

@@ -29,9 +29,7 @@ def register(group: typer.Typer) -> None:
         ] = 60.0,
         compact_every: Annotated[
             float,
-            typer.Option(
-                help="the exporter compacts and vacuums the lake's tables every N seconds (0: never)", min=0
-            ),
+            typer.Option(help="the exporter compacts and vacuums the lake's tables every N seconds (0: never)", min=0),
         ] = 3600.0,
         candidate_ttl: Annotated[
             float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -103,17 +104,27 @@ def test_erasure_removes_a_profiles_rows_from_every_tables_current_snapshot(tmp_
         lake.delete_rows("watch_events", "nope", {"x"})
 
 
-def _append_many(root: str, writer: str, count: int) -> None:
+def _write_many(root: str, writer: str, count: int, start_at: float) -> None:
+    """Append unique events, and insert overlapping titles with ``insert_new`` (the other writer, in reverse)."""
     lake = Lake(Path(root))
-    for i in range(count):
+    time.sleep(max(0.0, start_at - time.time()))  # both writers start together, once imported
+    order = range(count) if writer == "a" else reversed(range(count))
+    for i in order:
         frame = _events(0, 5)
         frame["event_id"] = [f"{writer}-{i}-{j}" for j in range(5)]
         lake.write("watch_events", frame, mode="append")
+        titles = [f"t{k}" for k in range(2 * i, 2 * i + 4)]
+        lake.write(
+            "titles",
+            pd.DataFrame({"title_id": titles, "type": "movie", "title": titles, "maturity_level": 2}),
+            mode="insert_new",
+        )
 
 
-def test_two_writer_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
+def test_two_writer_processes_at_once_lose_nothing_and_insert_nothing_twice(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
-    writers = [context.Process(target=_append_many, args=(str(tmp_path), name, 15)) for name in ("a", "b")]
+    start_at = time.time() + 6
+    writers = [context.Process(target=_write_many, args=(str(tmp_path), name, 15, start_at)) for name in "ab"]
     for process in writers:
         process.start()
     for process in writers:
@@ -122,7 +133,9 @@ def test_two_writer_processes_appending_at_once_lose_nothing(tmp_path: Path) -> 
     lake = Lake(tmp_path)
     ids = _ids(lake.read("watch_events"))
     assert len(ids) == len(set(ids)) == 2 * 15 * 5
-    assert lake.version("watch_events") == 29  # one commit per write, none lost
+    assert lake.version("watch_events") == 29  # one commit per append, none lost
+    titles = lake.read("titles")["title_id"].tolist()
+    assert sorted(titles) == sorted(f"t{k}" for k in range(2 * 15 + 2))  # each key once
 
 
 def test_insert_new_skips_stored_keys_including_null_key_parts(tmp_path: Path) -> None:

@@ -285,6 +285,8 @@ class Lake:
             self.table_uri(spec.name),
             table,
             mode=mode,
+            # A column added to the spec later joins the table (older files read it as null).
+            schema_mode="overwrite" if mode == "overwrite" else "merge",
             configuration=self.table_configuration(),
             writer_properties=_WRITER,
             storage_options=self.storage_options or None,

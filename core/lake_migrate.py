@@ -42,7 +42,7 @@ class MigratedTable:
     """What the migration did to one table."""
 
     name: str
-    outcome: Literal["converted", "cleaned up", "already a table", "absent"]
+    outcome: Literal["converted", "cleaned up", "already migrated", "already a table", "absent"]
     rows: int = 0
     parts: int = 0
 
@@ -73,8 +73,9 @@ def _migrate_table(source: Path, spec: TableSpec, target: Lake, in_place: bool) 
                 f"lake table {spec.name!r} exists both as old parts and as a table not written by the migration; "
                 f"keep one: move {folder} aside and run `marquee lake migrate` again"
             )
-        if in_place:
-            _remove_legacy(folder, parts)
+        if not in_place:
+            return MigratedTable(spec.name, "already migrated", parts=len(parts))
+        _remove_legacy(folder, parts)
         return MigratedTable(spec.name, "cleaned up", parts=len(parts))
     rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
     write_deltalake(

@@ -288,3 +288,31 @@ def test_spark_reads_the_same_rows_as_the_lake(tmp_path: Path) -> None:
     assert sorted((r.event_id, r.profile_id) for r in rows) == sorted(
         zip(expected["event_id"], expected["profile_id"], strict=True)
     )
+
+
+def test_a_lake_given_as_a_uri_and_from_settings(tmp_path: Path) -> None:
+    from core.settings import Settings
+
+    settings = Settings(home=tmp_path / "ws", lake_uri=(tmp_path / "bucket").as_uri(), lake_retention_hours=0)
+    lake = Lake.from_settings(settings)
+    assert lake.remote and lake.table_uri("watch_events") == f"{(tmp_path / 'bucket').as_uri()}/watch_events"
+    for start in (0, 3):
+        lake.write("watch_events", _events(start, 3), mode="append")
+    assert lake.compact("watch_events").files_after == 1
+    assert lake.erase({"profile_id": {"p1"}})["watch_events"] == 6
+    assert lake.exists("watch_events") and lake.read("watch_events").empty
+    assert (tmp_path / "bucket" / "watch_events" / "_delta_log").is_dir()
+    assert not (tmp_path / "ws" / "lake" / "watch_events").exists()
+    with pytest.raises(ConfigurationError, match="object store"):
+        lake.table_dir("watch_events")
+
+
+def test_migrate_into_another_location_leaves_the_old_lake_as_it_was(tmp_path: Path) -> None:
+    _legacy_lake(tmp_path / "old")
+    target = Lake((tmp_path / "bucket").as_uri())
+    outcomes = {t.name: t.outcome for t in migrate_lake(tmp_path / "old", target)}
+    assert outcomes["watch_events"] == "converted" and len(target.read("watch_events")) == 6
+    assert (tmp_path / "old" / "watch_events" / "_manifest.json").exists()
+    assert len(list((tmp_path / "old" / "watch_events").glob("part-*.parquet"))) == 3
+    again = {t.name: t.outcome for t in migrate_lake(tmp_path / "old", target)}
+    assert again["watch_events"] == "already migrated" and len(target.read("watch_events")) == 6

@@ -271,6 +271,7 @@ class Lake:
         if mode not in ("overwrite", "append", "insert_new"):
             raise InvalidInputError(f"lake write mode must be overwrite, append or insert_new, got {mode!r}")
         spec = _spec(name)
+        self._refuse_legacy(name)  # a table written beside old parts would hide them
         table = to_arrow(spec, data)
         if mode == "insert_new":
             written = self._retry(lambda: self._insert_new(spec, table), f"insert into {name}")

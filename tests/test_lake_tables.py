@@ -211,6 +211,8 @@ def test_migrate_converts_an_old_lake_in_place_and_can_run_again(tmp_path: Path)
     lake = Lake(tmp_path)
     with pytest.raises(ConfigurationError, match="marquee lake migrate"):
         lake.read("watch_events")
+    with pytest.raises(ConfigurationError, match="marquee lake migrate"):
+        lake.write("watch_events", _events(50, 1), mode="append")
     backup = tmp_path.parent / "backup"
     shutil.copytree(tmp_path / "watch_events", backup)
     outcomes = {t.name: (t.outcome, t.rows) for t in migrate_lake(tmp_path, lake)}

@@ -121,6 +121,7 @@ def _write_many(root: str, writer: str, count: int, start_at: float) -> None:
         )
 
 
+@pytest.mark.slow
 def test_two_writer_processes_at_once_lose_nothing_and_insert_nothing_twice(tmp_path: Path) -> None:
     context = multiprocessing.get_context("spawn")
     start_at = time.time() + 6
@@ -265,6 +266,7 @@ def test_duckdb_reads_the_same_rows_as_the_lake(tmp_path: Path) -> None:
     assert [pd.Timestamp(t).tz_convert("UTC") for t in rows["ts"]] == expected["ts"].tolist()
 
 
+@pytest.mark.slow
 def test_spark_reads_the_same_rows_as_the_lake(tmp_path: Path) -> None:
     if shutil.which("java") is None:
         pytest.skip("no Java runtime: Spark cannot start")
@@ -277,6 +279,8 @@ def test_spark_reads_the_same_rows_as_the_lake(tmp_path: Path) -> None:
     spark = (
         SparkSession.builder.master("local[1]")
         .appName("marquee-lake-test")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.session.timeZone", "UTC")

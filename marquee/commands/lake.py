@@ -57,7 +57,7 @@ def migrate_command(
         typer.Option("--lake", help="Folder of the old-layout lake; default the workspace's lake folder."),
     ] = None,
 ) -> None:
-    """Convert a lake of parquet parts (``_manifest.json`` per table) into tables; safe to run again.
+    """Convert a lake of parquet parts (a _manifest.json per table) into Delta tables; safe to run again.
 
     The tables are written where the lake is configured (``MARQUEE_LAKE_URI``, else the
     workspace folder). Converting in place deletes each table's old parts once its commit

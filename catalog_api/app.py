@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -78,7 +79,7 @@ def build_state(
     engine = make_engine(settings.database, schema=db_schema)
     migrate(engine)
     sessions = make_session_factory(engine)
-    lake = Lake(settings.workspace.lake_dir)
+    lake = Lake.from_settings(settings)
     if options.sync_catalog:
         with session_scope(sessions) as session:
             if catalog_is_empty(session) and lake.exists("titles"):
@@ -145,14 +146,35 @@ def export_events_now(state: AppState) -> int:
     return exported
 
 
+def maintain_lake_now(state: AppState) -> None:
+    """Compact and vacuum the lake's tables (each export added a small file); failures are logged."""
+    try:
+        for report in state.lake.maintain():
+            logger.info(
+                "lake upkeep: %s %d → %d files, %d old files deleted",
+                report.name,
+                report.files_before,
+                report.files_after,
+                report.files_deleted,
+            )
+    except Exception:
+        logger.exception("compacting the lake failed; will retry")
+
+
 async def _export_events_periodically(state: AppState, interval_s: float) -> None:
-    # With several workers on one workspace, one of them exports (whoever holds the lock).
+    # With several workers on one workspace, one of them exports (whoever holds the lock); the
+    # exporter also keeps the lake's tables compact, every ``compact_interval_s``.
     leader = LeaderLock(state.settings.workspace.home / "run" / "api-export.lock")
+    compact_s = state.options.compact_interval_s
+    compacted_at = time.monotonic()
     try:
         while True:
             await asyncio.sleep(interval_s)
             if leader.try_acquire():
                 await asyncio.to_thread(export_events_now, state)
+                if compact_s > 0 and time.monotonic() - compacted_at >= compact_s:
+                    await asyncio.to_thread(maintain_lake_now, state)
+                    compacted_at = time.monotonic()
     finally:
         leader.release()
 
@@ -225,7 +247,14 @@ SWITCH_INTERVAL_S = 0.001
 #: Environment variable carrying ``ApiOptions`` (as JSON) to worker processes started by uvicorn.
 OPTIONS_ENV = "MARQUEE_API_OPTIONS"
 #: The ``ApiOptions`` fields a command line may set for worker processes.
-WORKER_OPTION_FIELDS = ("admin_token", "export_interval_s", "candidate_ttl_s", "sync_catalog", "row_size")
+WORKER_OPTION_FIELDS = (
+    "admin_token",
+    "export_interval_s",
+    "compact_interval_s",
+    "candidate_ttl_s",
+    "sync_catalog",
+    "row_size",
+)
 
 
 def options_to_environment(options: ApiOptions) -> str:

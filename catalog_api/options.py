@@ -53,6 +53,8 @@ class ApiOptions:
         experiments_dir: folder of the experiment store; default ``settings.experiments_dir``, else
             the shipped definitions.
         export_interval_s: export new watch events to the lake this often (0: only on request).
+        compact_interval_s: the exporter also compacts and vacuums the lake's tables this often
+            (``Lake.maintain``), so each export's small file does not pile up; 0: never.
         sync_catalog: load the catalog from the lake at start-up when the database has none.
         cdn_edges: the CDN edges manifests may point at.
     """
@@ -75,5 +77,6 @@ class ApiOptions:
     admin_token: str | None = None
     experiments_dir: Path | None = None
     export_interval_s: float = 0.0
+    compact_interval_s: float = 3600.0
     sync_catalog: bool = True
     cdn_edges: tuple[CdnEdge, ...] = field(default=DEFAULT_EDGES)

@@ -74,7 +74,7 @@ class Workspace:
 
     @property
     def lake_dir(self) -> Path:
-        """Parquet tables of raw facts (titles, profiles, watch events, exposures)."""
+        """Delta Lake tables of raw facts (titles, profiles, watch events, exposures), unless ``lake_uri`` is set."""
         return self.home / "lake"
 
     @property
@@ -154,6 +154,15 @@ class Settings(BaseSettings):
     event_bus: str | None = None
     #: Subject and stream prefix on the bus (``<prefix>.events.watch``); one per deployment or test.
     event_bus_prefix: str = "marquee"
+    #: Where the lake's tables live: unset, the workspace's ``lake`` folder; or an object-store URI
+    #: (``s3://bucket/lake``, ``gs://…``, ``az://…``) that ``core.lake`` hands to Delta Lake.
+    lake_uri: str | None = None
+    #: Credentials and options of that object store (``MARQUEE_LAKE_STORAGE_OPTIONS``, a JSON object), as
+    #: Delta Lake's ``storage_options``; S3 needs a commit-safe setting (``conditional_put``) for several writers.
+    lake_storage_options: dict[str, str] = Field(default_factory=dict)
+    #: How long files dropped from a lake table (by compaction or erasure) and its old log entries are kept
+    #: before ``vacuum`` deletes them: readers of an older snapshot and incremental readers need them that long.
+    lake_retention_hours: float = Field(default=24.0, ge=0)
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod
@@ -213,6 +222,11 @@ class Settings(BaseSettings):
     def mlflow_artifact_root(self) -> str:
         """Where the embedded MLflow store keeps artifacts."""
         return (self.workspace.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def lake_location(self) -> str | Path:
+        """The lake in force: the object-store URI when set, else the workspace's folder."""
+        return self.lake_uri or self.workspace.lake_dir
 
     @property
     def database(self) -> str:

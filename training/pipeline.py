@@ -298,7 +298,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
     config.check()
     started = time.perf_counter()
     watch = Stopwatch()
-    lake = Lake(settings.workspace.lake_dir)
+    lake = Lake.from_settings(settings)
     with watch.stage("load"):
         data = load_training_data(lake)
     with watch.stage("split"):

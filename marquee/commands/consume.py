@@ -36,7 +36,7 @@ def build_consumer(settings: Settings, name: ConsumerName) -> tuple[ConsumerSpec
     """The durable spec and the handler of consumer ``name`` on ``settings``' workspace."""
     from core.lake import Lake
 
-    lake = Lake(settings.workspace.lake_dir)
+    lake = Lake.from_settings(settings)
     if name is ConsumerName.LAKE_WRITER:
         from catalog_api.bus_lake_writer import LAKE_WRITER, LakeWriter
 

@@ -84,7 +84,7 @@ def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]], str
         from core.lake import Lake
         from marquee.commands._common import load_settings
 
-        lake = Lake(load_settings().workspace.lake_dir)
+        lake = Lake.from_settings(load_settings())
         events = lake.read_or_empty("watch_events")
         if events.empty:
             raise InvalidInputError("the workspace lake has no watch events; load a dataset first (marquee data ...)")

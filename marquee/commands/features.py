@@ -66,7 +66,7 @@ def materialize_command(
     stamp = None if as_of is None else pd.Timestamp(as_of).tz_localize("UTC") if as_of.tzinfo is None else as_of
     report = materialize(
         store,
-        Lake(settings.workspace.lake_dir),
+        Lake.from_settings(settings),
         as_of=None if stamp is None else pd.Timestamp(stamp),
         options=PipelineOptions(half_life_days=half_life_days),
         progress=True,

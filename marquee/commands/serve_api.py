@@ -27,6 +27,10 @@ def register(group: typer.Typer) -> None:
         export_every: Annotated[
             float, typer.Option(help="export new watch events to the lake every N seconds (0: never)", min=0)
         ] = 60.0,
+        compact_every: Annotated[
+            float,
+            typer.Option(help="the exporter compacts and vacuums the lake's tables every N seconds (0: never)", min=0),
+        ] = 3600.0,
         candidate_ttl: Annotated[
             float,
             typer.Option(
@@ -84,7 +88,7 @@ def register(group: typer.Typer) -> None:
             # Once, before any worker starts: workers must not race to migrate or fill the catalog.
             engine = make_engine(settings.database)
             migrate(engine)
-            lake = Lake(settings.workspace.lake_dir)
+            lake = Lake.from_settings(settings)
             with session_scope(make_session_factory(engine)) as session:
                 if sync_catalog or (catalog_is_empty(session) and lake.exists("titles")):
                     titles, episodes = sync_catalog_from_lake(session, lake)
@@ -93,6 +97,7 @@ def register(group: typer.Typer) -> None:
         options = ApiOptions(
             admin_token=os.environ.get("MARQUEE_ADMIN_TOKEN") or None,
             export_interval_s=export_every,
+            compact_interval_s=compact_every,
             candidate_ttl_s=candidate_ttl,
             row_size=row_size,
         )
@@ -215,7 +220,7 @@ def _start_online_push(settings: Settings) -> None:
         migrate(engine)
         feed = EventFeed(make_session_factory(engine))
         store = open_store(settings)
-        OnlinePushLoop(store, Lake(settings.workspace.lake_dir), feed.after, feed.latest_seq()).start()
+        OnlinePushLoop(store, Lake.from_settings(settings), feed.after, feed.latest_seq()).start()
         typer.echo(f"online feature push on ({settings.feast_online})")
     except Exception:
         logger.exception("the online feature push could not start; the API runs without it")

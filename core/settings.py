@@ -147,6 +147,13 @@ class Settings(BaseSettings):
     #: Where login limits live, shared by every worker and replica (``redis://host:port/db``); unset:
     #: process memory, which only development accepts (``catalog_api.security.rate_limit``).
     rate_limit_url: str | None = None
+    ranker_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes that train the neural ranker together (torch DDP over gloo; "
+        "`marquee train --ranker-workers` overrides it); 1 trains it in the training process",
+    )
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod

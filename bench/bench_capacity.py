@@ -232,6 +232,51 @@ def bench_exporter(n: int, database_url: str | None) -> dict[str, Any]:
     }
 
 
+def bench_exposures(pages: int, profiles: int = 1_000_000, titles: int = 50_000) -> dict[str, Any]:
+    """Lake bytes per exposure row: ``pages`` home pages (6 rows of 20 titles) through the API's own flush path.
+
+    Pages are built as the API buffers them (``ExposurePage``), expanded by ``pages_table`` and
+    appended with ``Lake.write``, in flushes of 500 pages like the API's buffer. Titles are drawn
+    uniformly from 50k (the most entropy a personalised page can have), so the bytes are an upper bound.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from catalog_api.services.exposures import ExposurePage, pages_table
+    from core.lake import Lake
+
+    rng = np.random.default_rng(0)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    row_keys = ["continue", "top-picks", "trending", "because-you-watched", "genre:drama", "genre:comedy"]
+    with tempfile.TemporaryDirectory(prefix="bench-exposures-") as tmp:
+        lake = Lake(Path(tmp) / "lake")
+        rows = 0
+        started, started_cpu = time.perf_counter(), time.process_time()
+        for flush in range(0, pages, 500):
+            batch = [
+                ExposurePage(
+                    request_id=uuid.uuid4().hex,
+                    ts=start + timedelta(seconds=int(flush + i) * 3),
+                    profile_id=f"profile-{rng.integers(profiles)}",
+                    rows=[(key, "7", [f"title-{t}" for t in rng.integers(0, titles, 20)]) for key in row_keys],
+                    assignments=[("ranker-challenger", "treatment")] if rng.random() < 0.5 else [],
+                )
+                for i in range(min(500, pages - flush))
+            ]
+            rows += lake.write("exposures", pages_table(batch), mode="append")
+        wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+        lake_bytes = bytes_under(Path(tmp) / "lake", "exposures")
+    return {
+        "pages": pages,
+        "rows": rows,
+        "rows_per_page": rows / pages,
+        "lake_bytes_per_row": lake_bytes / rows,
+        "rows_per_cpu_s": rows / cpu,
+        "wall_s": wall,
+    }
+
+
 def bench_redis(home: Path, redis_url: str) -> dict[str, Any]:
     """Bytes per online-store key in Redis (Feast's layout) and per login-limit key.
 
@@ -280,6 +325,22 @@ def bench_redis(home: Path, redis_url: str) -> dict[str, Any]:
     return out
 
 
+def _finished(path: Path | None) -> dict[str, Any]:
+    """The parts an earlier run printed as JSON lines on stderr: exporter, exposures, sizes by events."""
+    done: dict[str, Any] = {"sizes": {}}
+    if path is None:
+        return done
+    for line in path.read_text().splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if "steps" in record:
+            done["sizes"][int(record["events"])] = record
+        else:
+            done.update(record)
+    return done
+
+
 def serving_results() -> list[dict[str, Any]]:
     """Per-replica throughput from the last serving and API bench results (not rerun)."""
     rows: list[dict[str, Any]] = []
@@ -317,20 +378,45 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379", help="'' skips the Redis measurements")
     parser.add_argument("--redis-events", type=int, default=1_000_000, help="the size whose feature rows go to Redis")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per CLI step before it is killed")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: exporter,sizes,redis")
+    parser.add_argument("--exposure-pages", type=int, default=5_000, help="home pages whose exposures are written")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: exporter,exposures,sizes,redis")
+    parser.add_argument(
+        "--resume",
+        type=Path,
+        default=None,
+        help="stderr of an earlier run: reuse the parts and sizes it finished (each is one JSON line there)",
+    )
     parser.add_argument("--no-json", action="store_true", help="print only; do not write bench/results")
     args = parser.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     sizes = [int(float(s)) for s in args.events.split(",") if s.strip()]
 
-    exporter = None if "exporter" in skip else bench_exporter(args.exporter_events, args.database_url)
+    done = _finished(args.resume)
+    exporter = done.get("exporter")
+    if exporter is None and "exporter" not in skip:
+        exporter = bench_exporter(args.exporter_events, args.database_url)
+        print(json.dumps({"exporter": exporter}), file=sys.stderr, flush=True)
+    exposures = done.get("exposures")
+    if exposures is None and "exposures" not in skip:
+        exposures = bench_exposures(args.exposure_pages)
+        print(json.dumps({"exposures": exposures}), file=sys.stderr, flush=True)
     redis_url = None if "redis" in skip or not args.redis_url else args.redis_url
-    measured = []
+    measured = [size for n, size in sorted(done.get("sizes", {}).items()) if n in sizes]
     if "sizes" not in skip:
         for n in sizes:
-            measured.append(
-                measure_size(n, args.engine, args.models, args.timeout, redis_url if n == args.redis_events else None)
-            )
+            if n in done.get("sizes", {}):
+                continue
+            # A size that fails (or times out) is reported and skipped: the sizes before it still count.
+            try:
+                size = measure_size(
+                    n, args.engine, args.models, args.timeout, redis_url if n == args.redis_events else None
+                )
+            except RuntimeError as error:
+                print(f"[{n:,} events] FAILED: {error}", file=sys.stderr, flush=True)
+                continue
+            print(json.dumps(size), file=sys.stderr, flush=True)
+            measured.append(size)
+    measured.sort(key=lambda size: size["events"])
     redis_part = next((s["redis"] for s in measured if s["redis"]), None)
     load = os.getloadavg()[0]
 
@@ -348,6 +434,17 @@ def main() -> None:
             round(exporter["lake_bytes_per_event"], 1),
         ]
         tables.append({"caption": "exporter: API database → lake (one process)", "columns": cols, "rows": [row]})
+    if exposures:
+        cols = ["pages", "exposure rows", "rows/page", "lake bytes/row", "rows per CPU-s"]
+        row = [
+            exposures["pages"],
+            exposures["rows"],
+            round(exposures["rows_per_page"], 1),
+            round(exposures["lake_bytes_per_row"], 2),
+            round(exposures["rows_per_cpu_s"]),
+        ]
+        caption = "exposures: home pages → lake (6 rows × 20 of 50k titles, half the pages in one experiment)"
+        tables.append({"caption": caption, "columns": cols, "rows": [row]})
     if measured:
         cols = ["events", "profiles", "step", "wall s", "CPU s", "peak RSS MB", "detail"]
         rows = []

@@ -98,7 +98,9 @@ def bytes_under(root: Path, table: str) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file() and table in p.relative_to(root).parts[0:3])
 
 
-def measure_size(events: int, engine: str, models: str, timeout_s: float, redis_url: str | None) -> dict[str, Any]:
+def measure_size(
+    events: int, engine: str, models: str, timeout_s: float, redis_url: str | None, train_step: bool = True
+) -> dict[str, Any]:
     """Generate, materialize and train at one size in a fresh workspace (and measure Redis on its lake)."""
     with tempfile.TemporaryDirectory(prefix="bench-capacity-") as tmp:
         home = Path(tmp) / "ws"
@@ -121,14 +123,17 @@ def measure_size(events: int, engine: str, models: str, timeout_s: float, redis_
         if found:
             features.detail = {"feature_tables_s": float(found.group(1)), "materialize_s": float(found.group(2))}
 
-        print(f"[{events:,} events] train ...", file=sys.stderr, flush=True)
-        train = run_step("train", ["train", "--models", models], env, timeout_s)
-        found = re.search(r"time: ([\d.]+)s wall \((.*)\)", train.output)
-        if found:
-            train.detail = {"pipeline_s": float(found.group(1))}
-            for stage in found.group(2).split(", "):
-                name, _, seconds = stage.rpartition(" ")
-                train.detail[name] = float(seconds.rstrip("s"))
+        steps = [generate, features]
+        if train_step:
+            print(f"[{events:,} events] train ...", file=sys.stderr, flush=True)
+            train = run_step("train", ["train", "--models", models], env, timeout_s)
+            found = re.search(r"time: ([\d.]+)s wall \((.*)\)", train.output)
+            if found:
+                train.detail = {"pipeline_s": float(found.group(1))}
+                for stage in found.group(2).split(", "):
+                    name, _, seconds = stage.rpartition(" ")
+                    train.detail[name] = float(seconds.rstrip("s"))
+            steps.append(train)
         profiles = re.search(r"([\d,]+) profiles", generate.output)
         redis_part = None
         if redis_url:
@@ -139,9 +144,7 @@ def measure_size(events: int, engine: str, models: str, timeout_s: float, redis_
             "events": events,
             "profiles": int(profiles.group(1).replace(",", "")) if profiles else None,
             "lake_bytes_per_event": lake_bytes / events,
-            "steps": [
-                {k: v for k, v in step.__dict__.items() if k != "output"} for step in (generate, features, train)
-            ],
+            "steps": [{k: v for k, v in step.__dict__.items() if k != "output"} for step in steps],
         }
 
 
@@ -379,7 +382,9 @@ def main() -> None:
     parser.add_argument("--redis-events", type=int, default=1_000_000, help="the size whose feature rows go to Redis")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per CLI step before it is killed")
     parser.add_argument("--exposure-pages", type=int, default=5_000, help="home pages whose exposures are written")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: exporter,exposures,sizes,redis")
+    parser.add_argument(
+        "--skip", default="", help="comma-separated parts to skip: exporter,exposures,sizes,train,redis"
+    )
     parser.add_argument(
         "--resume",
         type=Path,
@@ -409,7 +414,12 @@ def main() -> None:
             # A size that fails (or times out) is reported and skipped: the sizes before it still count.
             try:
                 size = measure_size(
-                    n, args.engine, args.models, args.timeout, redis_url if n == args.redis_events else None
+                    n,
+                    args.engine,
+                    args.models,
+                    args.timeout,
+                    redis_url if n == args.redis_events else None,
+                    train_step="train" not in skip,
                 )
             except RuntimeError as error:
                 print(f"[{n:,} events] FAILED: {error}", file=sys.stderr, flush=True)

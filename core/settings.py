@@ -163,6 +163,13 @@ class Settings(BaseSettings):
     #: How long files dropped from a lake table (by compaction or erasure) and its old log entries are kept
     #: before ``vacuum`` deletes them: readers of an older snapshot and incremental readers need them that long.
     lake_retention_hours: float = Field(default=24.0, ge=0)
+    ranker_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes that train the neural ranker together (torch DDP over gloo; "
+        "`marquee train --ranker-workers` overrides it); 1 trains it in the training process",
+    )
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod

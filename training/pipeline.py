@@ -39,6 +39,7 @@ from core.settings import Settings
 from features.pipelines import compute_feature_tables
 from models.bundle import ModelBundle
 from models.ranker import NeuralRanker
+from models.ranker_distributed import MAX_WORKERS, fit_distributed
 from training.candidates import (
     FittedCandidate,
     candidate_lists,
@@ -83,6 +84,8 @@ class TrainingConfig:
         max_profiles: at most this many validation profiles (seeded sample) get candidate lists,
             ranker rows and metrics: bounds the cost on large data, all of them on small data.
         ranker_profiles: at most this many validation profiles train the ranker (speed bound).
+        ranker_workers: processes that train the ranker together (torch DDP over gloo,
+            ``models.ranker_distributed``); 1 trains it in this process.
         holdout_fraction: share of validation profiles kept out of ranker training, on
             which candidates and ranked lists are compared (and promotion is decided).
         refit: refit the candidates on all interactions for the served bundle.
@@ -101,6 +104,7 @@ class TrainingConfig:
     ranker_params: dict[str, Any] = field(default_factory=dict)
     max_profiles: int = 8000
     ranker_profiles: int = 5000
+    ranker_workers: int = 1
     holdout_fraction: float = 0.25
     refit: bool = True
     promote: bool = True
@@ -121,6 +125,8 @@ class TrainingConfig:
             raise InvalidInputError(f"max_profiles must be at least 20, got {self.max_profiles}")
         if self.ranker_profiles < 10:
             raise InvalidInputError(f"ranker_profiles must be at least 10, got {self.ranker_profiles}")
+        if not 1 <= self.ranker_workers <= MAX_WORKERS:
+            raise InvalidInputError(f"ranker_workers must be between 1 and {MAX_WORKERS}, got {self.ranker_workers}")
         unknown = sorted(set(self.params) - set(self.models))
         if unknown:
             raise InvalidInputError(f"params given for models not being trained: {unknown}")
@@ -203,7 +209,11 @@ def feature_tables(lake: Lake, progress: bool = False) -> tuple[dict[str, pd.Dat
 
 
 def fit_ranker(data: RankerData, rows: np.ndarray, config: TrainingConfig) -> NeuralRanker:
-    """Fit the ranker on the masked rows (training profiles with at least one positive in their union)."""
+    """Fit the ranker on the masked rows (training profiles with at least one positive in their union).
+
+    With ``config.ranker_workers`` above 1 the ranker is trained by that many processes
+    (DDP over gloo); the one-process fit is the default.
+    """
     params = {"seed": config.seed, **config.ranker_params}
     ranker = NeuralRanker(**params)
     bar = tqdm(total=ranker.epochs, desc="ranker epochs", unit="epoch", disable=not config.progress)
@@ -212,7 +222,18 @@ def fit_ranker(data: RankerData, rows: np.ndarray, config: TrainingConfig) -> Ne
         bar.set_postfix(loss=f"{loss:.4f}")
         bar.update()
 
-    ranker.fit(data.matrix(rows), data.groups(rows), data.labels(rows), data.columns, on_epoch=on_epoch)
+    if config.ranker_workers > 1:
+        ranker = fit_distributed(
+            ranker,
+            data.matrix(rows),
+            data.groups(rows),
+            data.labels(rows),
+            data.columns,
+            workers=config.ranker_workers,
+            on_epoch=on_epoch,
+        ).ranker
+    else:
+        ranker.fit(data.matrix(rows), data.groups(rows), data.labels(rows), data.columns, on_epoch=on_epoch)
     bar.close()
     return ranker
 
@@ -378,6 +399,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
                     "profiles": int(rdata.frame.loc[train_rows, "user_id"].nunique()),
                     "positives": int(rdata.frame.loc[train_rows, "label"].sum()),
                     "columns": len(rdata.columns),
+                    "workers": config.ranker_workers,
                 }
             else:
                 logger.warning("no training profile has a watched-next title among its candidates; ranker skipped")
@@ -530,6 +552,7 @@ def _log_and_register(
                 "use_ranker": config.use_ranker,
                 "max_profiles": config.max_profiles,
                 "ranker_profiles": config.ranker_profiles,
+                "ranker_workers": config.ranker_workers,
                 "holdout_fraction": config.holdout_fraction,
                 "refit": config.refit,
                 "feature_service": config.feature_service,

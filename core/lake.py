@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.errors import NotFoundError, SchemaError
+from core.errors import LakeFileError, NotFoundError, SchemaError
 from core.tables import TABLES, TableSpec
 
 logger = logging.getLogger(__name__)
@@ -113,6 +113,19 @@ def _check_unique(spec: TableSpec, table: pa.Table) -> None:
         )
 
 
+def _read_part(name: str, path: Path, columns: list[str] | None, schema: pa.Schema) -> pa.Table:
+    """One data file of table ``name``; a file that cannot be read is named in the error (a corrupted lake file).
+
+    Arrow's own message names the file only for some failures (a bad footer), not for a
+    damaged page or a file listed but gone; the reader (export, popularity, training, the
+    model server's catalog) logs this and keeps what it loaded before.
+    """
+    try:
+        return pq.read_table(path, columns=columns, schema=schema)
+    except (pa.ArrowException, OSError) as exc:
+        raise LakeFileError(path, f"lake table {name!r}: cannot read this data file ({exc})") from exc
+
+
 class Lake:
     """Read and write the lake tables under ``root``."""
 
@@ -194,8 +207,7 @@ class Lake:
                 "fill the lake first with `marquee data generate` or `marquee data load FORMAT PATH`"
             )
         schema = spec.schema if columns is None else pa.schema([spec.schema.field(c) for c in columns])
-        tables = [pq.read_table(p, columns=columns, schema=schema) for p in parts]
-        return pa.concat_tables(tables)
+        return pa.concat_tables([_read_part(name, p, columns, schema) for p in parts])
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The whole table as a pandas DataFrame (timestamps are UTC)."""

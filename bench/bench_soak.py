@@ -1,18 +1,26 @@
-"""Soak: mixed traffic at a steady rate for a long time against a started API (issue 16, Deliver 5).
+"""Soak: mixed traffic at a steady rate for a long time against the started servers (issue 16, Deliver 5).
 
-Starts ``marquee serve api`` on a workspace (generating a small synthetic
-catalog there if the lake has none), then sends a fixed rate of mixed requests
-(home 40 %, search 20 %, watch events 30 %, manifests 10 %) from 16
+Starts the model server (``marquee serve models``, the default models trained on
+the workspace first; ``--model-server none`` leaves it out, every home page then
+being the fallback) and ``marquee serve api`` on a workspace (a small synthetic
+catalog generated there if the lake has none), then sends a fixed rate of mixed
+requests (home 40 %, search 20 %, watch events 30 %, manifests 10 %) from 16
 accounts (each under the per-account limit of 600 requests a minute) for
-``--minutes``. It samples the API process every 10 s (RSS, open file
-descriptors) and prints, per 5-minute window (per minute on short runs), the
-request count, p50/p99 and errors; then the verdict against the targets:
-RSS growth after warm-up < 10 %, p99 of the last window within 1.5x the first,
-no growth in open fds, every acknowledged event stored (checked in the
-database).
+``--minutes``. Clients refresh their tokens as a real client does: shortly
+before the access token expires, and after a 401 (counted as a failure).
+It samples each server's process tree every 10 s (RSS, open file descriptors)
+and prints, per 5-minute window (per minute on short runs), the request count,
+p50/p99, 5xx, 401s, other 4xx and requests without an answer; then the verdict
+against the targets per process: RSS growth after warm-up < 10 %, no growth in
+open fds; p99 of the last window within 1.5x the first; every acknowledged
+event stored (checked in the database).
 
-    python bench/bench_soak.py --minutes 30 --rate 100          # the full soak (model server started)
+    python bench/bench_soak.py --minutes 30 --rate 100          # the full soak
     python bench/bench_soak.py --minutes 3 --rate 100           # a short run (say so when reporting)
+
+To find what grows, set ``MARQUEE_MEMORY_TRACE=/path/report.txt`` (see
+``catalog_api.memory_trace``): the API then appends tracemalloc and heap reports
+every minute. Tracing slows the API several times, so never with figures.
 """
 
 from __future__ import annotations

@@ -62,10 +62,15 @@ class _Pool:
 
 
 class OpenLoopLoad:
-    """GET requests at ``rate`` per second (whatever the answers' latency) until stopped or ``max_s`` passed.
+    """GET requests at ``rate`` per second until stopped or ``max_s`` passed, at most ``max_in_flight`` at once.
 
-    ``request(n)`` gives the n-th request's bytes and a label; ``record(label, status, body)``
-    receives every answer (status 0: no answer within 10 s or a broken connection).
+    Sent on schedule whatever the answers' latency, like a fleet of clients, except
+    that no more than ``max_in_flight`` wait at once (a fleet's connections are finite
+    too): a server that falls behind is not buried under a queue that would time out
+    every request, health checks included; the schedule slips instead, which
+    ``max_lag_s`` and the achieved rate show. ``request(n)`` gives the n-th request's
+    bytes and a label; ``record(label, status, body)`` receives every answer (status 0:
+    no answer within 10 s or a broken connection).
     """
 
     def __init__(
@@ -75,10 +80,11 @@ class OpenLoopLoad:
         max_s: float,
         request: Callable[[int], tuple[bytes, str]],
         record: Callable[[str, int, bytes], None],
+        max_in_flight: int = 32,
     ) -> None:
         parts = urlsplit(url)
         self._pool = _Pool(parts.hostname or "127.0.0.1", parts.port or 80)
-        self.rate, self.max_s = rate, max_s
+        self.rate, self.max_s, self.max_in_flight = rate, max_s, max_in_flight
         self._request, self._record = request, record
         self.stopped = threading.Event()
         self.sent = 0
@@ -94,24 +100,27 @@ class OpenLoopLoad:
         self.stopped.set()
         self._thread.join(timeout=timeout)
 
-    async def _one(self, n: int) -> None:
+    async def _one(self, n: int, slots: asyncio.Semaphore) -> None:
         payload, label = self._request(n)
         try:
             status, body = await asyncio.wait_for(self._pool.get(payload), timeout=10)
         except (OSError, TimeoutError):
             status, body = 0, b""
+        finally:
+            slots.release()
         self._record(label, status, body)
 
     async def _main(self) -> None:
         tasks: set[asyncio.Task[None]] = set()
+        slots = asyncio.Semaphore(self.max_in_flight)
         started = time.perf_counter()
         while not self.stopped.is_set() and time.perf_counter() - started < self.max_s:
             delay = started + self.sent / self.rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
-                self.max_lag_s = max(self.max_lag_s, -delay)
-            task = asyncio.create_task(self._one(self.sent))
+            await slots.acquire()
+            self.max_lag_s = max(self.max_lag_s, time.perf_counter() - (started + self.sent / self.rate))
+            task = asyncio.create_task(self._one(self.sent, slots))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             self.sent += 1

@@ -40,6 +40,7 @@ from catalog_api.bus_publisher import EventPublisher
 from catalog_api.candidate_cache import TtlCache
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
 from catalog_api.export import export_events_to_lake, export_playback_reports_to_lake
+from catalog_api.memory_trace import trace_memory, trace_target
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
 from catalog_api.process_lock import LeaderLock
@@ -51,6 +52,8 @@ from catalog_api.security.rate_limit import LOGIN_BACKOFF, LimitStore, LoginGuar
 from catalog_api.security.tokens import TokenIssuer
 from catalog_api.services.experiments import ExperimentBridge
 from catalog_api.services.exposures import ExposureLog
+from catalog_api.services.home_model import candidate_slot
+from catalog_api.services.page_cache import PageInputs
 from catalog_api.services.popularity import PopularityService
 from catalog_api.state import AppState, CatalogHolder
 from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
@@ -92,7 +95,14 @@ def build_state(
     # live as long as the answer it was built from can be served; the lifetime only bounds memory.
     page_lifetime_s = options.candidate_ttl_s and options.candidate_ttl_s + options.candidate_stale_s
     breaker = ModelServerBreaker(options.breaker_failures, options.breaker_cooldown_s)
-    candidates: TtlCache[HomeCandidatesResponse] = TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s)
+    # One entry per profile and filter set (slots: a newer history replaces the older entry), so the
+    # bounds are reached only by that many profiles active within an entry's life (docs/reliability.md#memory).
+    candidates: TtlCache[HomeCandidatesResponse] = TtlCache(
+        options.candidate_ttl_s,
+        max_entries=options.candidate_cache_entries,
+        stale_s=options.candidate_stale_s,
+        slot=candidate_slot,
+    )
     # Login limits are shared by every worker and replica (Redis) when configured; the per-account
     # request limit stays in process memory (it runs on every request; a round trip would cost more).
     shared_limits = LimitStore(settings.rate_limit_url)
@@ -105,7 +115,7 @@ def build_state(
         catalog=catalog,
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, candidates),
-        pages=TtlCache(page_lifetime_s, max_entries=20_000),
+        pages=TtlCache(page_lifetime_s, max_entries=options.page_cache_entries, slot=PageInputs.slot),
         playback=PlaybackService.from_settings(settings, options),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
@@ -207,6 +217,8 @@ def create_app(
             bus, refresh = state.bus, PopularityRefresh(state.popularity)
             consumer = run_consumer_forever(bus.url, bus.topology, popularity_spec(), refresh, stop_consumers)
             tasks.append(asyncio.create_task(consumer))
+        if (trace := trace_target()) is not None:
+            tasks.append(asyncio.create_task(trace_memory(trace, state.bounded_sizes)))
         try:
             yield
         finally:

@@ -84,6 +84,15 @@ class AppState:
     #: embedded default, the database and the exporter only.
     bus: EventPublisher | None = None
 
+    def bounded_sizes(self) -> dict[str, int]:
+        """Entries held by each structure that lives as long as the process (``memory_trace`` reports them)."""
+        return {
+            "pages": len(self.pages),
+            "candidates": len(self.candidates),
+            "verified_tokens": self.tokens.remembered(),
+            "exposures_buffered": self.exposures.buffered,
+        }
+
     @property
     def candidates(self) -> TtlCache[HomeCandidatesResponse]:
         """The model-server client's candidate cache (the client owns it)."""

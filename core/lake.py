@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from core.errors import ConfigurationError, InvalidInputError, NotFoundError, SchemaError
+from core.errors import ConfigurationError, InvalidInputError, LakeFileError, NotFoundError, SchemaError
 from core.tables import TABLES, TableSpec
 
 if TYPE_CHECKING:
@@ -134,6 +135,25 @@ def _check_unique(spec: TableSpec, table: pa.Table) -> None:
             f"table {spec.name!r}: {duplicates} duplicate primary key(s) on {list(spec.primary_key)}; "
             "each row must have a unique key"
         )
+
+
+def _snapshot_rows(name: str, table: DeltaTable, columns: list[str] | None) -> pa.Table:
+    """The rows of ``table``'s snapshot; a data file that cannot be read is named in the error.
+
+    Arrow's own message names the file only for some failures (a bad footer), not for a
+    damaged page or a file listed but gone; the reader (export, popularity, training, the
+    model server's catalog) logs this and keeps what it loaded before.
+    """
+    dataset = table.to_pyarrow_dataset()
+    try:
+        return dataset.to_table(columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        for path in dataset.files:
+            try:
+                pq.read_table(path, columns=columns, filesystem=dataset.filesystem)
+            except (pa.ArrowException, OSError) as file_exc:
+                raise LakeFileError(path, f"lake table {name!r}: cannot read this data file ({file_exc})") from exc
+        raise LakeFileError(table.table_uri, f"lake table {name!r}: cannot read its snapshot ({exc})") from exc
 
 
 @dataclass(frozen=True)
@@ -413,7 +433,7 @@ class Lake:
         table = self._require(name) if version is None else self._open(name, version)
         if table is None:
             raise NotFoundError(f"lake table {name!r} has no version {version}")
-        return conform(table.to_pyarrow_dataset().to_table(columns=columns), spec, columns)
+        return conform(_snapshot_rows(name, table, columns), spec, columns)
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The whole table as a pandas DataFrame (timestamps are UTC)."""
@@ -459,7 +479,7 @@ class Lake:
 
     @staticmethod
     def _full(table: DeltaTable, spec: TableSpec, columns: list[str] | None, version: int) -> Increment:
-        rows = conform(table.to_pyarrow_dataset().to_table(columns=columns), spec, columns)
+        rows = conform(_snapshot_rows(spec.name, table, columns), spec, columns)
         return Increment(rows, version, full=True)
 
     def summary(self, name: str) -> TableSummary:

@@ -152,7 +152,8 @@ def _snapshot_rows(name: str, table: DeltaTable, columns: list[str] | None) -> p
             try:
                 pq.read_table(path, columns=columns, filesystem=dataset.filesystem)
             except (pa.ArrowException, OSError) as file_exc:
-                raise LakeFileError(path, f"lake table {name!r}: cannot read this data file ({file_exc})") from exc
+                uri = next((uri for uri in table.file_uris() if uri.endswith(path)), path)
+                raise LakeFileError(uri, f"lake table {name!r}: cannot read this data file ({file_exc})") from exc
         raise LakeFileError(table.table_uri, f"lake table {name!r}: cannot read its snapshot ({exc})") from exc
 
 

@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 def interactions(events: DataFrame) -> DataFrame:
     """Lake ``watch_events`` → one row per (profile, title) with its confidence weight (as the pandas engine)."""
-    from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
     progress = sf.when(
@@ -60,13 +59,20 @@ def interactions(events: DataFrame) -> DataFrame:
         # pandas' groupby "last": the last non-null rating in the lake's order.
         sf.max_by("rating", sf.when(sf.col("rating").isNotNull(), sf.col("_row"))).alias("rating"),
     )
-    top = sf.max("rating").over(Window.partitionBy())
-    weight = 1.0 + 2.0 * sf.col("progress") + 2.0 * (sf.col("progress") >= COMPLETED_SHARE).cast("float")
-    scaled = sf.when(
-        sf.col("rating").isNotNull() & ~sf.isnan("rating") & (sf.col("_top") > 0),
-        weight * (0.5 + sf.col("rating") / sf.greatest(sf.col("_top"), sf.lit(1e-6))),
-    ).otherwise(weight)
-    return grouped.withColumn("_top", top).select("user_id", "item_id", "ts", scaled.cast("float").alias("weight"))
+    # Progress is float32 in the pandas engine, and so is its comparison with the completed share.
+    weight = (
+        1.0
+        + 2.0 * sf.col("progress")
+        + 2.0 * (sf.col("progress") >= sf.lit(COMPLETED_SHARE).cast("float")).cast("float")
+    )
+    # Ratings are on different scales per dataset; only the share of the top rating matters.
+    top_row = grouped.agg(sf.max("rating").alias("top")).first()
+    top = float(top_row["top"]) if top_row is not None and top_row["top"] is not None else None
+    if top is None:
+        return grouped.select("user_id", "item_id", "ts", weight.cast("float").alias("weight"))
+    rated = sf.col("rating").isNotNull() & ~sf.isnan("rating") & sf.lit(top > 0)
+    scaled = sf.when(rated, weight * (0.5 + sf.col("rating") / max(top, 1e-6))).otherwise(weight)
+    return grouped.select("user_id", "item_id", "ts", scaled.cast("float").alias("weight"))
 
 
 def dataset_hash(events: DataFrame, columns: list[str]) -> str:

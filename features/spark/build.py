@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import pyarrow as pa
 
+from features.pipelines.title import METADATA_TIMESTAMP
 from features.pipelines.windows import DAY_S
 from features.spark.plays import plays_from_events
 from features.spark.tables import genre_affinity, profile_activity, title_genres, title_metadata, title_popularity
@@ -49,6 +50,9 @@ def compute_feature_tables_spark(
             "title_metadata": title_metadata(titles),
         }
         tables = {name: to_pandas(frame) for name, frame in frames.items()}
+        # The pandas engine stamps catalog metadata with a seconds-unit constant; keep its dtype.
+        metadata = tables["title_metadata"]
+        metadata["event_timestamp"] = metadata["event_timestamp"].dt.as_unit(METADATA_TIMESTAMP.unit)
         genres.unpersist()
     finally:
         plays.unpersist()

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pyarrow as pa
+
 from core.errors import NotFoundError
 from core.lake import Lake
 from core.tables import TABLES
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import StructType
 
 
 def read_table(spark: SparkSession, lake: Lake, name: str, columns: list[str] | None = None) -> DataFrame:
@@ -34,8 +37,9 @@ def read_table(spark: SparkSession, lake: Lake, name: str, columns: list[str] | 
     return spark.read.parquet(*parts).select(*wanted)
 
 
-def _spark_schema(spark: SparkSession, schema: object) -> object:
+def _spark_schema(spark: SparkSession, schema: pa.Schema) -> StructType:
     """The Spark schema of an arrow schema (for empty tables, which have no file to infer it from)."""
     from pyspark.sql.pandas.types import from_arrow_schema
 
+    del spark
     return from_arrow_schema(schema)

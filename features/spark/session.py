@@ -65,6 +65,8 @@ def spark_session(settings: Settings) -> SparkSession:
             .config("spark.executor.extraJavaOptions", "-Duser.timezone=UTC")
         )
         if cores:
+            # A local master talks to itself only: loopback, whatever the host name resolves to.
+            os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
             builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("WARN")

@@ -60,18 +60,19 @@ def profile_activity(plays: DataFrame, genres: DataFrame, as_of_s: int) -> DataF
     from pyspark.sql import Window
     from pyspark.sql import functions as sf
 
-    starts = plays.where(sf.col("play") == 1)
+    # The previous play *start* of the same (profile, title): the last start among the earlier rows.
     pair = Window.partitionBy("profile_id", "title_id").orderBy("s", "us", "_row")
-    previous = sf.lag("s").over(pair)
-    within = previous.isNotNull() & (sf.col("s") - previous <= BINGE_GAP.total_seconds())
-    binge = starts.select("_row", within.cast("double").alias("binge"))
-    steps = plays.join(binge, "_row", "left").select(
+    previous = sf.last(sf.when(sf.col("play") == 1, sf.col("s")), ignorenulls=True).over(
+        pair.rowsBetween(Window.unboundedPreceding, -1)
+    )
+    within = (sf.col("play") == 1) & previous.isNotNull() & (sf.col("s") - previous <= BINGE_GAP.total_seconds())
+    steps = plays.select(
         "profile_id",
         "s",
         sf.col("play").cast("double").alias("play"),
         "minutes",
         sf.col("completed").cast("double").alias("completed"),
-        sf.coalesce(sf.col("binge"), sf.lit(0.0)).alias("binge"),
+        within.cast("double").alias("binge"),
         sf.lit(0.0).alias("genre_first"),
         sf.lit(1).alias("seen"),
     )
@@ -171,34 +172,38 @@ def title_popularity(plays: DataFrame, titles: DataFrame, as_of_s: int) -> DataF
     from pyspark.sql import functions as sf
 
     value_names = ["play", "completed", *[f"viewers_{w}" for w in (*WINDOWS_DAYS, "all")]]
-
-    def event(frame: DataFrame, s: Column, **values: Column) -> DataFrame:
-        return frame.select(
-            "title_id",
-            s.cast("long").alias("s"),
-            *[values.get(v, sf.lit(0.0)).cast("double").alias(v) for v in value_names],
-        )
-
-    parts = [event(plays, sf.col("s"), play=sf.col("play"), completed=sf.col("completed"))]
     pair = Window.partitionBy("title_id", "profile_id").orderBy("s", "us", "_row")
     viewed = plays.select(
         "title_id",
         "s",
+        "play",
+        "completed",
         sf.lag("s").over(pair).alias("_prev"),
         sf.lead("s").over(pair).alias("_next"),
     )
-    parts.append(event(viewed.where(sf.col("_prev").isNull()), sf.col("s"), viewers_all=sf.lit(1.0)))
+
+    def point(s: Column, **values: Column) -> Column:
+        return sf.struct(
+            s.cast("long").alias("s"), *[values.get(v, sf.lit(0.0)).cast("double").alias(v) for v in value_names]
+        )
+
+    def flag(condition: Column, value: float) -> Column:
+        return sf.when(condition, sf.lit(value)).otherwise(sf.lit(0.0))
+
+    # Each play step emits its own counts at s and, per window, the viewer segments it opens
+    # (+1 at s) or closes (-1 at its last play + window): a profile's plays of a title closer
+    # than the window merge into one segment (first, last + window], counted once.
+    first = sf.col("_prev").isNull()
+    at_s = {"play": sf.col("play"), "completed": sf.col("completed"), "viewers_all": flag(first, 1.0)}
+    shifted = []
     for days in WINDOWS_DAYS:
         window_s = days * DAY_S
-        # A profile's plays of a title closer than the window merge into one segment
-        # (first, last + window]: +1 where it starts, -1 once it has ended.
-        starts = viewed.where(sf.col("_prev").isNull() | (sf.col("s") - sf.col("_prev") > window_s))
-        ends = viewed.where(sf.col("_next").isNull() | (sf.col("_next") - sf.col("s") > window_s))
-        parts.append(event(starts, sf.col("s"), **{f"viewers_{days}": sf.lit(1.0)}))
-        parts.append(event(ends, sf.col("s") + window_s, **{f"viewers_{days}": sf.lit(-1.0)}))
-    events = parts[0]
-    for part in parts[1:]:
-        events = events.unionByName(part)
+        opens = first | (sf.col("s") - sf.col("_prev") > window_s)
+        closes = sf.col("_next").isNull() | (sf.col("_next") - sf.col("s") > window_s)
+        at_s[f"viewers_{days}"] = flag(opens, 1.0)
+        shifted.append(sf.when(closes, point(sf.col("s") + window_s, **{f"viewers_{days}": sf.lit(-1.0)})))
+    exploded = viewed.select("title_id", sf.explode(sf.array(point(sf.col("s"), **at_s), *shifted)).alias("_e"))
+    events = exploded.where(sf.col("_e").isNotNull()).select("title_id", "_e.*")
     queries = snapshot_times(plays.select("title_id", "s"), ["title_id"], as_of_s)
     windows: dict[str, list[int | None]] = {"play": [*WINDOWS_S, None], "completed": [None]}
     windows |= {f"viewers_{w}": [None] for w in (*WINDOWS_DAYS, "all")}

@@ -76,7 +76,14 @@ def postgres_url() -> str:
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """One local[2] Spark session for the whole test session (starting one costs many seconds)."""
+    import shutil
+
     pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        message = "Java is not installed (`make java`); the Spark engine needs it"
+        if services_required():
+            pytest.fail(f"{message} and MARQUEE_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
     from features.spark.session import spark_session
 
     home = tmp_path_factory.mktemp("spark-ws")

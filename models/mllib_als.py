@@ -15,6 +15,7 @@ asked for); a process with none gets Spark's default local one.
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +24,9 @@ import pandas as pd
 
 from models.als import ImplicitALS
 from models.history import Histories
+
+#: Sweeps between checkpoints of the factors (bounds the lineage a task deserialises).
+CHECKPOINT_INTERVAL = 5
 
 
 class MllibALS(ImplicitALS):
@@ -54,6 +58,10 @@ class MllibALS(ImplicitALS):
         from pyspark.sql import SparkSession
 
         spark = SparkSession.getActiveSession() or SparkSession.builder.getOrCreate()
+        if spark.sparkContext.getCheckpointDir() is None:
+            # Without checkpoints every sweep lengthens the factors' lineage until a task's
+            # deserialisation overflows the stack (about 15-20 sweeps) and takes the JVM down.
+            spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="marquee-mllib-als-"))
         counts = np.diff(hist.indptr)
         ratings = pd.DataFrame(
             {
@@ -75,6 +83,7 @@ class MllibALS(ImplicitALS):
             ratingCol="weight",
             numUserBlocks=blocks,
             numItemBlocks=blocks,
+            checkpointInterval=CHECKPOINT_INTERVAL,
         )
         model = als.fit(spark.createDataFrame(ratings))
         self._users = _dense(model.userFactors.toPandas(), hist.n_users, self.factors)

@@ -70,6 +70,10 @@ def spark_session(settings: Settings) -> SparkSession:
             builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
         session = builder.getOrCreate()
         session.sparkContext.setLogLevel("WARN")
+        # Iterative jobs (MLlib ALS) checkpoint here to cut their lineage.
+        checkpoints = settings.workspace.home / "spark-checkpoints"
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        session.sparkContext.setCheckpointDir(str(checkpoints))
         logger.info("spark session on %s (%d shuffle partitions)", master, partitions)
         return session
 

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: The environment in which missing secrets are generated into the workspace instead of refusing to start.
 DEVELOPMENT = "development"
+#: Batch engines of the feature pipelines, training frames and the protocol's split (``MARQUEE_ENGINE``).
+ENGINES = ("pandas", "spark")
 #: File of the workspace holding generated secrets (mode 0600).
 SECRETS_FILE = "secrets.json"
 #: Secrets generated per workspace when not configured (setting name -> environment variable).
@@ -125,6 +127,10 @@ class Settings(BaseSettings):
         serving_url: where the API finds the BentoML model server.
         experiments_dir: folder of experiment definitions (YAML); default the
             definitions shipped in the ``experiments`` package.
+        engine: the batch engine of the feature pipelines, the training frames and the
+            protocol's split: ``pandas`` (embedded default, one process) or ``spark``.
+        spark_master: the Spark master when ``engine`` is ``spark`` (``local[2]``, ``spark://host:7077``...).
+        spark_driver_memory: the Spark driver's heap (a local master runs everything in the driver).
     """
 
     model_config = SettingsConfigDict(env_prefix="MARQUEE_", extra="ignore")
@@ -170,6 +176,10 @@ class Settings(BaseSettings):
         description="processes that train the neural ranker together (torch DDP over gloo; "
         "`marquee train --ranker-workers` overrides it); 1 trains it in the training process",
     )
+    #: Batch engine (``MARQUEE_ENGINE``): ``pandas`` or ``spark`` (see :data:`ENGINES`).
+    engine: str = "pandas"
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod
@@ -191,6 +201,14 @@ class Settings(BaseSettings):
             for name in missing:
                 setattr(self, name, stored[name])
         return self
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ENGINES:
+            raise ValueError(f"MARQUEE_ENGINE must be one of {', '.join(ENGINES)}, got {value!r}")
+        return value
 
     @field_validator("feast_online")
     @classmethod

@@ -90,3 +90,22 @@ def postgres_url() -> str:
     """A real PostgreSQL at 127.0.0.1:5432 (database ``test``), or skip."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One local[2] Spark session for the whole test session (starting one costs many seconds)."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        message = "Java is not installed (`make java`); the Spark engine needs it"
+        if services_required():
+            pytest.fail(f"{message} and MARQUEE_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+    from features.spark.session import spark_session
+
+    home = tmp_path_factory.mktemp("spark-ws")
+    session = spark_session(Settings(home=home, engine="spark", spark_master="local[2]"))
+    yield session
+    session.stop()

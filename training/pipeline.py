@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,7 +36,8 @@ from tqdm import tqdm
 from core.errors import InvalidInputError
 from core.lake import Lake
 from core.settings import Settings
-from features.pipelines import compute_feature_tables
+from features.pipelines import PipelineOptions, compute_feature_tables
+from features.spark.session import session_for
 from models.bundle import ModelBundle
 from models.ranker import NeuralRanker
 from models.ranker_distributed import MAX_WORKERS, fit_distributed
@@ -57,6 +58,9 @@ from training.protocol import PROTOCOL, Split, validation_split
 from training.ranker_data import RankerData, build_ranker_data
 from training.registry import Registration, register_and_promote, register_runner_up
 from training.tracking import BUNDLE_ARTIFACT, Tracker
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -169,8 +173,13 @@ class Stopwatch:
 
 
 # ----------------------------------------------------------------------------- steps
-def split_validation(data: TrainingData) -> Split:
-    """The protocol's validation split of all interactions: last 20% of each profile held out."""
+def split_validation(data: TrainingData, spark: SparkSession | None = None) -> Split:
+    """The protocol's validation split of all interactions: last 20% of each profile held out (in Spark when given)."""
+    if spark is not None:
+        from training import spark_frames
+
+        frame = spark.createDataFrame(data.interactions)
+        return spark_frames.temporal_user_split(frame, drop_short_users=False)
     return validation_split(data.interactions)
 
 
@@ -194,16 +203,35 @@ def cutoff_times(train: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in train.groupby("user_id", sort=False)["ts"].max().items()}
 
 
-def feature_tables(lake: Lake, progress: bool = False) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def feature_tables(
+    lake: Lake, progress: bool = False, spark: SparkSession | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The feature store's as-of tables computed from the lake (the rows Feast's offline store holds).
+
+    Args:
+        spark: compute them with this Spark session (``MARQUEE_ENGINE=spark``); None: pandas.
 
     Returns:
         The tables by name, and episode id → series id (title features are per catalog title).
     """
-    events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
-    titles = lake.read_or_empty("titles")
     episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
-    tables = dict(compute_feature_tables(events, titles, episodes, progress=progress).tables)
+    if spark is not None:
+        from features.spark.build import compute_feature_tables_spark
+        from features.spark.lake import read_table
+
+        tables = dict(
+            compute_feature_tables_spark(
+                read_table(spark, lake, "watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"]),
+                read_table(spark, lake, "titles"),
+                read_table(spark, lake, "episodes", ["episode_id", "series_id"]) if len(episodes) else None,
+                None,
+                PipelineOptions(),
+            ).tables
+        )
+    else:
+        events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
+        titles = lake.read_or_empty("titles")
+        tables = dict(compute_feature_tables(events, titles, episodes, progress=progress).tables)
     catalog_title = dict(zip(episodes["episode_id"].astype(str), episodes["series_id"].astype(str), strict=True))
     return tables, catalog_title
 
@@ -320,10 +348,11 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
     started = time.perf_counter()
     watch = Stopwatch()
     lake = Lake.from_settings(settings)
+    spark = session_for(settings, config.models)
     with watch.stage("load"):
-        data = load_training_data(lake)
+        data = load_training_data(lake, spark)
     with watch.stage("split"):
-        split = split_validation(data)
+        split = split_validation(data, spark)
         item_features = item_feature_tokens(data.titles, lake.read_or_empty("episodes", ["episode_id", "series_id"]))
     relevant_all = split.test_items()
     users = sample_profiles(sorted(relevant_all), config.max_profiles, config.seed)
@@ -383,10 +412,10 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         ranker_info: dict[str, Any] = {}
         if config.use_ranker:
             with watch.stage("features"):
-                tables, catalog_title = feature_tables(lake, progress=config.progress)
+                tables, catalog_title = feature_tables(lake, progress=config.progress, spark=spark)
             with watch.stage("ranker_data"):
                 rdata = build_ranker_data(
-                    lists, cutoff_times(split.train), relevant_all, config.models, tables, catalog_title
+                    lists, cutoff_times(split.train), relevant_all, config.models, tables, catalog_title, spark=spark
                 )
             in_holdout = rdata.frame["user_id"].isin(holdout).to_numpy()
             train_rows = _ranker_training_rows(rdata, in_holdout, config)

@@ -46,7 +46,13 @@ def evaluate(
     if out is not None:
         _check_writable(out)  # before a run that may take many minutes, not after it
     interactions, features, dataset = _load(name, path)
-    report = evaluate_models(interactions, chosen, dataset=dataset, tune=tune, seed=seed, item_features=features)
+    from features.spark.session import session_for
+    from marquee.commands._common import load_settings
+
+    spark = session_for(load_settings(), chosen)
+    report = evaluate_models(
+        interactions, chosen, dataset=dataset, tune=tune, seed=seed, item_features=features, spark=spark
+    )
     typer.echo(f"{report['protocol']} on {dataset}: {report['split']}")
     for skipped, reason in report.get("skipped", {}).items():
         typer.echo(f"skipped {skipped}: {reason}")

@@ -57,6 +57,7 @@ def materialize_command(
     from core.errors import InvalidInputError
     from core.lake import Lake
     from features.pipelines import PipelineOptions
+    from features.spark.session import session_for
     from features.store import materialize, open_store
 
     if engine not in ("direct", "feast"):
@@ -71,6 +72,7 @@ def materialize_command(
         options=PipelineOptions(half_life_days=half_life_days),
         progress=True,
         engine="feast" if engine == "feast" else "direct",
+        spark=session_for(settings),
     )
     tables = report.tables
     typer.echo(f"events {tables.events:,} → plays {tables.plays:,}; data window {tables.data_start} .. {tables.as_of}")

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install demo test lint bench clean browser docs web media-tools
+.PHONY: install demo test lint bench clean browser docs web media-tools java
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-install: $(STAMP) web media-tools
+install: $(STAMP) web media-tools java
 
 ## The web page's players (hls.js, dash.js), pinned in package-lock.json and copied into the
 ## served static folder (git-ignored): the page fetches nothing from elsewhere at run time.
@@ -46,15 +46,28 @@ browser:
 		echo "chromium is missing (as root: apt-get install chromium); the browser test will be skipped"; \
 	fi
 
-## Debian's ffmpeg (packaging) and nginx (origin and edges) for `marquee media package` and
-## `marquee serve edge`. Best-effort like `browser`: without them the media tests skip (fail in CI).
+## Debian's ffmpeg (packaging), nginx (origin and edges) and HAProxy (the balancer of `--replicas`) for
+## `marquee media package`, `marquee serve edge` and `marquee serve api|models --replicas N`.
+## Best-effort like `browser`: without them the media and replica tests skip (fail in CI).
 media-tools:
-	@if command -v ffmpeg >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1; then :; \
+	@if command -v ffmpeg >/dev/null 2>&1 && command -v nginx >/dev/null 2>&1 \
+		&& { command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; }; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg nginx) \
-			|| echo "ffmpeg/nginx could not be installed; the media tests will be skipped"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg nginx haproxy) \
+			|| echo "ffmpeg/nginx/haproxy could not be installed; the media and replica tests will be skipped"; \
 	else \
-		echo "ffmpeg or nginx is missing (as root: apt-get install ffmpeg nginx); the media tests will be skipped"; \
+		echo "ffmpeg, nginx or haproxy is missing (as root: apt-get install ffmpeg nginx haproxy); the media and replica tests will be skipped"; \
+	fi
+
+## Debian's OpenJDK for the Spark engine (MARQUEE_ENGINE=spark, MLlib ALS; pyspark is a pinned
+## Python dependency). Best-effort like `media-tools`: without Java the Spark tests skip (fail in CI).
+java:
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q openjdk-17-jre-headless) \
+			|| echo "openjdk-17-jre-headless could not be installed; the Spark tests will be skipped"; \
+	else \
+		echo "java is missing (as root: apt-get install openjdk-17-jre-headless); the Spark tests will be skipped"; \
 	fi
 
 ## The test suite, with lint, types and import contracts first; tests/test_docs.py builds the

@@ -1,23 +1,32 @@
-"""Soak: mixed traffic at a steady rate for a long time against a started API (issue 16, Deliver 5).
+"""Soak: mixed traffic at a steady rate for a long time against the started servers (issue 16, Deliver 5).
 
-Starts ``marquee serve api`` on a workspace (generating a small synthetic
-catalog there if the lake has none), then sends a fixed rate of mixed requests
-(home 40 %, search 20 %, watch events 30 %, manifests 10 %) from 16
+Starts the model server (``marquee serve models``, the default models trained on
+the workspace first; ``--model-server none`` leaves it out, every home page then
+being the fallback) and ``marquee serve api`` on a workspace (a small synthetic
+catalog generated there if the lake has none), then sends a fixed rate of mixed
+requests (home 40 %, search 20 %, watch events 30 %, manifests 10 %) from 16
 accounts (each under the per-account limit of 600 requests a minute) for
-``--minutes``. It samples the API process every 10 s (RSS, open file
-descriptors) and prints, per 5-minute window (per minute on short runs), the
-request count, p50/p99 and errors; then the verdict against the targets:
-RSS growth after warm-up < 10 %, p99 of the last window within 1.5x the first,
-no growth in open fds, every acknowledged event stored (checked in the
-database).
+``--minutes``. Clients refresh their tokens as a real client does: shortly
+before the access token expires, and after a 401 (counted as a failure).
+It samples each server's process tree every 10 s (RSS, open file descriptors)
+and prints, per 5-minute window (per minute on short runs), the request count,
+p50/p99, 5xx, 401s, other 4xx and requests without an answer; then the verdict
+against the targets per process: RSS growth after warm-up < 10 %, no growth in
+open fds; p99 of the last window within 1.5x the first; every acknowledged
+event stored (checked in the database).
 
     python bench/bench_soak.py --minutes 30 --rate 100          # the full soak
     python bench/bench_soak.py --minutes 3 --rate 100           # a short run (say so when reporting)
+
+To find what grows, set ``MARQUEE_MEMORY_TRACE=/path/report.txt`` (see
+``catalog_api.memory_trace``): the API then appends tracemalloc and heap reports
+every minute. Tracing slows the API several times, so never with figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import random
@@ -61,49 +70,149 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_api(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MARQUEE_HOME": str(home), "MARQUEE_SERVING_URL": "http://127.0.0.1:9"}
-    lake_titles = home / "lake" / "titles"
-    if not lake_titles.exists():
+def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, path: str) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        try:
+            if httpx.get(url + path, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    process.kill()
+    raise SystemExit(f"{what} did not start in 180 s")
+
+
+def prepare_workspace(env: dict[str, str], home: Path, model_server: bool) -> None:
+    """A generated catalog and history in the lake; with a model server, the default models trained on it."""
+    if not (home / "lake" / "titles").exists():
         subprocess.run(
             [sys.executable, "-m", "marquee", "data", "generate", "--titles", "500", "--profiles", "200",
              "--events", "5000"], env=env, check=True,
         )  # fmt: skip
-    process = subprocess.Popen(
+    trained = home / "run" / "soak-trained"
+    if model_server and not trained.exists():
+        started = time.perf_counter()
+        for step in (["features", "apply"], ["features", "materialize"], ["train"]):
+            subprocess.run([sys.executable, "-m", "marquee", *step], env=env, check=True, stdout=subprocess.DEVNULL)
+        trained.touch()
+        print(f"features and default models trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def start_servers(home: Path, model_server: bool, workers: int) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
+    """Start the model server (when asked) and the API on free ports; returns the API's URL and the processes."""
+    env = {**os.environ, "MARQUEE_HOME": str(home), "MARQUEE_LOG_LEVEL": "WARNING", "BENTOML_DO_NOT_TRACK": "True"}
+    prepare_workspace(env, home, model_server)
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    if model_server:
+        port = free_port()
+        env["MARQUEE_SERVING_URL"] = f"http://127.0.0.1:{port}"
+        log = home / "run" / "soak-models.log"
+        with log.open("ab") as out:
+            processes["models"] = subprocess.Popen(
+                [sys.executable, "-m", "marquee", "serve", "models", "--port", str(port), "--workers", str(workers)],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        wait_ready(env["MARQUEE_SERVING_URL"], processes["models"], f"marquee serve models (log: {log})", "/readyz")
+    else:
+        env["MARQUEE_SERVING_URL"] = "http://127.0.0.1:9"  # nothing listens: every home page is the fallback
+    port = free_port()
+    processes["api"] = subprocess.Popen(
         [sys.executable, "-m", "marquee", "serve", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    process.kill()
-    raise SystemExit("the API did not start")
+    wait_ready(f"http://127.0.0.1:{port}", processes["api"], "marquee serve api", "/healthz")
+    return f"http://127.0.0.1:{port}", processes
 
 
-def sign_in(url: str, client: httpx.Client) -> tuple[dict[str, str], str, list[str]]:
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server and every process under it (BentoML's workers)."""
+    try:
+        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    process.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=30)
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            member.kill()
+
+
+def tree_usage(pid: int) -> tuple[float, int]:
+    """RSS (MiB) and open fds of a process and its children."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return float("nan"), 0
+    rss, fds = 0.0, 0
+    for member in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            rss += member.memory_info().rss / 2**20
+            fds += member.num_fds()
+    return rss, fds
+
+
+class Credentials:
+    """One client's tokens, refreshed as a real client does: before expiry, and on a 401, at /v1/auth/refresh.
+
+    The access token lives 15 minutes; a soak longer than that with tokens never
+    refreshed measures 401s, not the service.
+    """
+
+    #: Refresh this long before the access token expires (clock skew, a slow request).
+    MARGIN_S = 60.0
+
+    def __init__(self, url: str, pair: dict[str, object]) -> None:
+        self.url = url
+        self.refreshes = 0
+        self._store(pair)
+
+    def _store(self, pair: dict[str, object]) -> None:
+        self.headers = {"Authorization": f"Bearer {pair['access_token']}"}
+        self.refresh_token = str(pair["refresh_token"])
+        self.refresh_at = time.monotonic() + float(str(pair["expires_in"])) - self.MARGIN_S
+
+    def due(self) -> bool:
+        """Whether the access token is about to expire."""
+        return time.monotonic() >= self.refresh_at
+
+    def refresh(self, client: httpx.Client) -> int:
+        """Exchange the refresh token for a new pair; returns the status (200 on success)."""
+        response = client.post(f"{self.url}/v1/auth/refresh", json={"refresh_token": self.refresh_token})
+        if response.status_code == 200:
+            self._store(response.json())
+            self.refreshes += 1
+        return response.status_code
+
+
+def sign_in(url: str, client: httpx.Client) -> tuple[Credentials, str, list[str]]:
     email = f"soak-{uuid.uuid4().hex[:10]}@example.com"
     client.post(f"{url}/v1/auth/signup", json={"email": email, "password": "soak password 1"})
-    token = client.post(f"{url}/v1/auth/token", data={"username": email, "password": "soak password 1"}).json()
-    headers = {"Authorization": f"Bearer {token['access_token']}"}
+    pair = client.post(f"{url}/v1/auth/token", data={"username": email, "password": "soak password 1"}).json()
+    credentials = Credentials(url, pair)
+    headers = credentials.headers
     profile = client.post(f"{url}/v1/profiles", json={"name": "Soak"}, headers=headers).json()["profile_id"]
     titles = client.get(f"{url}/v1/titles", params={"limit": 100, "profile_id": profile}, headers=headers).json()
-    return headers, profile, [t["title_id"] for t in titles["items"] if t["type"] == "movie"]
+    return credentials, profile, [t["title_id"] for t in titles["items"] if t["type"] == "movie"]
 
 
 def traffic(
-    url: str, run: Run, stop_at: float, interval: float, seed: int, account: tuple[dict[str, str], str, list[str]]
+    url: str, run: Run, stop_at: float, interval: float, seed: int, account: tuple[Credentials, str, list[str]]
 ) -> None:
     rng = random.Random(seed)
-    headers, profile, movies = account
+    credentials, profile, movies = account
     with httpx.Client(timeout=10.0) as client:
         next_at = time.monotonic()
         while time.monotonic() < stop_at:
+            if credentials.due():
+                record(run, "refresh", credentials.refresh(client), 0.0)
             roll = rng.random()
             started = time.perf_counter()
             event_id = None
+            headers = credentials.headers
             try:
                 if roll < 0.4:
                     kind, response = "home", client.get(f"{url}/v1/profiles/{profile}/home", headers=headers)
@@ -124,13 +233,19 @@ def traffic(
                 status = response.status_code
             except httpx.HTTPError:
                 kind, status = "error", 0
-            sample = Sample(time.monotonic(), kind, status, 1000 * (time.perf_counter() - started))
-            with run.lock:
-                run.samples.append(sample)
-                if event_id and status in (200, 201):
-                    run.acknowledged.add(event_id)
+            record(run, kind, status, 1000 * (time.perf_counter() - started), event_id)
+            if status == 401:  # counted as a failure above; a real client refreshes and goes on
+                record(run, "refresh", credentials.refresh(client), 0.0)
             next_at += interval
             time.sleep(max(0.0, next_at - time.monotonic()))
+
+
+def record(run: Run, kind: str, status: int, ms: float, event_id: str | None = None) -> None:
+    sample = Sample(time.monotonic(), kind, status, ms)
+    with run.lock:
+        run.samples.append(sample)
+        if event_id and status in (200, 201):
+            run.acknowledged.add(event_id)
 
 
 def p(values: list[float], q: float) -> float:
@@ -138,6 +253,9 @@ def p(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+TRAFFIC = ("home", "search", "event", "manifest")
 
 
 def main() -> None:
@@ -149,64 +267,99 @@ def main() -> None:
     )
     parser.add_argument("--warmup", type=float, default=None, help="seconds excluded from RSS growth (default 10 %%)")
     parser.add_argument("--home", type=Path, default=None, help="workspace (default: a fresh temporary one)")
+    parser.add_argument(
+        "--model-server",
+        choices=["bentoml", "none"],
+        default="bentoml",
+        help="bentoml: train the default models on the generated data and start `marquee serve models` "
+        "(personalised pages); none: no model server, every home page is the popularity fallback",
+    )
+    parser.add_argument("--model-workers", type=int, default=1, help="BentoML worker processes")
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="marquee-soak-")) / "ws"
-    port = free_port()
-    api = start_api(home, port)
-    url = f"http://127.0.0.1:{port}"
-    proc = psutil.Process(api.pid)
+    url, processes = start_servers(home, args.model_server == "bentoml", args.model_workers)
     duration = args.minutes * 60
     warmup = args.warmup if args.warmup is not None else duration * 0.1
-    with httpx.Client(timeout=60.0) as client:  # sign-ups hash passwords: one at a time, before the clock starts
-        accounts = [sign_in(url, client) for _ in range(args.clients)]
-    run = Run()
-    started = time.monotonic()
-    stop_at = started + duration
-    threads = [
-        threading.Thread(target=traffic, args=(url, run, stop_at, args.clients / args.rate, i, accounts[i]))
-        for i in range(args.clients)
-    ]
-    for thread in threads:
-        thread.start()
-    resources: list[tuple[float, float, int]] = []
-    while time.monotonic() < stop_at:
-        resources.append((time.monotonic() - started, proc.memory_info().rss / 2**20, proc.num_fds()))
-        time.sleep(10)
-    for thread in threads:
-        thread.join()
-    resources.append((time.monotonic() - started, proc.memory_info().rss / 2**20, proc.num_fds()))
-    api.terminate()
-    api.wait(timeout=30)
+    try:
+        with httpx.Client(timeout=60.0) as client:  # sign-ups hash passwords: one at a time, before the clock starts
+            accounts = [sign_in(url, client) for _ in range(args.clients)]
+        run = Run()
+        started = time.monotonic()
+        stop_at = started + duration
+        threads = [
+            threading.Thread(target=traffic, args=(url, run, stop_at, args.clients / args.rate, i, accounts[i]))
+            for i in range(args.clients)
+        ]
+        for thread in threads:
+            thread.start()
+        resources: dict[str, list[tuple[float, float, int]]] = {name: [] for name in processes}
+        while True:
+            for name, process in processes.items():
+                resources[name].append((time.monotonic() - started, *tree_usage(process.pid)))
+            if time.monotonic() >= stop_at:
+                break
+            time.sleep(min(10.0, max(0.0, stop_at - time.monotonic())))
+        for thread in threads:
+            thread.join()
+    finally:
+        for process in processes.values():
+            stop(process)
+    report(args, run, started, duration, warmup, resources, accounts, home)
 
+
+def report(
+    args: argparse.Namespace,
+    run: Run,
+    started: float,
+    duration: float,
+    warmup: float,
+    resources: dict[str, list[tuple[float, float, int]]],
+    accounts: list[tuple[Credentials, str, list[str]]],
+    home: Path,
+) -> None:
     window = 300.0 if duration >= 900 else 60.0
-    print(f"\nsoak: {args.minutes:g} min at {args.rate:g} req/s target, {args.clients} clients, window {window:g} s")
-    print(f"{'window':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'5xx':>5} {'no answer':>9}")
+    print(f"\nsoak: {args.minutes:g} min at {args.rate:g} req/s target, {args.clients} clients, window {window:g} s, "
+          f"model server: {args.model_server}")  # fmt: skip
+    print(f"{'window':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'5xx':>5} {'401':>5} "
+          f"{'other 4xx':>9} {'no answer':>9}")  # fmt: skip
     windows: list[float] = []
     n = int(duration // window) or 1
+    traffic_samples = [s for s in run.samples if s.kind in TRAFFIC or s.kind == "error"]
     for i in range(n):
         lo, hi = started + i * window, started + (i + 1) * window
-        part = [s for s in run.samples if lo <= s.at < hi]
+        part = [s for s in traffic_samples if lo <= s.at < hi]
         ms = [s.ms for s in part if s.status]
         windows.append(p(ms, 0.99))
         print(f"{i + 1:>8} {len(part):>9} {len(part) / window:>7.1f} {p(ms, 0.5):>8.1f} {p(ms, 0.99):>8.1f} "
-              f"{sum(1 for s in part if s.status >= 500):>5} {sum(1 for s in part if s.status == 0):>9}")  # fmt: skip
-    after = [r for r in resources if r[0] >= warmup]
-    rss_growth = (after[-1][1] / after[0][1] - 1) * 100 if len(after) > 1 else float("nan")
-    fds = [r[2] for r in after]
+              f"{sum(1 for s in part if s.status >= 500):>5} {sum(1 for s in part if s.status == 401):>5} "
+              f"{sum(1 for s in part if 400 <= s.status < 500 and s.status != 401):>9} "
+              f"{sum(1 for s in part if s.status == 0):>9}")  # fmt: skip
     with sqlite3.connect(home / "catalog.db") as db:
         stored = {row[0] for row in db.execute("SELECT event_id FROM watch_events")}
     lost = len(run.acknowledged - stored)
-    kinds = {k: sum(1 for s in run.samples if s.kind == k) for k in ("home", "search", "event", "manifest")}
-    statuses = {c: sum(1 for s in run.samples if s.status == c) for c in sorted({s.status for s in run.samples})}
-    print(f"\nrequests by kind: {kinds}; statuses: {statuses}")
-    print(f"RSS after warm-up: {after[0][1]:.0f} -> {after[-1][1]:.0f} MiB ({rss_growth:+.1f} %; target < 10 %)")
-    print(f"open fds after warm-up: first {fds[0]}, last {fds[-1]}, max {max(fds)} (target: no growth)")
+    kinds = {k: sum(1 for s in run.samples if s.kind == k) for k in (*TRAFFIC, "refresh")}
+    statuses = {
+        c: sum(1 for s in traffic_samples if s.status == c) for c in sorted({s.status for s in traffic_samples})
+    }
+    refreshes = [s for s in run.samples if s.kind == "refresh"]
+    print(f"\nrequests by kind: {kinds}; statuses (traffic): {statuses}")
+    print(f"token refreshes: {sum(1 for s in refreshes if s.status == 200)} ok, "
+          f"{sum(1 for s in refreshes if s.status != 200)} failed; "
+          f"401 answers (failures): {statuses.get(401, 0)}")  # fmt: skip
+    for name, samples in resources.items():
+        after = [r for r in samples if r[0] >= warmup]
+        growth = (after[-1][1] / after[0][1] - 1) * 100 if len(after) > 1 else float("nan")
+        fds = [r[2] for r in after]
+        print(f"{name}: RSS after warm-up {after[0][1]:.0f} -> {after[-1][1]:.0f} MiB ({growth:+.1f} %; < 10 %), "
+              f"max {max(r[1] for r in after):.0f}; open fds first {fds[0]}, last {fds[-1]}, max {max(fds)} "
+              f"(target: no growth)")  # fmt: skip
     drift = windows[-1] / windows[0]
     print(f"p99 last/first window: {windows[-1]:.1f} / {windows[0]:.1f} ms = {drift:.2f}x (target <= 1.5x)")
     kept = len(run.acknowledged & stored)
     print(f"events acknowledged: {len(run.acknowledged)}, stored: {kept}, lost: {lost} (target 0)")
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(resources)]
-    print(f"resource samples: {len(resources)}, every {statistics.median(gaps):.0f} s")
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(resources["api"])]
+    print(f"resource samples: {len(resources['api'])}, every {statistics.median(gaps):.0f} s; warm-up {warmup:.0f} s")
+    del accounts
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,9 +35,12 @@ from catalog_api.api.routes import (
     search,
     titles,
 )
+from catalog_api.bus_popularity import PopularityRefresh, popularity_spec
+from catalog_api.bus_publisher import EventPublisher
 from catalog_api.candidate_cache import TtlCache
 from catalog_api.db.engine import make_engine, make_session_factory, migrate, session_scope
 from catalog_api.export import export_events_to_lake, export_playback_reports_to_lake
+from catalog_api.memory_trace import trace_memory, trace_target
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
 from catalog_api.process_lock import LeaderLock
@@ -48,10 +52,13 @@ from catalog_api.security.rate_limit import LOGIN_BACKOFF, LimitStore, LoginGuar
 from catalog_api.security.tokens import TokenIssuer
 from catalog_api.services.experiments import ExperimentBridge
 from catalog_api.services.exposures import ExposureLog
+from catalog_api.services.home_model import candidate_slot
+from catalog_api.services.page_cache import PageInputs
 from catalog_api.services.popularity import PopularityService
 from catalog_api.state import AppState, CatalogHolder
 from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
 from catalog_api.web import mount_web
+from core.bus import Topology, run_consumer_forever
 from core.lake import Lake
 from core.logs import configure_logging
 from core.settings import Settings
@@ -75,7 +82,7 @@ def build_state(
     engine = make_engine(settings.database, schema=db_schema)
     migrate(engine)
     sessions = make_session_factory(engine)
-    lake = Lake(settings.workspace.lake_dir)
+    lake = Lake.from_settings(settings)
     if options.sync_catalog:
         with session_scope(sessions) as session:
             if catalog_is_empty(session) and lake.exists("titles"):
@@ -88,7 +95,14 @@ def build_state(
     # live as long as the answer it was built from can be served; the lifetime only bounds memory.
     page_lifetime_s = options.candidate_ttl_s and options.candidate_ttl_s + options.candidate_stale_s
     breaker = ModelServerBreaker(options.breaker_failures, options.breaker_cooldown_s)
-    candidates: TtlCache[HomeCandidatesResponse] = TtlCache(options.candidate_ttl_s, stale_s=options.candidate_stale_s)
+    # One entry per profile and filter set (slots: a newer history replaces the older entry), so the
+    # bounds are reached only by that many profiles active within an entry's life (docs/reliability.md#memory).
+    candidates: TtlCache[HomeCandidatesResponse] = TtlCache(
+        options.candidate_ttl_s,
+        max_entries=options.candidate_cache_entries,
+        stale_s=options.candidate_stale_s,
+        slot=candidate_slot,
+    )
     # Login limits are shared by every worker and replica (Redis) when configured; the per-account
     # request limit stays in process memory (it runs on every request; a round trip would cost more).
     shared_limits = LimitStore(settings.rate_limit_url)
@@ -101,7 +115,7 @@ def build_state(
         catalog=catalog,
         popularity=popularity,
         recommender=RecommenderClient(settings.serving_url, options.model_budget_s, breaker, candidates),
-        pages=TtlCache(page_lifetime_s, max_entries=20_000),
+        pages=TtlCache(page_lifetime_s, max_entries=options.page_cache_entries, slot=PageInputs.slot),
         playback=PlaybackService.from_settings(settings, options),
         exposures=ExposureLog(lake, journal_dir=settings.workspace.home / "journal"),
         experiments=ExperimentBridge(options.experiments_dir or settings.experiments_dir or DEFAULT_DIR),
@@ -113,6 +127,7 @@ def build_state(
         metrics=Metrics(),
         login_guard=LoginGuard(shared_limits, ((options.login_limit, int(options.login_window_s)), *LOGIN_BACKOFF[1:])),
         trusted_proxies=parse_networks(settings.trusted_proxies),
+        bus=EventPublisher(settings.event_bus, Topology(settings.event_bus_prefix)) if settings.event_bus else None,
     )
 
 
@@ -141,14 +156,35 @@ def export_events_now(state: AppState) -> int:
     return exported
 
 
+def maintain_lake_now(state: AppState) -> None:
+    """Compact and vacuum the lake's tables (each export added a small file); failures are logged."""
+    try:
+        for report in state.lake.maintain():
+            logger.info(
+                "lake upkeep: %s %d → %d files, %d old files deleted",
+                report.name,
+                report.files_before,
+                report.files_after,
+                report.files_deleted,
+            )
+    except Exception:
+        logger.exception("compacting the lake failed; will retry")
+
+
 async def _export_events_periodically(state: AppState, interval_s: float) -> None:
-    # With several workers on one workspace, one of them exports (whoever holds the lock).
+    # With several workers on one workspace, one of them exports (whoever holds the lock); the
+    # exporter also keeps the lake's tables compact, every ``compact_interval_s``.
     leader = LeaderLock(state.settings.workspace.home / "run" / "api-export.lock")
+    compact_s = state.options.compact_interval_s
+    compacted_at = time.monotonic()
     try:
         while True:
             await asyncio.sleep(interval_s)
             if leader.try_acquire():
                 await asyncio.to_thread(export_events_now, state)
+                if compact_s > 0 and time.monotonic() - compacted_at >= compact_s:
+                    await asyncio.to_thread(maintain_lake_now, state)
+                    compacted_at = time.monotonic()
     finally:
         leader.release()
 
@@ -172,16 +208,28 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_flush_exposures_periodically(state))]
-        if options.export_interval_s > 0:
+        # With the event bus the stream's consumers feed the lake; the file-locked exporter would only
+        # coordinate the processes of one host (docs/event-bus.md).
+        if options.export_interval_s > 0 and state.bus is None:
             tasks.append(asyncio.create_task(_export_events_periodically(state, options.export_interval_s)))
+        stop_consumers = asyncio.Event()
+        if state.bus is not None:
+            bus, refresh = state.bus, PopularityRefresh(state.popularity)
+            consumer = run_consumer_forever(bus.url, bus.topology, popularity_spec(), refresh, stop_consumers)
+            tasks.append(asyncio.create_task(consumer))
+        if (trace := trace_target()) is not None:
+            tasks.append(asyncio.create_task(trace_memory(trace, state.bounded_sizes)))
         try:
             yield
         finally:
+            stop_consumers.set()
             for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await asyncio.to_thread(state.exposures.close)
+            if state.bus is not None:
+                await asyncio.to_thread(state.bus.close)
             await state.recommender.aclose()
             state.engine.dispose()
 
@@ -211,7 +259,14 @@ SWITCH_INTERVAL_S = 0.001
 #: Environment variable carrying ``ApiOptions`` (as JSON) to worker processes started by uvicorn.
 OPTIONS_ENV = "MARQUEE_API_OPTIONS"
 #: The ``ApiOptions`` fields a command line may set for worker processes.
-WORKER_OPTION_FIELDS = ("admin_token", "export_interval_s", "candidate_ttl_s", "sync_catalog", "row_size")
+WORKER_OPTION_FIELDS = (
+    "admin_token",
+    "export_interval_s",
+    "compact_interval_s",
+    "candidate_ttl_s",
+    "sync_catalog",
+    "row_size",
+)
 
 
 def options_to_environment(options: ApiOptions) -> str:

@@ -21,6 +21,14 @@ until the end of its stale window, least recently used entries go first beyond
 ``max_entries``); this module adds only what the library has no notion of: the
 fresh/stale split, lifetimes spread per key, and one refresh per key at a time.
 
+One entry per slot (optional): a key may name a *slot* (for these caches, the
+key without the latest positions: one profile's page on one device, variant and
+filter set). Storing a key replaces whatever the slot held, so an entry whose
+history has moved on (every heartbeat makes a new key; the old one is never
+asked for again) does not sit in memory until it expires. Without slots, a
+profile watching for ten minutes left about a thousand dead entries behind
+(one per heartbeat-and-page), and the caches filled to their size bound.
+
 Stale while revalidate: an entry past its lifetime is still served for up to
 ``stale_s`` more seconds while one background call (per key, whatever the
 traffic) asks the model server again. So an expiry never makes a page wait on
@@ -51,6 +59,7 @@ class TtlCache(Generic[ValueT]):
         clock: monotonic clock, injectable for tests.
         stale_s: how long past its lifetime ``lookup`` still returns an entry, marked stale
             (default: ``ttl_s``); ``get`` never returns stale entries.
+        slot: the slot of a key (one entry per slot, the latest stored wins); default: the key itself.
     """
 
     def __init__(
@@ -59,17 +68,24 @@ class TtlCache(Generic[ValueT]):
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
         stale_s: float | None = None,
+        slot: Callable[[Hashable], Hashable] | None = None,
     ) -> None:
         self.ttl_s = ttl_s
         self.stale_s = ttl_s if stale_s is None else stale_s
         self.max_entries = max_entries
         self._clock = clock
-        # Each value is stored as ``(fresh_until, value)``; the library drops it at the end of its stale window.
-        self._entries: TLRUCache[Hashable, tuple[float, ValueT]] = TLRUCache(
-            maxsize=max(1, max_entries), ttu=lambda _key, entry, _now: entry[0] + self.stale_s, timer=clock
+        self._slot: Callable[[Hashable], Hashable] = slot or (lambda key: key)
+        # Stored under the key's slot as ``(key, fresh_until, value)``; the library drops it at the
+        # end of its stale window. A lookup whose key is not the one its slot holds misses.
+        self._entries: TLRUCache[Hashable, tuple[Hashable, float, ValueT]] = TLRUCache(
+            maxsize=max(1, max_entries), ttu=lambda _slot, entry, _now: entry[1] + self.stale_s, timer=clock
         )
         self._refreshing: set[Hashable] = set()
         self._lock = threading.Lock()
+
+    def _entry_locked(self, key: Hashable) -> tuple[Hashable, float, ValueT] | None:
+        entry = self._entries.get(self._slot(key))
+        return entry if entry is not None and entry[0] == key else None
 
     def get(self, key: Hashable) -> ValueT | None:
         """The live value stored under ``key``, else None (never a stale one)."""
@@ -81,10 +97,10 @@ class TtlCache(Generic[ValueT]):
         if self.ttl_s <= 0:
             return None
         with self._lock:
-            entry = self._entries.get(key)
+            entry = self._entry_locked(key)
         if entry is None:
             return None
-        return entry[1], entry[0] > self._clock()
+        return entry[2], entry[1] > self._clock()
 
     def claim_refresh(self, key: Hashable) -> bool:
         """True for the one caller that should refresh ``key`` now (single flight); ``end_refresh`` after."""
@@ -102,12 +118,12 @@ class TtlCache(Generic[ValueT]):
         """
         with self._lock:
             self._refreshing.discard(key)
-            entry = self._entries.get(key)
+            entry = self._entry_locked(key)
             if value is not None and entry is not None and self.ttl_s > 0:
-                self._store_locked(key, entry[1] if entry[1] == value else value)
+                self._store_locked(key, entry[2] if entry[2] == value else value)
 
     def put(self, key: Hashable, value: ValueT) -> None:
-        """Store ``value`` under ``key``, fresh for between 80 % and 100 % of ``ttl_s`` seconds.
+        """Store ``value`` under ``key`` (replacing its slot's entry), fresh for 80 % to 100 % of ``ttl_s`` seconds.
 
         The lifetime is spread by the key's hash: entries stored in one burst (a start-up,
         a recovered model server) would otherwise expire in one burst too, and send their
@@ -120,14 +136,14 @@ class TtlCache(Generic[ValueT]):
 
     def _store_locked(self, key: Hashable, value: ValueT) -> None:
         lifetime = self.ttl_s * (1.0 - JITTER * (hash(key) % 1024) / 1024)
-        self._entries[key] = (self._clock() + lifetime, value)
+        self._entries[self._slot(key)] = (key, self._clock() + lifetime, value)
 
     def forget(self, drop: Callable[[Hashable], bool]) -> int:
         """Remove the entries whose key ``drop`` accepts (e.g. an erased account's profiles); returns how many."""
         with self._lock:
-            doomed = [key for key in list(self._entries.keys()) if drop(key)]
-            for key in doomed:
-                self._entries.pop(key, None)
+            doomed = [slot for slot, entry in list(self._entries.items()) if drop(entry[0])]
+            for slot in doomed:
+                self._entries.pop(slot, None)
         return len(doomed)
 
     def __len__(self) -> int:

@@ -28,7 +28,7 @@ from core.qoe import REPORT_COLUMNS
 logger = logging.getLogger(__name__)
 
 EXPORT_NAME = "watch_events_to_lake"
-_COLUMNS = ["event_id", "profile_id", "title_id", "ts", "position_s", "duration_s", "device", "country"]
+EVENT_COLUMNS = ["event_id", "profile_id", "title_id", "ts", "position_s", "duration_s", "device", "country"]
 
 
 PLAYBACK_EXPORT_NAME = "playback_reports_to_lake"
@@ -39,7 +39,9 @@ def export_events_to_lake(session: Session, lake: Lake, batch_size: int = 50_000
 
     Commits the new high-water mark in the caller's session.
     """
-    exported = _export(session, lake, WatchEventRow, _COLUMNS, EXPORT_NAME, "watch_events", batch_size, quarantine=True)
+    exported = _export(
+        session, lake, WatchEventRow, EVENT_COLUMNS, EXPORT_NAME, "watch_events", batch_size, quarantine=True
+    )
     logger.info("exported %d watch events to the lake", exported)
     return exported
 

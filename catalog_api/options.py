@@ -42,6 +42,10 @@ class ApiOptions:
             filters and history (``catalog_api.candidate_cache``); 0 asks the model server every time.
         candidate_stale_s: how long after that an answer may still be served, once, while a
             background call refreshes it (a profile back after a pause gets its page at once).
+        candidate_cache_entries: size bound of the candidate cache (one entry per profile, variant
+            and filter set; about 63 KiB each, measured: 4,096 entries hold at most ~250 MiB).
+        page_cache_entries: size bound of the built-page cache (one entry per profile, device,
+            variant and filter set; about 10 KiB each, measured: 8,192 entries hold at most ~80 MiB).
         breaker_failures: consecutive model-server failures that open the circuit.
         breaker_cooldown_s: how long the circuit stays open before one probe is let through.
         popularity_refresh_s: how often popularity and trending are recomputed.
@@ -53,6 +57,8 @@ class ApiOptions:
         experiments_dir: folder of the experiment store; default ``settings.experiments_dir``, else
             the shipped definitions.
         export_interval_s: export new watch events to the lake this often (0: only on request).
+        compact_interval_s: the exporter also compacts and vacuums the lake's tables this often
+            (``Lake.maintain``), so each export's small file does not pile up; 0: never.
         sync_catalog: load the catalog from the lake at start-up when the database has none.
         cdn_edges: the CDN edges manifests may point at.
     """
@@ -65,6 +71,8 @@ class ApiOptions:
     model_budget_s: float = 0.15
     candidate_ttl_s: float = 120.0
     candidate_stale_s: float = 600.0
+    candidate_cache_entries: int = 4_096
+    page_cache_entries: int = 8_192
     breaker_failures: int = 3
     breaker_cooldown_s: float = 10.0
     popularity_refresh_s: float = 300.0
@@ -75,5 +83,6 @@ class ApiOptions:
     admin_token: str | None = None
     experiments_dir: Path | None = None
     export_interval_s: float = 0.0
+    compact_interval_s: float = 3600.0
     sync_catalog: bool = True
     cdn_edges: tuple[CdnEdge, ...] = field(default=DEFAULT_EDGES)

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.api.observability import Metrics
+from catalog_api.bus_publisher import EventPublisher
 from catalog_api.candidate_cache import TtlCache
 from catalog_api.options import ApiOptions
 from catalog_api.playback.service import PlaybackService
@@ -79,6 +80,18 @@ class AppState:
     login_guard: LoginGuard = field(default_factory=lambda: LoginGuard(LimitStore()))
     #: Reverse proxies whose ``X-Forwarded-For`` is believed (``security.proxies``).
     trusted_proxies: tuple[Network, ...] = ()
+    #: The event stream accepted events are published to before their 2xx (``MARQUEE_EVENT_BUS``); None: the
+    #: embedded default, the database and the exporter only.
+    bus: EventPublisher | None = None
+
+    def bounded_sizes(self) -> dict[str, int]:
+        """Entries held by each structure that lives as long as the process (``memory_trace`` reports them)."""
+        return {
+            "pages": len(self.pages),
+            "candidates": len(self.candidates),
+            "verified_tokens": self.tokens.remembered(),
+            "exposures_buffered": self.exposures.buffered,
+        }
 
     @property
     def candidates(self) -> TtlCache[HomeCandidatesResponse]:

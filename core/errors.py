@@ -80,3 +80,11 @@ class DataFormatError(InvalidInputError):
         if expected:
             message += f" (expected {expected})"
         super().__init__(message)
+
+
+class LakeFileError(MarqueeError):
+    """A data file of a lake table cannot be read (corrupted, truncated, missing): names the file."""
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{self.path}: {problem}; restore the file or rewrite the table")

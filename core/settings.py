@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import secrets
 import tempfile
 from functools import cached_property
@@ -25,6 +26,8 @@ logger = logging.getLogger(__name__)
 
 #: The environment in which missing secrets are generated into the workspace instead of refusing to start.
 DEVELOPMENT = "development"
+#: Batch engines of the feature pipelines, training frames and the protocol's split (``MARQUEE_ENGINE``).
+ENGINES = ("pandas", "spark")
 #: File of the workspace holding generated secrets (mode 0600).
 SECRETS_FILE = "secrets.json"
 #: Secrets generated per workspace when not configured (setting name -> environment variable).
@@ -73,7 +76,7 @@ class Workspace:
 
     @property
     def lake_dir(self) -> Path:
-        """Parquet tables of raw facts (titles, profiles, watch events, exposures)."""
+        """Delta Lake tables of raw facts (titles, profiles, watch events, exposures), unless ``lake_uri`` is set."""
         return self.home / "lake"
 
     @property
@@ -124,6 +127,10 @@ class Settings(BaseSettings):
         serving_url: where the API finds the BentoML model server.
         experiments_dir: folder of experiment definitions (YAML); default the
             definitions shipped in the ``experiments`` package.
+        engine: the batch engine of the feature pipelines, the training frames and the
+            protocol's split: ``pandas`` (embedded default, one process) or ``spark``.
+        spark_master: the Spark master when ``engine`` is ``spark`` (``local[2]``, ``spark://host:7077``...).
+        spark_driver_memory: the Spark driver's heap (a local master runs everything in the driver).
     """
 
     model_config = SettingsConfigDict(env_prefix="MARQUEE_", extra="ignore")
@@ -147,6 +154,32 @@ class Settings(BaseSettings):
     #: Where login limits live, shared by every worker and replica (``redis://host:port/db``); unset:
     #: process memory, which only development accepts (``catalog_api.security.rate_limit``).
     rate_limit_url: str | None = None
+    #: Where accepted watch events, exposures and playback reports go besides the API database:
+    #: unset (embedded default) the database with its journal and one exporter; ``nats://host:4222``
+    #: a NATS JetStream stream read by durable consumers (``core.bus``, docs/event-bus.md).
+    event_bus: str | None = None
+    #: Subject and stream prefix on the bus (``<prefix>.events.watch``); one per deployment or test.
+    event_bus_prefix: str = "marquee"
+    #: Where the lake's tables live: unset, the workspace's ``lake`` folder; or an object-store URI
+    #: (``s3://bucket/lake``, ``gs://…``, ``az://…``) that ``core.lake`` hands to Delta Lake.
+    lake_uri: str | None = None
+    #: Credentials and options of that object store (``MARQUEE_LAKE_STORAGE_OPTIONS``, a JSON object), as
+    #: Delta Lake's ``storage_options``; S3 needs a commit-safe setting (``conditional_put``) for several writers.
+    lake_storage_options: dict[str, str] = Field(default_factory=dict)
+    #: How long files dropped from a lake table (by compaction or erasure) and its old log entries are kept
+    #: before ``vacuum`` deletes them: readers of an older snapshot and incremental readers need them that long.
+    lake_retention_hours: float = Field(default=24.0, ge=0)
+    ranker_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="processes that train the neural ranker together (torch DDP over gloo; "
+        "`marquee train --ranker-workers` overrides it); 1 trains it in the training process",
+    )
+    #: Batch engine (``MARQUEE_ENGINE``): ``pandas`` or ``spark`` (see :data:`ENGINES`).
+    engine: str = "pandas"
+    spark_master: str = "local[2]"
+    spark_driver_memory: str = "2g"
 
     @field_validator("jwt_secret", "cdn_signing_key")
     @classmethod
@@ -169,11 +202,33 @@ class Settings(BaseSettings):
                 setattr(self, name, stored[name])
         return self
 
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ENGINES:
+            raise ValueError(f"MARQUEE_ENGINE must be one of {', '.join(ENGINES)}, got {value!r}")
+        return value
+
     @field_validator("feast_online")
     @classmethod
     def _check_online_store(cls, value: str) -> str:
         if value != "sqlite" and not value.startswith(("redis://", "rediss://")):
             raise ValueError(f"MARQUEE_FEAST_ONLINE must be 'sqlite' or a redis:// URL, got {value!r}")
+        return value
+
+    @field_validator("event_bus")
+    @classmethod
+    def _check_event_bus(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("nats://", "tls://")):
+            raise ValueError(f"MARQUEE_EVENT_BUS must be a nats:// or tls:// URL (or unset), got {value!r}")
+        return value or None
+
+    @field_validator("event_bus_prefix")
+    @classmethod
+    def _check_bus_prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", value):
+            raise ValueError(f"MARQUEE_EVENT_BUS_PREFIX must be 1-64 letters, digits, '_' or '-', got {value!r}")
         return value
 
     @cached_property
@@ -192,6 +247,11 @@ class Settings(BaseSettings):
     def mlflow_artifact_root(self) -> str:
         """Where the embedded MLflow store keeps artifacts."""
         return (self.workspace.mlflow_dir / "artifacts").as_uri()
+
+    @property
+    def lake_location(self) -> str | Path:
+        """The lake in force: the object-store URI when set, else the workspace's folder."""
+        return self.lake_uri or self.workspace.lake_dir
 
     @property
     def database(self) -> str:

@@ -23,6 +23,9 @@ class TableSpec:
     primary_key: tuple[str, ...]
     required: tuple[str, ...] = field(default=())
     time_column: str | None = None
+    #: The column naming the person a row is about (``account_id`` or ``profile_id``): erasing that
+    #: person deletes the table's rows by it (``Lake.erase``). ``None``: the table holds no personal rows.
+    subject_column: str | None = None
 
 
 TITLES = TableSpec(
@@ -80,6 +83,7 @@ ACCOUNTS = TableSpec(
     ),
     primary_key=("account_id",),
     required=("account_id", "country"),
+    subject_column="account_id",
 )
 
 PROFILES = TableSpec(
@@ -98,6 +102,7 @@ PROFILES = TableSpec(
     ),
     primary_key=("profile_id",),
     required=("profile_id", "maturity_level", "is_kids"),
+    subject_column="profile_id",
 )
 
 WATCH_EVENTS = TableSpec(
@@ -118,6 +123,7 @@ WATCH_EVENTS = TableSpec(
     primary_key=("event_id",),
     required=("event_id", "profile_id", "title_id", "ts", "position_s", "duration_s"),
     time_column="ts",
+    subject_column="profile_id",
 )
 
 EXPOSURES = TableSpec(
@@ -140,6 +146,7 @@ EXPOSURES = TableSpec(
     primary_key=("request_id", "row_key", "position", "experiment_key"),
     required=("request_id", "ts", "profile_id", "row_key", "position", "title_id"),
     time_column="ts",
+    subject_column="profile_id",
 )
 
 #: Players' QoE reports, exported from the API; ``core.qoe.latest_reports`` makes them sessions.
@@ -170,6 +177,7 @@ PLAYBACK_REPORTS = TableSpec(
     primary_key=("session_id", "report_seq"),
     required=("session_id", "report_seq", "profile_id", "title_id", "ts", "played_s"),
     time_column="ts",
+    subject_column="profile_id",
 )
 
 TABLES: dict[str, TableSpec] = {

@@ -29,6 +29,7 @@ from features.pipelines import FeatureTablesReport, PipelineOptions, build_featu
 
 if TYPE_CHECKING:
     from feast import FeatureStore
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,7 @@ def materialize(
     options: PipelineOptions | None = None,
     progress: bool = False,
     engine: Engine = "direct",
+    spark: SparkSession | None = None,
 ) -> MaterializeReport:
     """Rebuild the feature tables from the lake, then load their latest rows online.
 
@@ -115,10 +117,11 @@ def materialize(
         options: pipeline knobs.
         progress: show progress bars.
         engine: ``direct`` (default, fast) or ``feast`` (``FeatureStore.materialize``).
+        spark: build the feature tables with this Spark session (``MARQUEE_ENGINE=spark``); None: pandas.
     """
     started = time.perf_counter()
     repo = Path(store.repo_path)
-    report = build_feature_tables(lake, repo, as_of=as_of, options=options, progress=progress)
+    report = build_feature_tables(lake, repo, as_of=as_of, options=options, progress=progress, spark=spark)
     _, end = report.window
     end = end + timedelta(seconds=1)
     with online_store_errors("materialize"):

@@ -15,7 +15,7 @@ import typer
 
 from core.errors import MarqueeError
 from core.logs import configure_logging
-from marquee.commands import data, demo, evaluate, experiments, features, media, serve, train
+from marquee.commands import consume, data, demo, evaluate, experiments, features, lake, media, serve, train
 
 # implicit's ALS is 40x slower per call with a multi-threaded OpenBLAS on small machines.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -28,7 +28,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (data, features, train, evaluate, experiments, serve, media, demo):
+for module in (data, lake, features, train, evaluate, experiments, serve, consume, media, demo):
     module.register(app)
 
 logger = logging.getLogger("marquee")

@@ -144,6 +144,28 @@ class NeuralRanker(Ranker):
             ValueError: mismatched shapes, non-finite values, or no query with both a
                 positive and a negative.
         """
+        xn, index = self.prepare(features, groups, labels, feature_names)
+        net = self._build(xn.shape[1])
+        self._net = self.train_epochs(net, xn, index, on_epoch=on_epoch)
+        return self
+
+    def prepare(
+        self,
+        features: npt.NDArray[np.float32],
+        groups: npt.NDArray[np.int64],
+        labels: npt.NDArray[np.float32],
+        feature_names: Sequence[str],
+    ) -> tuple[Any, Any]:
+        """Check the inputs, fix the normalisation and build the training lists (``fit``'s arguments).
+
+        Deterministic given the seed, so every process of a distributed fit
+        (``models.ranker_distributed``) that prepares the same arrays holds the same
+        lists and statistics; only the lists each process trains on differ.
+
+        Returns:
+            The standardised features, a float32 tensor of shape (n, d), and the lists,
+            an int64 tensor of shape (m, 1 + n_negatives) whose column 0 is the positive row.
+        """
         import torch
 
         x = np.asarray(features, dtype=np.float32)
@@ -164,35 +186,67 @@ class NeuralRanker(Ranker):
         self.mean = x.mean(axis=0).astype(np.float32)
         std = x.std(axis=0).astype(np.float32)
         self.std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
-        xn = torch.from_numpy((x - self.mean) / self.std)
+        return torch.from_numpy((x - self.mean) / self.std), torch.from_numpy(lists)
 
-        torch.manual_seed(self.seed)
-        net = self._build(x.shape[1])
-        optimiser = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-        index = torch.from_numpy(lists)  # (m, 1 + n_negatives): column 0 is the positive
+    def train_epochs(
+        self,
+        model: Any,
+        xn: Any,
+        index: Any,
+        *,
+        on_epoch: Callable[[int, float], None] | None = None,
+        batch_size: int | None = None,
+        shard: Callable[[Any, int], Any] | None = None,
+        epoch_loss: Callable[[float, int], float] | None = None,
+    ) -> Any:
+        """The optimisation loop: ``epochs`` passes over the lists in a seeded order.
+
+        One process runs it with the defaults. A distributed fit passes a DDP-wrapped
+        ``model``, the per-process ``batch_size``, a ``shard`` that keeps this process's
+        part of each epoch's order and an ``epoch_loss`` that averages the loss over
+        processes, so every process draws the same order from the same seed and the
+        processes' batches together are the single-process batches.
+
+        Args:
+            model: the network (``_build``), or a wrapper that forwards to it.
+            xn: standardised features, shape (n, d) float32 (``prepare``).
+            index: the lists, shape (m, 1 + n_negatives) int64 (``prepare``).
+            on_epoch: called with (epoch, mean loss) after each epoch.
+            batch_size: lists per optimiser step in this process (default ``self.batch_size``).
+            shard: (epoch's order of all lists, epoch) → the positions this process trains on.
+            epoch_loss: (sum of this process's batch losses, its batches) → the epoch's mean loss.
+
+        Returns:
+            The network, in eval mode (unwrapped when ``model`` wraps it in ``.module``).
+        """
+        import torch
+
+        step = self.batch_size if batch_size is None else batch_size
+        optimiser = torch.optim.Adam(model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         generator = torch.Generator().manual_seed(self.seed)
         self.history = []
-        net.train()
+        model.train()
         for epoch in range(self.epochs):
             order = torch.randperm(len(index), generator=generator)
+            if shard is not None:
+                order = shard(order, epoch)
             total, batches = 0.0, 0
-            for start in range(0, len(order), self.batch_size):
-                batch = index[order[start : start + self.batch_size]]
-                scores = net(xn[batch.reshape(-1)]).reshape(batch.shape)
+            for start in range(0, len(order), step):
+                batch = index[order[start : start + step]]
+                scores = model(xn[batch.reshape(-1)]).reshape(batch.shape)
                 loss = self._loss(scores)
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
                 total += float(loss.detach())
                 batches += 1
-            mean_loss = total / max(batches, 1)
+            mean_loss = total / max(batches, 1) if epoch_loss is None else epoch_loss(total, batches)
             self.history.append(mean_loss)
             logger.info("ranker epoch %d/%d loss %.4f", epoch + 1, self.epochs, mean_loss)
             if on_epoch is not None:
                 on_epoch(epoch, mean_loss)
-        net.eval()
-        self._net = net
-        return self
+        model.eval()
+        return getattr(model, "module", model)
 
     def _loss(self, scores: Any) -> Any:
         import torch

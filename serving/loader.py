@@ -98,7 +98,7 @@ class ModelLoader:
         self.poll_s = poll_s
         self.n_candidates = n_candidates
         self.registry = RegistryClient(settings.mlflow_uri, settings.registered_model)
-        self.lake = Lake(settings.workspace.lake_dir)
+        self.lake = Lake.from_settings(settings)
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

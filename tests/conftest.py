@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.bus import Topology
 from core.settings import Settings
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -67,7 +69,43 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def nats_url() -> str:
+    """A real NATS server with JetStream at 127.0.0.1:4222, or skip."""
+    require_service("NATS", "127.0.0.1", 4222)
+    return "nats://127.0.0.1:4222"
+
+
+@pytest.fixture
+def bus_topology(nats_url: str) -> Iterator[Topology]:
+    """An event stream and subjects no other test uses (small limits), deleted after the test."""
+    from tests.bus.stream import delete_stream
+
+    topology = Topology(prefix=f"test-{uuid.uuid4().hex[:12]}", max_bytes=64 * 1024**2)
+    yield topology
+    delete_stream(nats_url, topology)
+
+
+@pytest.fixture
 def postgres_url() -> str:
     """A real PostgreSQL at 127.0.0.1:5432 (database ``test``), or skip."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     return "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One local[2] Spark session for the whole test session (starting one costs many seconds)."""
+    import shutil
+
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        message = "Java is not installed (`make java`); the Spark engine needs it"
+        if services_required():
+            pytest.fail(f"{message} and MARQUEE_REQUIRE_SERVICES=1", pytrace=False)
+        pytest.skip(message)
+    from features.spark.session import spark_session
+
+    home = tmp_path_factory.mktemp("spark-ws")
+    session = spark_session(Settings(home=home, engine="spark", spark_master="local[2]"))
+    yield session
+    session.stop()

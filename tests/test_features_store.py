@@ -346,3 +346,35 @@ def test_the_push_loop_pushes_new_events_in_the_background_and_retries_after_a_f
         loop.stop()
     assert loop.mark == 2 and not broken  # failed once, then pushed from the same mark
     assert reader.profile_features("p1")["plays_total"] >= before + 1
+
+
+@pytest.mark.parametrize("fresh", ["sqlite"], indirect=True)
+def test_the_online_push_consumer_pushes_events_from_the_stream(fresh: Built, nats_url: str, bus_topology: Any) -> None:
+    """``marquee consume online-push``'s handler driven by the real stream; a garbled message is quarantined."""
+    import asyncio
+    import dataclasses
+
+    from core.bus import EventKind, encode, run_consumer
+    from features.bus_push import ONLINE_PUSH, OnlinePush
+    from tests.bus.stream import publish, stream_messages
+
+    reader = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False)
+    before = reader.profile_features("p1")["plays_total"]
+    as_of = pd.Timestamp(fresh.report.tables.as_of).to_pydatetime()
+    subject = bus_topology.subject(EventKind.WATCH)
+    events = [
+        (subject, f"bus{i}", encode({"event_id": f"bus{i}", "profile_id": "p1", "title_id": "m3",
+                                     "ts": as_of + pd.Timedelta(i + 1, "h").to_pytimedelta(), "position_s": 5400,
+                                     "duration_s": 5400, "device": "web", "country": "US"}))
+        for i in range(2)
+    ]  # fmt: skip
+    publish(nats_url, bus_topology, [*events, (subject, "garbled", b"[1, 2")])
+    handler = OnlinePush(fresh.store, fresh.lake)
+    spec = dataclasses.replace(ONLINE_PUSH, ack_wait_s=2.0, fetch_timeout_s=0.5)
+
+    stats = asyncio.run(run_consumer(nats_url, bus_topology, spec, handler, until_idle=True))
+
+    assert (stats.handled, stats.quarantined, handler.pushed) == (2, 1, 2)
+    assert reader.profile_features("p1")["plays_total"] == before + 1  # two heartbeats of one play
+    quarantined = stream_messages(nats_url, bus_topology, bus_topology.quarantine_subject(EventKind.WATCH))
+    assert [h["Marquee-Quarantine-Consumer"] for h, _ in quarantined] == ["online-push"]

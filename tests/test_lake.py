@@ -52,8 +52,10 @@ def test_append_adds_a_part_and_overwrite_replaces(tmp_path: Path) -> None:
     assert sorted(lake.read("watch_events")["event_id"]) == ["e1", "e2", "e3"]
     lake.write("watch_events", _events(["e9"]))
     assert lake.read("watch_events")["event_id"].tolist() == ["e9"]
+    assert len(lake.parts("watch_events")) == 1
+    lake.vacuum("watch_events", retention_hours=0)
     parquet_files = list(lake.table_dir("watch_events").glob("*.parquet"))
-    assert len(parquet_files) == 1  # stale parts are removed
+    assert len(parquet_files) == 1  # replaced files leave the disk at the vacuum
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ FAST: dict[str, dict[str, Any]] = {
     "sasrec": {"epochs": 30, "max_len": 8, "dims": 16, "blocks": 1, "batch_size": 16, "learning_rate": 0.01},
     "ease": {"lam": 10.0},
     "recency_ease": {"lam": 10.0},
+    "mllib_als": {"factors": 2, "iterations": 20, "regularization": 0.01},
 }
 #: Models with no personalisation: they cannot know the checkerboard's answer.
 UNPERSONALISED = {"popularity", "trending", "time_popularity"}
@@ -69,7 +70,9 @@ def checkerboard(seed: int = 0) -> tuple[Interactions, dict[str, set[str]]]:
 
 
 @pytest.fixture(scope="module")
-def world() -> tuple[Interactions, dict[str, set[str]]]:
+def world(request: pytest.FixtureRequest) -> tuple[Interactions, dict[str, set[str]]]:
+    if "mllib_als" in generator_names():
+        request.getfixturevalue("spark")  # MLlib fits on the suite's one local Spark session
     return checkerboard()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,9 @@ import pandas as pd
 from core.errors import InvalidInputError, NotFoundError
 from core.lake import Lake
 from training.protocol import interactions_from_events
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -99,8 +103,14 @@ def load_events(lake: Lake) -> pd.DataFrame:
     return events
 
 
-def load_training_data(lake: Lake) -> TrainingData:
-    """Step 1 of the pipeline: read events and titles, build interactions, hash and window them."""
+def load_training_data(lake: Lake, spark: SparkSession | None = None) -> TrainingData:
+    """Step 1 of the pipeline: read events and titles, build interactions, hash and window them.
+
+    With ``spark`` (``MARQUEE_ENGINE=spark``) the events are read and reduced to interactions in
+    Spark; only the interactions (one row per profile and title) reach this process.
+    """
+    if spark is not None:
+        return _load_with_spark(lake, spark)
     events = load_events(lake)
     interactions = interactions_from_events(events)
     titles = lake.read_or_empty("titles")
@@ -112,6 +122,35 @@ def load_training_data(lake: Lake) -> TrainingData:
         n_events=len(events),
     )
     logger.info("training data %s", data.describe())
+    return data
+
+
+def _load_with_spark(lake: Lake, spark: SparkSession) -> TrainingData:
+    from pyspark.sql import functions as sf
+
+    from features.spark.lake import read_table
+    from training import spark_frames
+
+    if not lake.exists("watch_events"):
+        raise InvalidInputError(f"no watch events in the lake at {lake.root}; {EMPTY_LAKE_HINT}")
+    events = read_table(spark, lake, "watch_events", EVENT_COLUMNS).cache()
+    try:
+        micros = sf.unix_micros("ts")
+        stats = events.agg(
+            sf.count(sf.lit(1)).alias("n"), sf.min(micros).alias("first"), sf.max(micros).alias("last")
+        ).first()
+        if stats is None or not stats["n"]:
+            raise InvalidInputError(f"the lake's watch_events table at {lake.root} is empty; {EMPTY_LAKE_HINT}")
+        interactions = spark_frames.collect_interactions(spark_frames.interactions(events))
+        digest = spark_frames.dataset_hash(events, EVENT_COLUMNS)
+    finally:
+        events.unpersist()
+    window = (
+        pd.Timestamp(stats["first"], unit="us", tz="UTC").isoformat(),
+        pd.Timestamp(stats["last"], unit="us", tz="UTC").isoformat(),
+    )
+    data = TrainingData(interactions, lake.read_or_empty("titles"), digest, window, int(stats["n"]))
+    logger.info("training data (spark) %s", data.describe())
     return data
 
 

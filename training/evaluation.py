@@ -11,7 +11,7 @@ import logging
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,8 +22,18 @@ from models.base import CandidateGenerator, Interactions
 from models.ease import CatalogTooLargeError
 from models.registry import model_class, model_names
 from training.metrics import summarise
-from training.protocol import PROTOCOL, Split, temporal_user_split, to_interactions, validation_split
+from training.protocol import (
+    PROTOCOL,
+    Split,
+    normalise_frame,
+    temporal_user_split,
+    to_interactions,
+    validation_split,
+)
 from training.tuning import coordinate_search, search_space, tune_on_validation
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -201,6 +211,7 @@ def evaluate_models(
     seed: int = 0,
     progress: bool = True,
     item_features: Mapping[str, Sequence[str]] | None = None,
+    spark: SparkSession | None = None,
 ) -> dict[str, Any]:
     """The whole protocol on one dataset; the report ``marquee evaluate`` writes.
 
@@ -212,6 +223,7 @@ def evaluate_models(
         seed: seed of the models that draw random numbers.
         progress: show a progress bar.
         item_features: title_id → feature tokens for hybrid models (``title_features``).
+        spark: make the split in this Spark session (``MARQUEE_ENGINE=spark``; the same rows).
 
     Returns:
         ``{"protocol", "dataset", "split", "models": {name: metrics}, "skipped": {name: reason},
@@ -220,9 +232,19 @@ def evaluate_models(
     """
     names = order_models(check_model_names([*BASELINES, *models]))
     np.random.seed(seed)
-    split = temporal_user_split(interactions)
-    # One validation split for every model: the same rule, made once (it sorts all of train).
-    validation = validation_split(split.train) if tune else None
+    if spark is not None:
+        from training import spark_frames
+
+        split = spark_frames.temporal_user_split(spark.createDataFrame(normalise_frame(interactions)))
+        validation = (
+            spark_frames.temporal_user_split(spark.createDataFrame(split.train), drop_short_users=False)
+            if tune
+            else None
+        )
+    else:
+        split = temporal_user_split(interactions)
+        # One validation split for every model: the same rule, made once (it sorts all of train).
+        validation = validation_split(split.train) if tune else None
     report: dict[str, Any] = {
         "protocol": PROTOCOL,
         "dataset": dataset,

@@ -48,7 +48,7 @@ def recommend_for_profile(
     Raises:
         NotFoundError: no such version, or the profile has no watch history in the lake.
     """
-    interactions = interactions_from_events(load_events(Lake(settings.workspace.lake_dir)))
+    interactions = interactions_from_events(load_events(Lake.from_settings(settings)))
     history = require_history(interactions, profile_id)
     version, bundle = load_registered_bundle(settings, alias)
     role = str(bundle.metadata.get("primary_candidate") or next(iter(bundle.candidates)))

@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,11 @@ from tqdm import tqdm
 from core.errors import InvalidInputError
 from core.lake import Lake
 from core.settings import Settings
-from features.pipelines import compute_feature_tables
+from features.pipelines import PipelineOptions, compute_feature_tables
+from features.spark.session import session_for
 from models.bundle import ModelBundle
 from models.ranker import NeuralRanker
+from models.ranker_distributed import MAX_WORKERS, fit_distributed
 from training.candidates import (
     FittedCandidate,
     candidate_lists,
@@ -56,6 +58,9 @@ from training.protocol import PROTOCOL, Split, validation_split
 from training.ranker_data import RankerData, build_ranker_data
 from training.registry import Registration, register_and_promote, register_runner_up
 from training.tracking import BUNDLE_ARTIFACT, Tracker
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -83,6 +88,8 @@ class TrainingConfig:
         max_profiles: at most this many validation profiles (seeded sample) get candidate lists,
             ranker rows and metrics: bounds the cost on large data, all of them on small data.
         ranker_profiles: at most this many validation profiles train the ranker (speed bound).
+        ranker_workers: processes that train the ranker together (torch DDP over gloo,
+            ``models.ranker_distributed``); 1 trains it in this process.
         holdout_fraction: share of validation profiles kept out of ranker training, on
             which candidates and ranked lists are compared (and promotion is decided).
         refit: refit the candidates on all interactions for the served bundle.
@@ -101,6 +108,7 @@ class TrainingConfig:
     ranker_params: dict[str, Any] = field(default_factory=dict)
     max_profiles: int = 8000
     ranker_profiles: int = 5000
+    ranker_workers: int = 1
     holdout_fraction: float = 0.25
     refit: bool = True
     promote: bool = True
@@ -121,6 +129,8 @@ class TrainingConfig:
             raise InvalidInputError(f"max_profiles must be at least 20, got {self.max_profiles}")
         if self.ranker_profiles < 10:
             raise InvalidInputError(f"ranker_profiles must be at least 10, got {self.ranker_profiles}")
+        if not 1 <= self.ranker_workers <= MAX_WORKERS:
+            raise InvalidInputError(f"ranker_workers must be between 1 and {MAX_WORKERS}, got {self.ranker_workers}")
         unknown = sorted(set(self.params) - set(self.models))
         if unknown:
             raise InvalidInputError(f"params given for models not being trained: {unknown}")
@@ -163,8 +173,13 @@ class Stopwatch:
 
 
 # ----------------------------------------------------------------------------- steps
-def split_validation(data: TrainingData) -> Split:
-    """The protocol's validation split of all interactions: last 20% of each profile held out."""
+def split_validation(data: TrainingData, spark: SparkSession | None = None) -> Split:
+    """The protocol's validation split of all interactions: last 20% of each profile held out (in Spark when given)."""
+    if spark is not None:
+        from training import spark_frames
+
+        frame = spark.createDataFrame(data.interactions)
+        return spark_frames.temporal_user_split(frame, drop_short_users=False)
     return validation_split(data.interactions)
 
 
@@ -188,22 +203,45 @@ def cutoff_times(train: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in train.groupby("user_id", sort=False)["ts"].max().items()}
 
 
-def feature_tables(lake: Lake, progress: bool = False) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+def feature_tables(
+    lake: Lake, progress: bool = False, spark: SparkSession | None = None
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """The feature store's as-of tables computed from the lake (the rows Feast's offline store holds).
+
+    Args:
+        spark: compute them with this Spark session (``MARQUEE_ENGINE=spark``); None: pandas.
 
     Returns:
         The tables by name, and episode id → series id (title features are per catalog title).
     """
-    events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
-    titles = lake.read_or_empty("titles")
     episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
-    tables = dict(compute_feature_tables(events, titles, episodes, progress=progress).tables)
+    if spark is not None:
+        from features.spark.build import compute_feature_tables_spark
+        from features.spark.lake import read_table
+
+        tables = dict(
+            compute_feature_tables_spark(
+                read_table(spark, lake, "watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"]),
+                read_table(spark, lake, "titles"),
+                read_table(spark, lake, "episodes", ["episode_id", "series_id"]) if len(episodes) else None,
+                None,
+                PipelineOptions(),
+            ).tables
+        )
+    else:
+        events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
+        titles = lake.read_or_empty("titles")
+        tables = dict(compute_feature_tables(events, titles, episodes, progress=progress).tables)
     catalog_title = dict(zip(episodes["episode_id"].astype(str), episodes["series_id"].astype(str), strict=True))
     return tables, catalog_title
 
 
 def fit_ranker(data: RankerData, rows: np.ndarray, config: TrainingConfig) -> NeuralRanker:
-    """Fit the ranker on the masked rows (training profiles with at least one positive in their union)."""
+    """Fit the ranker on the masked rows (training profiles with at least one positive in their union).
+
+    With ``config.ranker_workers`` above 1 the ranker is trained by that many processes
+    (DDP over gloo); the one-process fit is the default.
+    """
     params = {"seed": config.seed, **config.ranker_params}
     ranker = NeuralRanker(**params)
     bar = tqdm(total=ranker.epochs, desc="ranker epochs", unit="epoch", disable=not config.progress)
@@ -212,7 +250,18 @@ def fit_ranker(data: RankerData, rows: np.ndarray, config: TrainingConfig) -> Ne
         bar.set_postfix(loss=f"{loss:.4f}")
         bar.update()
 
-    ranker.fit(data.matrix(rows), data.groups(rows), data.labels(rows), data.columns, on_epoch=on_epoch)
+    if config.ranker_workers > 1:
+        ranker = fit_distributed(
+            ranker,
+            data.matrix(rows),
+            data.groups(rows),
+            data.labels(rows),
+            data.columns,
+            workers=config.ranker_workers,
+            on_epoch=on_epoch,
+        ).ranker
+    else:
+        ranker.fit(data.matrix(rows), data.groups(rows), data.labels(rows), data.columns, on_epoch=on_epoch)
     bar.close()
     return ranker
 
@@ -298,11 +347,12 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
     config.check()
     started = time.perf_counter()
     watch = Stopwatch()
-    lake = Lake(settings.workspace.lake_dir)
+    lake = Lake.from_settings(settings)
+    spark = session_for(settings, config.models)
     with watch.stage("load"):
-        data = load_training_data(lake)
+        data = load_training_data(lake, spark)
     with watch.stage("split"):
-        split = split_validation(data)
+        split = split_validation(data, spark)
         item_features = item_feature_tokens(data.titles, lake.read_or_empty("episodes", ["episode_id", "series_id"]))
     relevant_all = split.test_items()
     users = sample_profiles(sorted(relevant_all), config.max_profiles, config.seed)
@@ -362,10 +412,10 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
         ranker_info: dict[str, Any] = {}
         if config.use_ranker:
             with watch.stage("features"):
-                tables, catalog_title = feature_tables(lake, progress=config.progress)
+                tables, catalog_title = feature_tables(lake, progress=config.progress, spark=spark)
             with watch.stage("ranker_data"):
                 rdata = build_ranker_data(
-                    lists, cutoff_times(split.train), relevant_all, config.models, tables, catalog_title
+                    lists, cutoff_times(split.train), relevant_all, config.models, tables, catalog_title, spark=spark
                 )
             in_holdout = rdata.frame["user_id"].isin(holdout).to_numpy()
             train_rows = _ranker_training_rows(rdata, in_holdout, config)
@@ -378,6 +428,7 @@ def run_training(settings: Settings, config: TrainingConfig, tracker: Tracker | 
                     "profiles": int(rdata.frame.loc[train_rows, "user_id"].nunique()),
                     "positives": int(rdata.frame.loc[train_rows, "label"].sum()),
                     "columns": len(rdata.columns),
+                    "workers": config.ranker_workers,
                 }
             else:
                 logger.warning("no training profile has a watched-next title among its candidates; ranker skipped")
@@ -530,6 +581,7 @@ def _log_and_register(
                 "use_ranker": config.use_ranker,
                 "max_profiles": config.max_profiles,
                 "ranker_profiles": config.ranker_profiles,
+                "ranker_workers": config.ranker_workers,
                 "holdout_fraction": config.holdout_fraction,
                 "refit": config.refit,
                 "feature_service": config.feature_service,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -25,6 +26,9 @@ import pandas as pd
 from scipy import sparse
 
 from features.ranking_frame import candidate_columns, candidate_frame, numeric_feature_columns, ranking_matrix
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +201,7 @@ def build_ranker_data(
     sources: Sequence[str],
     tables: Mapping[str, pd.DataFrame],
     catalog_title: Mapping[str, str] | None = None,
+    spark: SparkSession | None = None,
 ) -> RankerData:
     """Label the candidate union of each profile and attach point-in-time features.
 
@@ -209,6 +214,7 @@ def build_ranker_data(
         catalog_title: episode id → series id. Candidates are what was played (an episode),
             title features are per catalog title (the series), so features are looked up
             under the catalog title; ids not in the map are their own catalog title.
+        spark: join the features in this Spark session (``MARQUEE_ENGINE=spark``); None: pandas.
     """
     wide = candidate_frame(lists, sources, keys=["user_id"])
     users = wide["user_id"].astype(str).to_numpy()
@@ -220,7 +226,12 @@ def build_ranker_data(
     if catalog_title:
         titles = pd.Series(titles).map(catalog_title).fillna(pd.Series(titles)).to_numpy()
     entity = pd.DataFrame({"profile_id": users, "title_id": titles, TS: stamp})
-    features = point_in_time_features(entity, tables)
+    if spark is not None:
+        from training.spark_frames import point_in_time_features as spark_point_in_time_features
+
+        features = spark_point_in_time_features(spark, entity, tables)
+    else:
+        features = point_in_time_features(entity, tables)
     features.index = wide.index
     columns = candidate_columns(sources) + list(features.columns)
     frame = pd.concat([wide, features], axis=1)

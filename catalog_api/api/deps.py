@@ -55,7 +55,7 @@ def verify_access(state: AppState, session: Session | Connection, token: str | N
     if not token:
         raise UnauthorizedError(MISSING_TOKEN_MESSAGE)
     claims = state.tokens.verify(token, "access")
-    if accounts.is_revoked(session, claims.jti):
+    if accounts.token_revoked(session, claims):
         raise UnauthorizedError(REVOKED_MESSAGE)
     state.account_limiter.hit(claims.account_id)
     return claims
@@ -71,7 +71,7 @@ def load_caller_profile(
     with state.engine.connect() as connection:
         # Revocation is checked by the profile statement itself (before ownership: a 401 wins over a 404).
         try:
-            context = load_profile_context(connection, claims.account_id, profile_id, claims.jti)
+            context = load_profile_context(connection, claims, profile_id)
         except NotFoundError:
             state.account_limiter.hit(claims.account_id)  # a 404 counts against the limit like any request
             raise
@@ -129,7 +129,7 @@ def require_admin(state: StateDep, session: SessionDep, token: TokenDep) -> None
     if admin_token and hmac.compare_digest(token, admin_token):
         return
     claims = state.tokens.verify(token, "access")
-    if accounts.is_revoked(session, claims.jti) or not accounts.get_account(session, claims.account_id).is_admin:
+    if accounts.token_revoked(session, claims) or not accounts.get_account(session, claims.account_id).is_admin:
         raise ForbiddenError("experiment administration needs an admin account or the admin token")
 
 

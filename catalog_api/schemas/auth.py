@@ -42,6 +42,12 @@ class AccountPublic(PublicModel):
     created_at: UtcDateTime
 
 
+class SignupAccepted(PublicModel):
+    """The one answer to every valid sign-up, whether or not the e-mail already had an account."""
+
+    detail: str
+
+
 class TokenPair(PublicModel):
     """OAuth2 bearer tokens."""
 

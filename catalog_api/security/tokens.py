@@ -93,6 +93,10 @@ class TokenIssuer:
                     self._verified.popitem(last=False)
         return claims
 
+    def remembered(self) -> int:
+        """Verified access tokens remembered (at most ``VERIFIED_CACHE_SIZE``)."""
+        return len(self._verified)
+
     def _decode(self, token: str, expected_type: TokenType) -> TokenClaims:
         try:
             payload = jwt.decode(

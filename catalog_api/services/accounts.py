@@ -14,24 +14,18 @@ from catalog_api.errors import UnauthorizedError
 from catalog_api.schemas.auth import SignupRequest
 from catalog_api.security.passwords import hash_password, verify_password
 from catalog_api.security.tokens import TokenClaims
-from core.errors import ConflictError
-
-#: The one answer to a sign-up whose e-mail is taken: it names neither the e-mail nor the account.
-SIGNUP_CONFLICT = "this e-mail cannot be used for a new account; log in, or reset the password"
 
 
-def create_account(session: Session, request: SignupRequest) -> AccountRow:
-    """Store a new account with an Argon2 password hash.
+def create_account(session: Session, request: SignupRequest) -> AccountRow | None:
+    """Store a new account with an Argon2 password hash; None when the e-mail is already registered.
 
-    The password is hashed before the e-mail is looked up, so a taken e-mail costs
-    the same time as a new one (no enumeration by timing).
-
-    Raises:
-        ConflictError: the e-mail is already registered.
+    The caller answers both cases the same way (no account enumeration through sign-up,
+    OWASP API2): the route does not say whether an account was created. The password is
+    hashed before the e-mail is looked up, so a taken e-mail costs the same time as a new one.
     """
     password_hash = hash_password(request.password)
     if session.scalar(select(AccountRow.account_id).where(AccountRow.email == request.email)):
-        raise ConflictError(SIGNUP_CONFLICT)
+        return None
     account = AccountRow(
         account_id=uuid.uuid4().hex,
         email=request.email,
@@ -44,8 +38,9 @@ def create_account(session: Session, request: SignupRequest) -> AccountRow:
     session.add(account)
     try:
         session.flush()
-    except IntegrityError:
-        raise ConflictError(SIGNUP_CONFLICT) from None
+    except IntegrityError:  # registered meanwhile by a concurrent sign-up
+        session.rollback()
+        return None
     return account
 
 
@@ -87,15 +82,29 @@ def revoke_family(session: Session, claims: TokenClaims, refresh_ttl: timedelta)
 
 
 _REVOKED = select(RevokedTokenRow.jti).where(RevokedTokenRow.jti == bindparam("jti"))
+_TOKEN_REVOKED = select(RevokedTokenRow.jti).where(RevokedTokenRow.jti.in_([bindparam("jti"), bindparam("family")]))
 
 
 def is_revoked(executor: Session | Connection, jti: str) -> bool:
-    """Whether logout or refresh rotation revoked this token id.
-
-    A Core statement, not ``Session.get``: it runs on every authenticated request, and the
-    hot read routes call it on a bare connection (``api.deps.load_caller_profile``).
-    """
+    """Whether this exact id (a token's ``jti`` or a ``family_marker``) is on the revocation list."""
     return executor.execute(_REVOKED, {"jti": jti}).first() is not None
+
+
+def token_revoked(executor: Session | Connection, claims: TokenClaims) -> bool:
+    """Whether this token, or the login (family) it descends from, was revoked.
+
+    Checked on every authenticated request, in the database, so a logout or a detected
+    refresh-token reuse ends the family's access tokens at once in every worker and
+    replica (not at their expiry, up to 15 minutes later). One primary-key lookup of
+    two keys, as a Core statement: the hot read routes run it on a bare connection
+    (``api.deps.load_caller_profile``), where it rides on the profile statement.
+    """
+    return executor.execute(_TOKEN_REVOKED, revocation_keys(claims)).first() is not None
+
+
+def revocation_keys(claims: TokenClaims) -> dict[str, str]:
+    """The ``revoked_tokens.jti`` values that would revoke ``claims``: its own id and its family's marker."""
+    return {"jti": claims.jti, "family": family_marker(claims.family or claims.jti)}
 
 
 def purge_expired_revocations(session: Session, now: datetime | None = None) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -29,6 +30,16 @@ def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate,
         ForbiddenError: the title is above the profile's maturity level (a kids profile's history
             never holds a title it could not play).
     """
+    return insert_event(session, event_row(profile, event, snapshot))
+
+
+def event_row(profile: ProfileRow, event: WatchEventCreate, snapshot: CatalogSnapshot) -> dict[str, Any]:
+    """The stored row of an accepted heartbeat (the values the database and the event stream both get).
+
+    Raises:
+        NotFoundError: the title or episode is not in the catalog.
+        ForbiddenError: the title is above the profile's maturity level.
+    """
     title = snapshot.resolve(event.title_id)
     if title is None:
         raise NotFoundError(f"no title or episode {event.title_id!r} in the catalog; use ids from GET /v1/titles")
@@ -36,7 +47,7 @@ def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate,
         raise ForbiddenError(
             f"title {event.title_id!r} is above this profile's maturity level ({profile.maturity_level})"
         )
-    values = {
+    return {
         "event_id": event.event_id,
         "profile_id": profile.profile_id,
         "title_id": event.title_id,
@@ -46,6 +57,10 @@ def record_event(session: Session, profile: ProfileRow, event: WatchEventCreate,
         "device": event.device,
         "country": profile.country,
     }
+
+
+def insert_event(session: Session, values: dict[str, Any]) -> bool:
+    """Insert ``event_row``'s values unless the ``event_id`` is stored; True when inserted (not committed)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(WatchEventRow)

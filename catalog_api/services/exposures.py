@@ -176,6 +176,11 @@ class ExposureLog:
             self.recover()
             self._journal = open(self._journal_path(), "a", encoding="utf-8")  # noqa: SIM115 - lives with the log
 
+    @property
+    def buffered(self) -> int:
+        """Exposures waiting for the next flush."""
+        return self._buffered
+
     def _journal_path(self) -> Path:
         # pid: recovery leaves the journals of live processes alone; the token keeps two logs
         # of one process (tests, several apps) apart.

@@ -16,6 +16,7 @@ served row is logged as an exposure with the model version that chose it.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 from catalog_api.schemas.home import ExperimentInfo
@@ -31,6 +32,10 @@ from catalog_api.services.profile_context import ProfileContext
 from catalog_api.services.viewer import completed_titles
 from catalog_api.state import AppState
 from core import rules
+from core.bus import EventKind
+from core.errors import ServiceUnavailableError
+
+logger = logging.getLogger(__name__)
 
 #: What the viewer is told, per page status (``fallback_reason`` or ``None`` for a fully personal page).
 NOTICES: dict[str, str] = {
@@ -107,14 +112,15 @@ async def build_home(
         state.pages.put(page_key, CachedPage(inputs, expiry, rows, prefetch))
     now = datetime.now(UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the lake stores milliseconds
-    state.exposures.log_page(
+    await log_exposures(
+        state,
         ExposurePage(
             request_id=request_id,
             ts=now,
             profile_id=profile.profile_id,
             rows=[(row.key, row.model_version, row.title_ids) for row in rows],
             assignments=[(a["experiment_key"], a["variant"]) for a in assignment.assignments],
-        )
+        ),
     )
     personalized = any(row.model_version != POPULARITY_VERSION for row in rows)
     return HomePage(
@@ -131,3 +137,20 @@ async def build_home(
         ),
         prefetch=prefetch,
     )
+
+
+async def log_exposures(state: AppState, page: ExposurePage) -> None:
+    """Record what the page showed: on the event stream (acked) when configured, else the journaled log.
+
+    A home page degrades instead of failing: when the stream cannot ack, the page still
+    goes out and its exposures take the embedded path (journal, then the lake), so they
+    are kept either way. An accepted watch event, by contrast, is refused with 503, because
+    the client holds it and can send it again.
+    """
+    if state.bus is not None and page.request_id:
+        try:
+            await state.bus.publish_async(EventKind.EXPOSURE, page.request_id, page.to_json().encode())
+            return
+        except ServiceUnavailableError:
+            logger.warning("exposures of page %s: event stream unavailable, journaled locally", page.request_id)
+    state.exposures.log_page(page)

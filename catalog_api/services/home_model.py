@@ -7,7 +7,7 @@ cache and prefetch signing are other modules' jobs (``services.home``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 from catalog_api.recommender_client import CircuitOpenError, ModelTimeoutError
@@ -33,6 +33,15 @@ HISTORY_KEY_LENGTH = 20
 def history_key(positions: Sequence[LatestPosition]) -> tuple[tuple[object, ...], ...]:
     """The latest positions as a cache key: any new heartbeat changes it."""
     return tuple((p.title_id, p.position_s, p.ts) for p in positions[:HISTORY_KEY_LENGTH])
+
+
+def candidate_slot(key: Hashable) -> Hashable:
+    """The candidate-cache slot of a ``personalize`` key: profile, variant and filters, not seed and history.
+
+    A newer history (and the seed it picks) replaces the older answer, which would never be asked for again.
+    """
+    assert isinstance(key, tuple)
+    return key[:5]
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,7 @@ async def personalize(
     variant = rules.model_alias(variant)
     if not positions:
         return Personalization(reason="new_profile", variant=variant)
+    # The first five make the slot (``candidate_slot``).
     key = (profile.profile_id, variant, profile.maturity_level, profile.is_kids, profile.country, seed,
            history_key(positions))  # fmt: skip
 

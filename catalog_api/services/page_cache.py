@@ -11,6 +11,7 @@ that would be built now; only its request id, time and exposures are new.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,15 @@ class PageInputs:
         """The page-cache key: the value fields."""
         return (self.profile_id, self.device, self.variant, self.layout, self.maturity_level, self.kids,
                 self.country, self.history)  # fmt: skip
+
+    @staticmethod
+    def slot(key: Hashable) -> Hashable:
+        """The page-cache slot of a key: the key without the history (one page per profile, device and filters).
+
+        A newer history replaces the older page: that one would never be asked for again.
+        """
+        assert isinstance(key, tuple)
+        return key[:-1]
 
     def same_sources(self, other: PageInputs) -> bool:
         """Whether ``other`` was built from the very same answer, popularity table and catalog."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import func, select
@@ -22,6 +23,17 @@ def record_report(
 ) -> bool:
     """Store one report; True if new, False if this (session, report number) was stored before.
 
+    Raises:
+        NotFoundError: the title or episode is not in the catalog, or the session id is another profile's.
+    """
+    return insert_report(session, report_row(session, profile, report, snapshot)) is not None
+
+
+def report_row(
+    session: Session, profile: ProfileRow, report: PlaybackReportCreate, snapshot: CatalogSnapshot
+) -> dict[str, Any]:
+    """The stored row of an accepted report (without ``seq``, which the insert assigns).
+
     A session belongs to the profile that started it: a report naming another
     profile's session id is refused as unknown rather than mixed into it.
 
@@ -35,12 +47,16 @@ def record_report(
     ).scalar_one_or_none()
     if owner is not None and owner != profile.profile_id:
         raise NotFoundError(f"no playback session {report.session_id!r} for this profile")
-    values = {
+    return {
         **report.model_dump(),
         "profile_id": profile.profile_id,
         "country": profile.country,
         "ts": datetime.now(UTC),
     }
+
+
+def insert_report(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert ``report_row``'s values unless stored; the new row's ``seq``, or None for a retry (not committed)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     statement = (
         insert(PlaybackReportRow)
@@ -48,7 +64,8 @@ def record_report(
         .on_conflict_do_nothing(index_elements=["session_id", "report_seq"])
         .returning(PlaybackReportRow.seq)
     )
-    return session.execute(statement).first() is not None
+    row = session.execute(statement).first()
+    return None if row is None else int(row.seq)
 
 
 def recent_sessions(session: Session, profile_id: str, limit: int) -> list[PlaybackSession]:

@@ -3,7 +3,8 @@
 Counts come from the lake's ``watch_events`` (datasets, past exports) plus the
 API's own events not yet exported; episodes count for their series. Computed at
 start-up and refreshed every ``refresh_s`` seconds, never on the request path
-of more than one request at a time.
+of more than one request at a time. The lake is read incrementally: a refresh
+reads only the events appended since the previous one (``Lake.read_since``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +28,10 @@ from core.lake import Lake
 from core.rules import popularity_scores
 
 logger = logging.getLogger(__name__)
+
+_EVENT_COLUMNS = ["profile_id", "title_id", "ts"]
+#: Increments kept as separate arrow chunks before they are merged into one.
+_MAX_CHUNKS = 64
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ class PopularityService:
         self._computed_at = 0.0
         self._lifetime_s = self._spread(refresh_s)
         self._refreshing = threading.Lock()
+        self._lake_rows: pa.Table | None = None
+        self._lake_version: int | None = None
 
     @staticmethod
     def _spread(refresh_s: float) -> float:
@@ -136,12 +144,21 @@ class PopularityService:
             threading.Thread(target=self.refresh, name="popularity-refresh", daemon=True).start()
         return self._table
 
+    def expire(self, min_age_s: float) -> None:
+        """Let the next read refresh the table once it is ``min_age_s`` old (new events arrived).
+
+        Called by the event stream's popularity consumer: trending follows the events
+        instead of a fixed period, and ``min_age_s`` keeps a busy stream from
+        recomputing on every batch.
+        """
+        self._lifetime_s = min(self._lifetime_s, min_age_s)
+
     def refresh(self) -> PopularityTable:
         """Recompute from the lake and the database now."""
         if not self._refreshing.acquire(blocking=False):
             return self._table
         try:
-            lake_events = self._lake.read_or_empty("watch_events", ["profile_id", "title_id", "ts"])
+            lake_events = self._lake_events()
             with self._sessions() as session:
                 rows = session.execute(select(WatchEventRow.profile_id, WatchEventRow.title_id, WatchEventRow.ts)).all()
             db_events, _ = split_poisoned(pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"]), "popularity")
@@ -158,3 +175,19 @@ class PopularityService:
         finally:
             self._refreshing.release()
         return self._table
+
+    def _lake_events(self) -> pd.DataFrame:
+        """The lake's watch events, of which only those appended since the last refresh are read.
+
+        An erasure or a rewrite of the table since then makes the lake answer with the whole
+        table, which replaces what is held.
+        """
+        increment = self._lake.read_since("watch_events", self._lake_version, _EVENT_COLUMNS)
+        if increment.full or self._lake_rows is None:
+            rows = increment.rows
+        else:
+            rows = pa.concat_tables([self._lake_rows, increment.rows])
+            if rows.column(0).num_chunks > _MAX_CHUNKS:
+                rows = rows.combine_chunks()
+        self._lake_rows, self._lake_version = rows, increment.version
+        return rows.to_pandas()

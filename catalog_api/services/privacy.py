@@ -57,10 +57,8 @@ def erase_account(
     for cache in caches:
         # Keys start with the profile id (``services.home``): no recommendation or page of them survives.
         cache.forget(lambda key: isinstance(key, tuple) and bool(key) and key[0] in profile_ids)
-    lake_rows = {"accounts": lake.delete_rows("accounts", "account_id", {account.account_id})}
-    if profile_ids:
-        for table in ("profiles", "watch_events", "exposures"):
-            lake_rows[table] = lake.delete_rows(table, "profile_id", profile_ids)
+    # Every lake table holding rows about the account or its profiles (``TableSpec.subject_column``).
+    lake_rows = lake.erase({"account_id": {account.account_id}, "profile_id": profile_ids})
     logger.info(
         "erased account %s: %d profiles, %d events, lake %s", account.account_id, len(profile_ids), events, lake_rows
     )

@@ -16,7 +16,8 @@ from sqlalchemy import Connection, bindparam, exists, select
 
 from catalog_api.db.tables import AccountRow, ProfileRow, RevokedTokenRow
 from catalog_api.errors import UnauthorizedError
-from catalog_api.services.accounts import is_revoked
+from catalog_api.security.tokens import TokenClaims
+from catalog_api.services.accounts import revocation_keys, token_revoked
 from core.errors import NotFoundError
 
 _PROFILE = (
@@ -29,14 +30,16 @@ _PROFILE = (
         ProfileRow.is_kids,
         ProfileRow.country,
         AccountRow.plan,
-        exists().where(RevokedTokenRow.jti == bindparam("jti")).label("revoked"),
+        exists().where(RevokedTokenRow.jti.in_([bindparam("jti"), bindparam("family")])).label("revoked"),
     )
     .join(AccountRow, AccountRow.account_id == ProfileRow.account_id)
     .where(ProfileRow.profile_id == bindparam("profile_id"), ProfileRow.account_id == bindparam("account_id"))
 )
 
 
-REVOKED_MESSAGE = "token revoked (logged out); log in again at /v1/auth/token"
+REVOKED_MESSAGE = (
+    "token revoked (its login was ended: logout, or a refresh token reused); log in again at /v1/auth/token"
+)
 
 
 @dataclass(frozen=True)
@@ -53,20 +56,23 @@ class ProfileContext:
     plan: str
 
 
-def load_profile_context(connection: Connection, account_id: str, profile_id: str, jti: str) -> ProfileContext:
-    """The profile ``profile_id`` if the account ``account_id`` owns it and the token ``jti`` is not revoked.
+def load_profile_context(connection: Connection, claims: TokenClaims, profile_id: str) -> ProfileContext:
+    """The profile ``profile_id`` if the account of ``claims`` owns it and the token is not revoked.
 
-    The revocation check rides on the same statement (one round trip instead of two).
+    The revocation check (the token or its whole login, ``accounts.token_revoked``) rides
+    on the same statement (one round trip instead of two).
 
     Raises:
         UnauthorizedError: the token was revoked (401, checked before ownership).
         NotFoundError: the account has no such profile (404).
     """
-    row = connection.execute(_PROFILE, {"profile_id": profile_id, "account_id": account_id, "jti": jti}).first()
+    row = connection.execute(
+        _PROFILE, {"profile_id": profile_id, "account_id": claims.account_id, **revocation_keys(claims)}
+    ).first()
     if row is not None and row.revoked:
         raise UnauthorizedError(REVOKED_MESSAGE)
     if row is None:
-        if is_revoked(connection, jti):
+        if token_revoked(connection, claims):
             raise UnauthorizedError(REVOKED_MESSAGE)
         raise NotFoundError(f"no profile {profile_id!r} in this account; list yours at GET /v1/profiles")
     return ProfileContext(

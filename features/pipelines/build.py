@@ -19,6 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,10 +34,16 @@ from features.pipelines.profile import DEFAULT_HALF_LIFE_DAYS, DEFAULT_TOP_GENRE
 from features.pipelines.title import title_metadata, title_popularity
 from features.pipelines.windows import DAY_S, snapshot_times, to_seconds
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
 logger = logging.getLogger(__name__)
 
 #: Feature tables, by the name of their file under ``<feast_dir>/data/``.
 FEATURE_TABLES = ("profile_activity", "profile_genre_affinity", "title_popularity", "title_metadata")
+
+#: What to do when the lake has no watch events.
+NO_EVENTS = "the lake has no watch events; load a dataset first (`marquee data load ...`)"
 
 #: The manifest written next to the tables: data window, row counts, options.
 MANIFEST = "feature_tables.json"
@@ -155,33 +162,40 @@ def build_feature_tables(
     as_of: pd.Timestamp | None = None,
     options: PipelineOptions | None = None,
     progress: bool = False,
+    spark: SparkSession | None = None,
 ) -> FeatureTablesReport:
     """Read the lake, compute the feature tables and write them under ``out_dir/data``.
 
     Each table is written to a temporary file and renamed into place, and the
     manifest last, so a failure leaves the previous tables and manifest intact.
 
+    Args:
+        spark: compute with this Spark session (``MARQUEE_ENGINE=spark``); None: pandas.
+
     Raises:
         NotFoundError: the lake has no watch events or no titles yet.
     """
     started = time.perf_counter()
     options = options or PipelineOptions()
-    events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
-    if events.empty:
-        raise NotFoundError("the lake has no watch events; load a dataset first (`marquee data load ...`)")
-    titles = lake.read("titles")
-    episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
-    computed = compute_feature_tables(events, titles, episodes, as_of, options, progress)
+    if spark is not None:
+        computed, n_events, first_s = _compute_with_spark(spark, lake, as_of, options)
+    else:
+        events = lake.read("watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
+        if events.empty:
+            raise NotFoundError(NO_EVENTS)
+        titles = lake.read("titles")
+        episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
+        computed = compute_feature_tables(events, titles, episodes, as_of, options, progress)
+        n_events, first_s = len(events), int(to_seconds(events["ts"]).min())
     data_dir = Path(out_dir) / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in computed.tables.items():
         write_table(frame, data_dir / f"{name}.parquet")
-    first_s = int(to_seconds(events["ts"]).min())
     report = FeatureTablesReport(
         data_start=pd.Timestamp((first_s // DAY_S) * DAY_S, unit="s", tz="UTC").isoformat(),
         as_of=computed.as_of.isoformat(),
         rows={name: len(frame) for name, frame in computed.tables.items()},
-        events=len(events),
+        events=n_events,
         plays=computed.plays,
         seconds=time.perf_counter() - started,
         genres=sorted({g for genres in computed.tables["title_metadata"]["genres"] for g in genres}),
@@ -190,6 +204,27 @@ def build_feature_tables(
     _write_manifest(Path(out_dir), report)
     logger.info("feature tables: %s rows from %d events in %.1f s", report.rows, report.events, report.seconds)
     return report
+
+
+def _compute_with_spark(
+    spark: SparkSession, lake: Lake, as_of: pd.Timestamp | None, options: PipelineOptions
+) -> tuple[FeatureTables, int, int]:
+    """The tables computed by the Spark engine, the events read and the first event's second."""
+    from pyspark.sql import functions as sf
+
+    from features.spark.build import compute_feature_tables_spark
+    from features.spark.lake import read_table
+
+    events = read_table(spark, lake, "watch_events", ["profile_id", "title_id", "ts", "position_s", "duration_s"])
+    stats = events.agg(sf.count(sf.lit(1)).alias("n"), sf.min(sf.unix_seconds("ts")).alias("first")).first()
+    if stats is None or not stats["n"]:
+        raise NotFoundError(NO_EVENTS)
+    if not lake.exists("titles"):
+        raise NotFoundError(f"lake table 'titles' is empty or missing under {lake.root}")
+    titles = read_table(spark, lake, "titles")
+    episodes = read_table(spark, lake, "episodes", ["episode_id", "series_id"]) if lake.exists("episodes") else None
+    computed = compute_feature_tables_spark(events, titles, episodes, as_of, options)
+    return computed, int(stats["n"]), int(stats["first"])
 
 
 def read_manifest(out_dir: Path) -> FeatureTablesReport:

@@ -12,6 +12,7 @@ from marquee.commands._common import load_settings
 
 if TYPE_CHECKING:
     from core.lake import Lake, TableSummary
+    from core.settings import Settings
     from features.ingest.frames import IngestReport
 
 data_app = typer.Typer(help="Datasets into the lake: generate, load, describe.", no_args_is_help=True)
@@ -47,7 +48,7 @@ def generate_command(
         f"{config.events:,} events (seed {config.seed})",
         err=True,
     )
-    report = _ingest(settings.workspace.lake_dir, lambda: generate_frames(config), None)
+    report = _ingest(settings, lambda: generate_frames(config), None)
     _print_report(report)
 
 
@@ -76,13 +77,13 @@ def load_command(
     if name == "synthetic":
         from features.ingest.synthetic import generate_frames
 
-        report = _ingest(settings.workspace.lake_dir, lambda: generate_frames(config), None)
+        report = _ingest(settings, lambda: generate_frames(config), None)
     elif name == "netflix" and history:
         from features.ingest.netflix import read_netflix_titles
 
-        report = _ingest(settings.workspace.lake_dir, lambda: read_netflix_titles(_need(path, name), config), path)
+        report = _ingest(settings, lambda: read_netflix_titles(_need(path, name), config), path)
     else:
-        report = _ingest(settings.workspace.lake_dir, lambda: read_dataset(name, _need(path, name)), path)
+        report = _ingest(settings, lambda: read_dataset(name, _need(path, name)), path)
     _print_report(report)
 
 
@@ -93,7 +94,7 @@ def describe_command(
     """Print each lake table's row count and time range, and who and what the watch events cover."""
     from core.lake import Lake
 
-    lake = Lake(load_settings().workspace.lake_dir)
+    lake = Lake.from_settings(load_settings())
     summaries = lake.describe()
     if as_json:
         typer.echo(json.dumps([_summary_dict(lake, s) for s in summaries], indent=2))
@@ -154,7 +155,7 @@ def _need(path: Path | None, fmt: str) -> Path:
     return path
 
 
-def _ingest(lake_dir: Path, read: Any, path: Path | None) -> IngestReport:
+def _ingest(settings: Settings, read: Any, path: Path | None) -> IngestReport:
     """Parse (or generate), then validate and write, with a progress bar over the two steps."""
     import time
 
@@ -168,7 +169,8 @@ def _ingest(lake_dir: Path, read: Any, path: Path | None) -> IngestReport:
         frames = read()
         bar.set_description("validate + write")
         bar.update(1)
-        report = write_frames(Lake(lake_dir), frames, started=started, path=None if path is None else str(path))
+        lake = Lake.from_settings(settings)
+        report = write_frames(lake, frames, started=started, path=None if path is None else str(path))
         bar.update(1)
     return report
 

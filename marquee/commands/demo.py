@@ -56,7 +56,7 @@ def generate_step(ctx: DemoContext) -> str:
     from marquee.commands.demo_catalog import demo_catalog_path, fill_demo_lake
 
     catalog = demo_catalog_path()
-    report = fill_demo_lake(Lake(ctx.settings.workspace.lake_dir), ctx.seed, ctx.scale, catalog)
+    report = fill_demo_lake(Lake.from_settings(ctx.settings), ctx.seed, ctx.scale, catalog)
     ctx.results["ingest"] = report
     counts = ", ".join(f"{name} {rows:,}" for name, rows in report.rows.items())
     source = f"the Netflix titles catalog ({catalog.name})" if catalog else "a generated catalog (no Netflix CSV found)"
@@ -68,7 +68,7 @@ def describe_step(ctx: DemoContext) -> str:
     from core.lake import Lake
     from marquee.commands.data import describe_text
 
-    lake = Lake(ctx.settings.workspace.lake_dir)
+    lake = Lake.from_settings(ctx.settings)
     text = describe_text(lake, lake.describe())
     typer.echo(text)
     return "lake described"
@@ -83,7 +83,7 @@ def features_step(ctx: DemoContext) -> str:
     store = open_store(ctx.settings, apply=False)
     services = apply_definitions(store)
     report = materialize(
-        store, Lake(ctx.settings.workspace.lake_dir), options=PipelineOptions(), progress=True, engine="direct"
+        store, Lake.from_settings(ctx.settings), options=PipelineOptions(), progress=True, engine="direct"
     )
     rows = sum(report.tables.rows.values())
     return f"feature services {', '.join(services)}; {rows:,} feature rows, online store {ctx.settings.feast_online}"
@@ -150,7 +150,7 @@ def serve_step(ctx: DemoContext) -> str:
 def _sample_profile(ctx: DemoContext) -> str | None:
     from core.lake import Lake
 
-    events = Lake(ctx.settings.workspace.lake_dir).read_or_empty("watch_events", ["profile_id"])
+    events = Lake.from_settings(ctx.settings).read_or_empty("watch_events", ["profile_id"])
     if events.empty:
         return None
     return str(events["profile_id"].value_counts().index[0])
@@ -159,7 +159,7 @@ def _sample_profile(ctx: DemoContext) -> str | None:
 def _sample_title(ctx: DemoContext) -> str | None:
     from core.lake import Lake
 
-    events = Lake(ctx.settings.workspace.lake_dir).read_or_empty("watch_events", ["title_id"])
+    events = Lake.from_settings(ctx.settings).read_or_empty("watch_events", ["title_id"])
     if events.empty:
         return None
     return str(events["title_id"].value_counts().index[0])

@@ -8,6 +8,7 @@ in the workspace's ``run/`` folder.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from core.errors import ServiceUnavailableError
 
@@ -32,10 +34,10 @@ class ManagedProcess:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self, cwd: Path) -> None:
-        """Start the process in its own process group, logging to ``log_path``."""
+    def start(self, cwd: Path, *, append: bool = False) -> None:
+        """Start the process in its own process group, logging to ``log_path`` (``append``: after a restart)."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "wb")  # noqa: SIM115 - the child owns it for its lifetime
+        log = open(self.log_path, "ab" if append else "wb")  # noqa: SIM115 - the child owns it for its lifetime
         self.process = subprocess.Popen(
             self.command,
             cwd=cwd,
@@ -68,13 +70,17 @@ class ManagedProcess:
         )
 
     def stop(self, grace_s: float = 15.0) -> None:
-        """SIGTERM the process group, then SIGKILL after ``grace_s``.
+        """SIGTERM the process group, then SIGKILL it and every descendant after ``grace_s``.
 
         SIGTERM rather than SIGINT: a shell that starts the demo in the background
         makes its children ignore SIGINT, and every server here drains on SIGTERM.
+        Descendants are collected before the first signal: BentoML's workers run in
+        sessions of their own, so the group alone would leave them running.
         """
         if self.process is None or self.process.poll() is not None:
+            self.kill_leftovers()
             return
+        descendants = _descendants(self.process.pid)
         group = os.getpgid(self.process.pid)
         os.killpg(group, signal.SIGTERM)
         try:
@@ -82,6 +88,28 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             os.killpg(group, signal.SIGKILL)
             self.process.wait()
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if child.is_running():
+                    child.kill()
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what is left of the process group of a process that already exited.
+
+        A supervisor calls this before restarting a replica whose main process died, so
+        nothing of the old one keeps the port.
+        """
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return list(psutil.Process(pid).children(recursive=True))
+    except psutil.NoSuchProcess:
+        return []
 
 
 def marquee_command(*args: str) -> list[str]:

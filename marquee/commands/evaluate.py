@@ -46,7 +46,13 @@ def evaluate(
     if out is not None:
         _check_writable(out)  # before a run that may take many minutes, not after it
     interactions, features, dataset = _load(name, path)
-    report = evaluate_models(interactions, chosen, dataset=dataset, tune=tune, seed=seed, item_features=features)
+    from features.spark.session import session_for
+    from marquee.commands._common import load_settings
+
+    spark = session_for(load_settings(), chosen)
+    report = evaluate_models(
+        interactions, chosen, dataset=dataset, tune=tune, seed=seed, item_features=features, spark=spark
+    )
     typer.echo(f"{report['protocol']} on {dataset}: {report['split']}")
     for skipped, reason in report.get("skipped", {}).items():
         typer.echo(f"skipped {skipped}: {reason}")
@@ -84,7 +90,7 @@ def _load(fmt: str, path: Path) -> tuple[pd.DataFrame, dict[str, list[str]], str
         from core.lake import Lake
         from marquee.commands._common import load_settings
 
-        lake = Lake(load_settings().workspace.lake_dir)
+        lake = Lake.from_settings(load_settings())
         events = lake.read_or_empty("watch_events")
         if events.empty:
             raise InvalidInputError("the workspace lake has no watch events; load a dataset first (marquee data ...)")

@@ -137,7 +137,7 @@ def analyze(
     settings = load_settings()
     where = _definitions_path(path)
     experiment = _find(load_experiments(where), key, where)
-    lake = Lake(settings.workspace.lake_dir)
+    lake = Lake.from_settings(settings)
     exposures = read_exposures(lake, key)
     events = lake.read_or_empty("watch_events")
     profiles = lake.read_or_empty("profiles", ["profile_id", "account_id"]) if experiment.unit == "account" else None

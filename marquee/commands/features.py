@@ -57,6 +57,7 @@ def materialize_command(
     from core.errors import InvalidInputError
     from core.lake import Lake
     from features.pipelines import PipelineOptions
+    from features.spark.session import session_for
     from features.store import materialize, open_store
 
     if engine not in ("direct", "feast"):
@@ -66,11 +67,12 @@ def materialize_command(
     stamp = None if as_of is None else pd.Timestamp(as_of).tz_localize("UTC") if as_of.tzinfo is None else as_of
     report = materialize(
         store,
-        Lake(settings.workspace.lake_dir),
+        Lake.from_settings(settings),
         as_of=None if stamp is None else pd.Timestamp(stamp),
         options=PipelineOptions(half_life_days=half_life_days),
         progress=True,
         engine="feast" if engine == "feast" else "direct",
+        spark=session_for(settings),
     )
     tables = report.tables
     typer.echo(f"events {tables.events:,} → plays {tables.plays:,}; data window {tables.data_start} .. {tables.as_of}")

@@ -139,7 +139,7 @@ def register(app: typer.Typer) -> None:
         if sample:
             sources.append(TitleSource(SAMPLE_CONTENT_ID, SAMPLE_NAME, ("en",), duration_s=duration))
         if titles or title_id:
-            sources += catalog_sources(Lake(settings.workspace.lake_dir), titles, title_id or [], duration)
+            sources += catalog_sources(Lake.from_settings(settings), titles, title_id or [], duration)
         if source is not None:
             sources = [dataclasses.replace(s, file=source.resolve()) for s in sources]
         results = package_all(sources, settings.workspace.media_dir, ladder, trial_seconds)

@@ -9,10 +9,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 #: The service class BentoML imports, relative to the repository root.
 SERVICE = "serving.service:MarqueeRecommender"
@@ -36,6 +40,9 @@ def register(group: typer.Typer) -> None:
         timeout: float = typer.Option(0.5, help="Per-request timeout in seconds."),
         max_concurrency: int = typer.Option(64, help="Requests in flight before the server answers 503."),
         poll: float = typer.Option(5.0, help="Seconds between checks for a moved champion/challenger alias."),
+        replicas: int = typer.Option(
+            1, help="Model-server processes behind HAProxy on --port (each with --workers workers; see docs)."
+        ),
     ) -> None:
         """Serve recommendations from the registered champion and challenger (hot reload on alias moves)."""
         from marquee.commands._common import load_settings
@@ -44,7 +51,14 @@ def register(group: typer.Typer) -> None:
             raise InvalidInputError(f"--port must be between 1 and 65535, got {port}")
         if workers < 1:
             raise InvalidInputError(f"--workers must be at least 1, got {workers}")
+        if replicas < 1:
+            raise InvalidInputError(f"--replicas must be at least 1, got {replicas}")
         settings = load_settings()
+        if replicas > 1:
+            options = ["--workers", str(workers), "--timeout", str(timeout)]
+            options += ["--max-concurrency", str(max_concurrency), "--poll", str(poll)]
+            _serve_replicas(settings, replicas, port, host, options)
+            return
         env = dict(os.environ)
         env.update(
             {
@@ -75,6 +89,26 @@ def register(group: typer.Typer) -> None:
                 code = process.wait()
         if code not in (0, -signal.SIGINT, -signal.SIGTERM, 130, 143):
             raise typer.Exit(code)
+
+
+def _serve_replicas(settings: Settings, count: int, port: int, host: str, options: list[str]) -> None:
+    """``count`` model servers (each ``marquee serve models OPTIONS`` on a loopback port) behind HAProxy."""
+    from marquee.balancer import MODEL_TIER
+    from marquee.commands.demo_processes import marquee_command
+    from marquee.commands.replicas import REPLICA_HOST, ReplicaSet, serve_replicated
+
+    def command(replica_port: int) -> list[str]:
+        return marquee_command("serve", "models", "--port", str(replica_port), "--host", REPLICA_HOST, *options)
+
+    env = {"MARQUEE_HOME": str(settings.workspace.home)}
+    notes = []
+    if settings.feast_online == "sqlite":
+        notes.append(
+            "online features are read from the workspace's SQLite store, which only replicas on this host "
+            "share; set MARQUEE_FEAST_ONLINE=redis://host:6379 for replicas on several hosts"
+        )
+    tier = ReplicaSet(MODEL_TIER, count, host, port, command, env, settings.workspace.run_dir)
+    serve_replicated(tier, notes)
 
 
 def _kill_tree(process: subprocess.Popen[bytes]) -> None:

@@ -27,6 +27,15 @@ def train(
     ] = True,
     k: Annotated[int, typer.Option("--k", min=1, max=1000, help="candidates per model per profile")] = 50,
     epochs: Annotated[int, typer.Option(min=1, max=100, help="ranker epochs")] = 3,
+    ranker_workers: Annotated[
+        int | None,
+        typer.Option(
+            "--ranker-workers",
+            min=1,
+            max=64,
+            help="processes that train the ranker together, DDP over gloo (default: MARQUEE_RANKER_WORKERS, 1)",
+        ),
+    ] = None,
     refit: Annotated[
         bool, typer.Option("--refit/--no-refit", help="refit candidates on all data for the served bundle")
     ] = True,
@@ -42,6 +51,7 @@ def train(
         candidate_k=k,
         use_ranker=ranker,
         ranker_params={"epochs": epochs},
+        ranker_workers=settings.ranker_workers if ranker_workers is None else ranker_workers,
         refit=refit,
         promote=promote,
         progress=True,

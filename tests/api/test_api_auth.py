@@ -25,10 +25,20 @@ def test_signup_login_and_me(client: TestClient) -> None:
 
 def test_signup_rejects_duplicates_extra_fields_and_bad_values(client: TestClient) -> None:
     body = {"email": "a@example.com", "password": "long enough pw"}
-    assert client.post("/v1/auth/signup", json=body).status_code == 201
-    duplicate = client.post("/v1/auth/signup", json=body)
-    assert duplicate.status_code == 409
+    first = client.post("/v1/auth/signup", json=body)
+    assert first.status_code == 201
+    duplicate = client.post("/v1/auth/signup", json={**body, "password": "another long pw"})
+    # The same answer as a new account's (no enumeration); the first password stays the account's.
+    assert (duplicate.status_code, duplicate.json()) == (201, first.json())
     assert "a@example.com" not in duplicate.text and "log in" in duplicate.json()["detail"]  # names no account
+    assert (
+        client.post("/v1/auth/token", data={"username": "a@example.com", "password": "another long pw"}).status_code
+        == 401
+    )
+    assert (
+        client.post("/v1/auth/token", data={"username": "a@example.com", "password": "long enough pw"}).status_code
+        == 200
+    )
     assert client.post("/v1/auth/signup", json={**body, "email": "b@example.com", "role": "admin"}).status_code == 422
     assert client.post("/v1/auth/signup", json={"email": "c@example.com", "password": "short"}).status_code == 422
     assert client.post("/v1/auth/signup", json={**body, "email": "d@example.com", "country": "U1"}).status_code == 422
@@ -87,10 +97,12 @@ def test_refresh_rotates_and_logout_revokes(client: TestClient) -> None:
     assert refreshed.status_code == 200
     new = refreshed.json()
     assert new["access_token"] != pair["access_token"]
-    # The used refresh token is revoked: replaying it fails.
-    assert client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
     # An access token cannot refresh.
     assert client.post("/v1/auth/refresh", json={"refresh_token": new["access_token"]}).status_code == 401
+    # The used refresh token is revoked: replaying it fails and ends its login, access tokens included.
+    assert client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]}).status_code == 401
+    assert client.get("/v1/account", headers={"Authorization": f"Bearer {new['access_token']}"}).status_code == 401
+    new = client.post("/v1/auth/token", data={"username": "a@example.com", "password": "long enough pw"}).json()
     headers = {"Authorization": f"Bearer {new['access_token']}"}
     assert client.get("/v1/account", headers=headers).status_code == 200
     profile_id = make_profile(client, headers, "me")["profile_id"]

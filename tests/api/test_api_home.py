@@ -186,7 +186,7 @@ def test_a_repeated_page_is_reused_but_logged_again_and_any_new_input_rebuilds_i
     assert state.popularity.table is not old_table
     rebuilt = _home(client, headers, profile)
     assert rebuilt["rows"] == moved["rows"] and len(double.calls) == 2
-    tables = [page.inputs.popularity for _, page in state.pages._entries.values()]
+    tables = [page.inputs.popularity for *_, page in state.pages._entries.values()]
     assert any(t is state.popularity.table for t in tables), "the page was served from the old table"
 
 
@@ -199,10 +199,10 @@ def test_a_new_url_expiry_step_re_signs_the_hints_but_keeps_the_rows(
     client, headers, profile = _watching(make_client(serving_url=url, options=options))
     state = client.app.state.marquee  # type: ignore[attr-defined]
     first = _home(client, headers, profile)
-    (built,) = [page for _, page in state.pages._entries.values()]
+    (built,) = [page for *_, page in state.pages._entries.values()]
     time.sleep(1.1)
     later = _home(client, headers, profile)
-    (cached,) = [page for _, page in state.pages._entries.values()]
+    (cached,) = [page for *_, page in state.pages._entries.values()]
     assert cached.rows is built.rows, "the rows were rebuilt although only the URLs' expiry moved"
     assert later["rows"] == first["rows"] and len(double.calls) == 1
     expiry = {

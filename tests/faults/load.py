@@ -78,12 +78,13 @@ class ApiProcess:
 
 @dataclass
 class Answer:
-    """One request's outcome: when, what, status (0: no answer), Retry-After."""
+    """One request's outcome: when, what, status (0: no answer, then ``error`` says why), Retry-After."""
 
     at: float
     kind: str
     status: int
     retry_after: str | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -131,6 +132,19 @@ def post_event_with_retries(
         time.sleep(0.1)
 
 
+#: One request of a load mix: (client, base URL, request number of this thread, result to record into).
+Step = Callable[[httpx.Client, str, int, LoadResult], None]
+
+
+def timed_request(client: httpx.Client, kind: str, result: LoadResult, method: str, url: str, **kwargs: Any) -> None:
+    """Send one request and record its answer (status 0: no answer at all)."""
+    try:
+        response = client.request(method, url, **kwargs)
+        result.record(Answer(time.monotonic(), kind, response.status_code, response.headers.get("retry-after")))
+    except httpx.HTTPError as exc:
+        result.record(Answer(time.monotonic(), kind, 0, error=f"{type(exc).__name__}: {exc}"))
+
+
 def run_load(
     base_url: Callable[[], str],
     headers: dict[str, str],
@@ -138,33 +152,35 @@ def run_load(
     duration_s: float,
     rate: float,
     threads: int = 4,
+    step: Step | None = None,
+    timeout_s: float = 5.0,
 ) -> LoadResult:
-    """``rate`` requests/s (half event posts with retries, half history reads) for ``duration_s``."""
+    """``rate`` requests/s for ``duration_s`` from ``threads`` threads.
+
+    The default mix is half event posts with retries, half history reads; ``step``
+    replaces it (it is called with each thread's running request number). A request
+    without an answer after ``timeout_s`` is recorded as status 0.
+    """
     result = LoadResult()
     stop_at = time.monotonic() + duration_s
     interval = threads / rate
 
-    def worker(index: int) -> None:
-        with httpx.Client(timeout=5.0) as client:
-            work(index, client)
+    def events_and_history(client: httpx.Client, url: str, n: int, result: LoadResult) -> None:
+        if n % 2 == 0:
+            post_event_with_retries(client, url, headers, profile_id, result, stop_at + 10)
+        else:
+            timed_request(client, "read", result, "GET", f"{url}/v1/profiles/{profile_id}/history", headers=headers)
 
-    def work(index: int, client: httpx.Client) -> None:
-        n = 0
-        while time.monotonic() < stop_at:
-            started = time.monotonic()
-            url = base_url()
-            if (n + index) % 2 == 0:
-                post_event_with_retries(client, url, headers, profile_id, result, stop_at + 10)
-            else:
-                try:
-                    response = client.get(f"{url}/v1/profiles/{profile_id}/history", headers=headers)
-                    result.record(
-                        Answer(time.monotonic(), "read", response.status_code, response.headers.get("retry-after"))
-                    )
-                except httpx.HTTPError:
-                    result.record(Answer(time.monotonic(), "read", 0))
-            n += 1
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
+    mix = step or events_and_history
+
+    def worker(index: int) -> None:
+        with httpx.Client(timeout=timeout_s) as client:
+            n = 0
+            while time.monotonic() < stop_at:
+                started = time.monotonic()
+                mix(client, base_url(), n + index, result)
+                n += 1
+                time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
     pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
     for thread in pool:

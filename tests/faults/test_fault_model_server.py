@@ -17,9 +17,11 @@ closes once the server is back; cached pages served past their lifetime keep
 their personalised rows and say so in ``notice``; after each recovery every
 profile gets fresh personalised pages again.
 
-The rate asked is the issue's 200 home pages/s from 12 threads; on the shared
-2-core machine (load generator, API and model server on the same cores) about
-160/s is achieved, so at least 100/s is asserted and the achieved rate printed.
+The rate asked is the issue's 200 home pages/s, sent on schedule (at most 12
+in flight) from one asyncio thread on raw keep-alive HTTP
+(``tests.faults.raw_http``): the threads of httpx clients it replaces cost more
+CPU than the API on the shared 2 cores and capped the load near 165/s. At least
+97 % of the rate must be answered; the achieved rate is printed.
 The restart of a SIGKILLed model server takes most of the test's minute and a
 half (BentoML's cold start under load).
 """
@@ -27,6 +29,8 @@ half (BentoML's cold start under load).
 from __future__ import annotations
 
 import contextlib
+import functools
+import json
 import os
 import signal
 import subprocess
@@ -46,13 +50,15 @@ import test_serving_world as world
 from catalog_api.services.home import NOTICES
 from core.settings import Settings
 from tests.api.support import free_port
+from tests.faults.raw_http import OpenLoopLoad, prepare
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEVELS = dict(zip(world.titles_frame()["title_id"], world.titles_frame()["maturity_level"], strict=True))
 RATE = 200.0
-THREADS = 12
+#: Requests waiting at once at most (the 12 client threads this load replaced, each waiting on one answer).
+IN_FLIGHT = 12
 KIDS_LEVEL = 1
 
 
@@ -147,12 +153,16 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 @dataclass
 class Page:
-    """One home-page answer as the load saw it."""
+    """One home-page answer as the load saw it (the body is parsed when first looked at)."""
 
     at: float
     profile: str
     status: int
-    body: dict[str, Any] | None
+    raw: bytes = b""
+
+    @functools.cached_property
+    def body(self) -> dict[str, Any] | None:
+        return json.loads(self.raw) if self.status == 200 and self.raw else None
 
     @property
     def shown(self) -> list[str]:
@@ -161,7 +171,7 @@ class Page:
 
 @dataclass
 class Load:
-    """Home-page load from a few threads at a fixed total rate until stopped (or ``max_s`` passed)."""
+    """Home pages of ``profiles`` in turn, open loop at ``RATE`` per second, until stopped (or ``max_s`` passed)."""
 
     url: str
     headers: dict[str, str]
@@ -169,33 +179,21 @@ class Load:
     max_s: float
     pages: list[Page] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
-    stopped: threading.Event = field(default_factory=threading.Event)
 
-    def run(self) -> list[threading.Thread]:
-        stop_at = time.monotonic() + self.max_s
-        interval = THREADS / RATE
+    def start(self) -> OpenLoopLoad:
+        requests = [prepare(self.url, f"/v1/profiles/{p}/home", self.headers) for p in self.profiles]
 
-        def worker(index: int) -> None:
-            n = 0
-            with httpx.Client(base_url=self.url, headers=self.headers, timeout=10) as http:
-                while not self.stopped.is_set() and time.monotonic() < stop_at:
-                    started = time.monotonic()
-                    profile = self.profiles[(n + index) % len(self.profiles)]
-                    try:
-                        response = http.get(f"/v1/profiles/{profile}/home")
-                        body = response.json() if response.status_code == 200 else None
-                        page = Page(time.monotonic(), profile, response.status_code, body)
-                    except httpx.HTTPError:
-                        page = Page(time.monotonic(), profile, 0, None)
-                    with self.lock:
-                        self.pages.append(page)
-                    n += 1
-                    time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        def request(n: int) -> tuple[bytes, str]:
+            return requests[n % len(requests)], self.profiles[n % len(requests)]
 
-        threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        return threads
+        def record(profile: str, status: int, body: bytes) -> None:
+            page = Page(time.monotonic(), profile, status, body)
+            with self.lock:
+                self.pages.append(page)
+
+        load = OpenLoopLoad(self.url, RATE, self.max_s, request, record, max_in_flight=IN_FLIGHT)
+        load.start()
+        return load
 
     def since(self, at: float, profile: str | None = None) -> list[Page]:
         with self.lock:
@@ -249,7 +247,10 @@ def test_model_server_paused_and_killed_under_home_load(servers: Servers) -> Non
     def watch_breaker() -> None:
         with httpx.Client(base_url=servers.api_url, timeout=5) as probe:
             while not heartbeats_stop.is_set():
-                state = probe.get("/readyz").json()["checks"]["model_server"]
+                try:  # a probe stuck behind the load is retried, not the end of the watch
+                    state = probe.get("/readyz").json()["checks"]["model_server"]
+                except httpx.HTTPError:
+                    continue
                 breaker_states.append((time.monotonic(), state))
                 time.sleep(0.05)
 
@@ -258,19 +259,18 @@ def test_model_server_paused_and_killed_under_home_load(servers: Servers) -> Non
         closed = [at for at, state in breaker_states if at >= since and state == "closed"]
         return bool(closed) and all(any(_fresh(p) for p in load.since(closed[0], x)) for x in profiles)
 
-    load = Load(servers.api_url, dict(http.headers), profiles, max_s=90)
-    started = time.monotonic()
+    load = Load(servers.api_url, {"Authorization": http.headers["Authorization"]}, profiles, max_s=90)
     helpers = [threading.Thread(target=heartbeats, daemon=True), threading.Thread(target=watch_breaker, daemon=True)]
     for thread in helpers:
         thread.start()
-    workers = load.run()
+    generator = load.start()
     timeline: dict[str, float] = {}
     try:
         time.sleep(2.0)
         # 1. Paused: connections are accepted, nothing answers.
         timeline["pause"] = time.monotonic()
         _signal_tree(servers.models, signal.SIGSTOP)
-        _wait_for("breaker open while paused", lambda: breaker_states[-1][1] == "open", 10)
+        _wait_for("breaker open while paused", lambda: bool(breaker_states) and breaker_states[-1][1] == "open", 10)
         time.sleep(max(0.0, timeline["pause"] + 5.0 - time.monotonic()))
         _signal_tree(servers.models, signal.SIGCONT)
         timeline["resume"] = time.monotonic()
@@ -281,7 +281,7 @@ def test_model_server_paused_and_killed_under_home_load(servers: Servers) -> Non
         timeline["kill"] = time.monotonic()
         _signal_tree(servers.models, signal.SIGKILL)
         servers.models.wait(timeout=10)
-        _wait_for("breaker open after SIGKILL", lambda: breaker_states[-1][1] == "open", 10)
+        _wait_for("breaker open after SIGKILL", lambda: bool(breaker_states) and breaker_states[-1][1] == "open", 10)
         servers.restart_models()
         timeline["restart"] = time.monotonic()
         timeline["recovered_after_restart_s"] = _wait_for(
@@ -289,26 +289,33 @@ def test_model_server_paused_and_killed_under_home_load(servers: Servers) -> Non
         )
         time.sleep(1.0)
     finally:
-        load.stopped.set()
+        generator.join(timeout=15)
+        answered_s = sum(1 for p in load.pages if p.status) / max(generator.elapsed_s, 1e-9)
+        print(
+            f"\nload: {generator.sent} sent in {generator.elapsed_s:.1f} s, {answered_s:.0f}/s answered "
+            f"(asked {RATE:.0f}/s), at worst {generator.max_lag_s:.2f} s behind schedule; {timeline}"
+        )
         heartbeats_stop.set()
-        for thread in [*workers, *helpers]:
+        for thread in helpers:
             thread.join(timeout=15)
         http.close()
-    elapsed = time.monotonic() - started
     pages = load.pages
-    achieved = len(pages) / elapsed
+    answered = [p for p in pages if p.status]
+    achieved = len(answered) / generator.elapsed_s
     stale = [p for p in pages if p.body and p.body["notice"] == NOTICES["stale"]]
     fallback = [p for p in pages if p.body and p.body["source"] == "fallback"]
     reasons = sorted({str(p.body["fallback_reason"]) for p in fallback if p.body})
     states = [s for _, s in breaker_states]
     print(
-        f"\nhome pages: {len(pages)} in {elapsed:.1f} s ({achieved:.0f}/s asked {RATE:.0f}/s); "
+        f"\nhome pages: {len(pages)} in {generator.elapsed_s:.1f} s ({achieved:.0f}/s answered, {RATE:.0f}/s asked, "
+        f"sending at most {generator.max_lag_s * 1000:.0f} ms behind schedule); "
         f"stale {len(stale)}, fallback {len(fallback)} {reasons}; "
         f"recovered {timeline['recovered_after_pause_s']:.1f} s after SIGCONT, "
         f"{timeline['recovered_after_restart_s']:.1f} s after the restart began"
     )
 
-    assert achieved >= 100, f"the load reached only {achieved:.0f} pages/s"
+    assert len(pages) == generator.sent  # every request sent got an answer (or a recorded failure)
+    assert achieved >= 0.97 * RATE, f"the load reached only {achieved:.0f} of {RATE:.0f} pages/s"
     statuses = sorted({p.status for p in pages})
     assert statuses == [200], f"answers other than 200: {statuses}"
     for page in pages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, status
@@ -9,12 +10,14 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from catalog_api.api.deps import CurrentClaims, SessionDep, StateDep
 from catalog_api.errors import UnauthorizedError
-from catalog_api.schemas.auth import AccountPublic, LogoutRequest, RefreshRequest, SignupRequest, TokenPair
+from catalog_api.schemas.auth import LogoutRequest, RefreshRequest, SignupAccepted, SignupRequest, TokenPair
 from catalog_api.schemas.common import text_problem
 from catalog_api.security.proxies import client_address
 from catalog_api.services import accounts
 from catalog_api.state import AppState
 from core.errors import InvalidInputError
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -27,13 +30,26 @@ def _pair(state: AppState, account_id: str, family: str | None = None) -> TokenP
     )
 
 
-@router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
-def signup(body: SignupRequest, session: SessionDep, state: StateDep, request: Request) -> AccountPublic:
-    """Create an account (409, naming neither e-mail nor account, if the e-mail cannot be used)."""
+#: The answer to every valid sign-up: it does not say whether the e-mail already had an account.
+SIGNUP_ACCEPTED = SignupAccepted(
+    detail="sign-up received: log in at POST /v1/auth/token with this e-mail and password "
+    "(if the e-mail already had an account, log in with its password)"
+)
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SignupAccepted)
+def signup(body: SignupRequest, session: SessionDep, state: StateDep, request: Request) -> SignupAccepted:
+    """Create an account; the same 201 and body whether or not the e-mail was already registered.
+
+    A different answer for a taken e-mail (it used to be a 409) tells anyone which e-mails
+    have accounts (OWASP API2, account enumeration); the time taken is the same too (the
+    password is hashed either way). The account's details are at ``GET /v1/account`` after login.
+    """
     state.client_limiter.hit(client_address(request, state.trusted_proxies))
-    account = accounts.create_account(session, body)
+    if accounts.create_account(session, body) is None:
+        logger.info("sign-up for an e-mail that already has an account (answered like any other)")
     session.commit()
-    return AccountPublic.model_validate(account)
+    return SIGNUP_ACCEPTED
 
 
 @router.post("/token", response_model=TokenPair)

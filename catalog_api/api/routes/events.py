@@ -9,7 +9,8 @@ from fastapi import APIRouter, Query, Response, status
 from catalog_api.api.deps import OwnedProfile, SessionDep, StateDep
 from catalog_api.schemas.events import ContinueItem, HistoryItem, HistoryPage, WatchEventAccepted, WatchEventCreate
 from catalog_api.security.maturity import history_visible
-from catalog_api.services.events import continue_watching, latest_positions, record_event
+from catalog_api.services.events import continue_watching, event_row, insert_event, latest_positions
+from core.bus import EventKind
 
 router = APIRouter(prefix="/v1/profiles/{profile_id}", tags=["watching"])
 
@@ -23,8 +24,16 @@ router = APIRouter(prefix="/v1/profiles/{profile_id}", tags=["watching"])
 def post_event(
     body: WatchEventCreate, profile: OwnedProfile, session: SessionDep, state: StateDep, response: Response
 ) -> WatchEventAccepted:
-    """Store a heartbeat durably (committed before the answer); a retried ``event_id`` answers 200."""
-    created = record_event(session, profile, body, state.catalog.snapshot)
+    """Store a heartbeat durably (committed before the answer); a retried ``event_id`` answers 200.
+
+    With the event bus, a new event is published and acked by the stream between the insert and the
+    commit: a refusal (503) rolls the insert back, so nothing is half-accepted, and the client's retry
+    of the same ``event_id`` starts over.
+    """
+    values = event_row(profile, body, state.catalog.snapshot)
+    created = insert_event(session, values)
+    if created and state.bus is not None:
+        state.bus.publish(EventKind.WATCH, body.event_id, values)
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK

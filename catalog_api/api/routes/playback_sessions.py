@@ -8,7 +8,8 @@ from fastapi import APIRouter, Query, Response, status
 
 from catalog_api.api.deps import OwnedProfile, SessionDep, StateDep
 from catalog_api.schemas.playback_sessions import PlaybackReportAccepted, PlaybackReportCreate, PlaybackSessionPage
-from catalog_api.services.playback_sessions import recent_sessions, record_report
+from catalog_api.services.playback_sessions import insert_report, recent_sessions, report_row
+from core.bus import EventKind
 
 router = APIRouter(prefix="/v1/profiles/{profile_id}", tags=["watching"])
 
@@ -22,8 +23,16 @@ router = APIRouter(prefix="/v1/profiles/{profile_id}", tags=["watching"])
 def post_playback_report(
     body: PlaybackReportCreate, profile: OwnedProfile, session: SessionDep, state: StateDep, response: Response
 ) -> PlaybackReportAccepted:
-    """Store a session's QoE totals so far (startup, rebuffers, switches, bitrate, fatal error)."""
-    created = record_report(session, profile, body, state.catalog.snapshot)
+    """Store a session's QoE totals so far (startup, rebuffers, switches, bitrate, fatal error).
+
+    With the event bus, a new report is acked by the stream before the commit (503 when it cannot be).
+    """
+    values = report_row(session, profile, body, state.catalog.snapshot)
+    seq = insert_report(session, values)
+    created = seq is not None
+    if seq is not None and state.bus is not None:
+        # Acked by the stream before the commit, like a watch event (``events.post_event``).
+        state.bus.publish(EventKind.PLAYBACK, f"{body.session_id}/{body.report_seq}", {**values, "seq": seq})
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK

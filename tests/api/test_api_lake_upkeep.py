@@ -1,0 +1,60 @@
+"""The API and the lake's tables: the exporter compacts on schedule; popularity reads only the increment."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pandas as pd
+from deltalake import DeltaTable
+from fastapi.testclient import TestClient
+
+from catalog_api.options import ApiOptions
+from core.lake import Lake
+
+from .support import make_profile, signup_and_login, watch
+
+
+def _lake_events(profiles: list[str], title_id: str = "m_space") -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "event_id": [f"lake-{p}" for p in profiles],
+            "profile_id": profiles,
+            "title_id": title_id,
+            "ts": pd.Timestamp("2024-03-01", tz="UTC"),
+            "position_s": 900,
+            "duration_s": 1000,
+        }
+    )
+
+
+def test_popularity_adds_the_lakes_increment_and_rereads_after_an_erasure(
+    make_client: Callable[..., TestClient], lake: Lake
+) -> None:
+    lake.write("watch_events", _lake_events(["p0", "p1", "p2"]), mode="append")
+    state = make_client().app.state.marquee  # type: ignore[attr-defined]
+    assert state.popularity.refresh().plays["m_space"] == 3
+    lake.write("watch_events", _lake_events(["p3", "p4"]), mode="append")
+    lake.compact("watch_events")
+    assert state.popularity.refresh().plays["m_space"] == 5  # the increment added once, nothing twice
+    lake.delete_rows("watch_events", "profile_id", {"p0"})
+    assert state.popularity.refresh().plays["m_space"] == 4  # a deletion makes it read the table again
+
+
+def test_the_exporter_compacts_the_lake_on_its_schedule(make_client: Callable[..., TestClient], lake: Lake) -> None:
+    client = make_client(options=ApiOptions(row_size=6, export_interval_s=0.1, compact_interval_s=0.5))
+    headers = signup_and_login(client, "upkeep@example.com")
+    profile = make_profile(client, headers, "P")["profile_id"]
+    for i in range(5):
+        assert watch(client, headers, profile, "m_space", 0.1 * (i + 1), event_id=f"up-{i}").status_code == 201
+        time.sleep(0.15)  # each lands in an export (and a file) of its own
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        exported = lake.read_or_empty("watch_events", ["event_id"])
+        if len(exported) == 5 and len(lake.parts("watch_events")) == 1:
+            break
+        time.sleep(0.2)
+    assert sorted(lake.read("watch_events")["event_id"]) == [f"up-{i}" for i in range(5)]
+    assert len(lake.parts("watch_events")) == 1
+    operations = [commit["operation"] for commit in DeltaTable(lake.table_uri("watch_events")).history()]
+    assert "OPTIMIZE" in operations and operations.count("WRITE") >= 2  # several exports, then a compaction

@@ -158,7 +158,7 @@ def learn_weights(
 
 
 def coverage_at_10(scores: npt.NDArray[np.float32]) -> float:
-    """Share of the catalog in the union of the rows' top 10 (seen titles already at -inf): the protocol's coverage@10."""
+    """Share of the catalog in the union of the rows' top 10 (seen titles at -inf): the protocol's coverage@10."""
     k = min(10, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     return len(np.unique(top)) / max(scores.shape[1], 1)

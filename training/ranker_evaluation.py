@@ -91,7 +91,7 @@ def one_torch_thread() -> Iterator[None]:
 
 
 def ranker_params(n_lists: int, seed: int, batch_size: int = 512) -> dict[str, Any]:
-    """The ranker's params for ``n_lists`` training lists: enough epochs for ``MIN_STEPS`` steps (3 to ``MAX_EPOCHS``)."""
+    """The ranker's params for ``n_lists`` lists: epochs for ``MIN_STEPS`` steps (3 to ``MAX_EPOCHS``)."""
     batches = max(1, math.ceil(n_lists / batch_size))
     return {
         "epochs": int(min(MAX_EPOCHS, max(3, math.ceil(MIN_STEPS / batches)))),

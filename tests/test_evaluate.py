@@ -347,3 +347,11 @@ def test_the_ranker_is_evaluated_over_the_union_and_learns_from_validation_only(
     assert other["split"]["test_users"] < report["split"]["test_users"]
     for key in ("training_rows", "positives", "epochs"):
         assert other["models"]["neural-ranker"]["params"][key] == ranker["params"][key]
+
+
+def test_the_ranker_is_not_a_candidate_model_for_training() -> None:
+    from training.candidates import check_models
+
+    with pytest.raises(InvalidInputError, match="neural-ranker is the ranker"):
+        check_models(["seqknn", "neural-ranker"])
+    assert check_models(["seqknn"]) == ["seqknn"]

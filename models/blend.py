@@ -53,6 +53,8 @@ NOISE_Z = 2.0
 MAX_VALIDATION_USERS = 3000
 MIN_INTERACTIONS = 5
 HOLDOUT = 0.2
+#: Popularity-dampening exponents tried on validation (``dampen``): 0 leaves the blend as it is.
+DAMPENING_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 
 
 def _holdout_mask(hist: Histories) -> npt.NDArray[np.bool_]:
@@ -155,6 +157,63 @@ def learn_weights(
     return weights, alone, float(current.mean()) if len(current) else 0.0
 
 
+def coverage_at_10(scores: npt.NDArray[np.float32]) -> float:
+    """Share of the catalog in the union of the rows' top 10 (seen titles at -inf): the protocol's coverage@10."""
+    k = min(10, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return len(np.unique(top)) / max(scores.shape[1], 1)
+
+
+def dampen(
+    scores: npt.NDArray[np.float32], counts: npt.NDArray[np.float64], exponent: float
+) -> npt.NDArray[np.float32]:
+    """Inverse-propensity dampening: each title's score divided by ``(1 + its watch count) ** exponent``.
+
+    Popular titles are recommended to most profiles because they are popular, not because they fit
+    this one; dividing by a power of the count (the propensity of being watched at all) lets a
+    title that fits nearly as well but is watched less reach the top 10. Scores must be non-negative
+    (the blend's are: weighted sums of [0, 1]-scaled scores); ``-inf`` (seen) stays ``-inf``.
+    """
+    if exponent == 0:
+        return scores
+    return (scores / np.power(1.0 + counts, exponent)[None, :]).astype(np.float32)  # type: ignore[no-any-return]
+
+
+def choose_dampening(
+    blended: npt.NDArray[np.float32],
+    relevant: Sequence[set[int]],
+    counts: npt.NDArray[np.float64],
+    reference_coverage: float | None,
+) -> tuple[float, list[dict[str, float]]]:
+    """The dampening exponent chosen on validation: coverage raised without losing ndcg@10.
+
+    Tries ``DAMPENING_GRID``; an exponent is allowed when its validation ndcg@10 stays within
+    ``MIN_RELATIVE_GAIN`` of the undampened blend's: the share below which the weight search calls a
+    gain noise is the share below which a loss is called noise too. The smallest allowed exponent whose
+    coverage@10 reaches ``reference_coverage`` (the reference member's, on the same profiles) wins;
+    when none reaches it, the allowed exponent with the highest coverage. The rule is relative to
+    the data (its own ndcg, its reference member's coverage), so no constant is fitted to a dataset.
+
+    Returns:
+        The exponent, and the curve (exponent, ndcg@10, coverage@10) for the record.
+    """
+    base = float(ndcg_per_user(blended, relevant).mean()) if len(relevant) else 0.0
+    curve: list[dict[str, float]] = []
+    for exponent in DAMPENING_GRID:
+        scores = dampen(blended, counts, exponent)
+        value = float(ndcg_per_user(scores, relevant).mean()) if len(relevant) else 0.0
+        curve.append(
+            {"exponent": exponent, "ndcg@10": round(value, 5), "coverage@10": round(coverage_at_10(scores), 5)}
+        )
+    allowed = [c for c in curve if c["ndcg@10"] >= base * (1.0 - MIN_RELATIVE_GAIN)]
+    if reference_coverage is not None:
+        reaching = [c for c in allowed if c["coverage@10"] >= reference_coverage]
+        if reaching:
+            return reaching[0]["exponent"], curve
+    best = max(allowed, key=lambda c: (c["coverage@10"], -c["exponent"]))
+    return best["exponent"], curve
+
+
 class Blend(ItemScorer):
     """Weighted sum of members' per-user [0, 1] scores; weights learned on validation inside ``fit``.
 
@@ -178,20 +237,34 @@ class Blend(ItemScorer):
         member_params: Mapping[str, Mapping[str, Any]] | None = None,
         weights: Mapping[str, float] | None = None,
         seed: int = 0,
+        dampening: float | None = None,
+        coverage_reference: str | None = "recency_ease",
     ) -> None:
         members = list(dict.fromkeys(members))
         if not members:
             raise ValueError("a blend needs at least one member")
         if "blend" in members:
             raise ValueError("a blend cannot contain a blend")
+        if dampening is not None and not 0.0 <= dampening <= 2.0:
+            raise ValueError(f"dampening must be between 0 and 2, got {dampening}")
         params = {m: dict(p) for m, p in (member_params or {}).items() if m in members}
-        super().__init__(members=members, member_params=params, weights=dict(weights) if weights else None, seed=seed)
+        super().__init__(
+            members=members,
+            member_params=params,
+            weights=dict(weights) if weights else None,
+            seed=seed,
+            dampening=dampening,
+            coverage_reference=coverage_reference,
+        )
         self.members = members
         self.member_params = params
         self.weights: dict[str, float] | None = dict(weights) if weights else None
         self.seed = seed
+        self.dampening = dampening
+        self.coverage_reference = coverage_reference
         self.validation: dict[str, Any] = {}
         self._models: dict[str, ItemScorer] = {}
+        self._counts: npt.NDArray[np.float64] | None = None
 
     # -- fitting ---------------------------------------------------------------------------
     def _build(self, name: str) -> ItemScorer:
@@ -228,10 +301,21 @@ class Blend(ItemScorer):
         names = self._usable(self.history.n_items)
         if self.weights is None:
             self.weights = self._learn(names, **context)
+        if self.dampening is None:
+            self.dampening = 0.0
         names = [n for n in names if self.weights.get(n, 0.0) > 0]
         self._models = self._fit_members(interactions, names, **context)
         self.params["weights"] = dict(self.weights)
+        self.params["dampening"] = self.dampening
         return self
+
+    @property
+    def counts(self) -> npt.NDArray[np.float64]:
+        """Watches per title in the blend's histories (the propensity ``dampen`` divides by)."""
+        if self._counts is None:
+            hist = self.history
+            self._counts = np.bincount(hist.item_idx, minlength=hist.n_items).astype(np.float64)
+        return self._counts
 
     def _fit(self, hist: Histories, **context: Any) -> None:
         del hist, context  # ``fit`` does the work: members need the interactions, not only the histories
@@ -272,9 +356,22 @@ class Blend(ItemScorer):
             member_scores[name] = scores
         present = [k for k, rel in enumerate(relevant) if rel]
         member_scores = {n: s[present] for n, s in member_scores.items()}
-        weights, alone, blended = learn_weights(member_scores, [relevant[k] for k in present])
-        self.validation = {"members": {n: round(v, 4) for n, v in alone.items()}, "blend": round(blended, 4)}
-        logger.info("blend weights %s; validation ndcg@10 %s", weights, self.validation)
+        relevant = [relevant[k] for k in present]
+        weights, alone, value = learn_weights(member_scores, relevant)
+        self.validation = {"members": {n: round(v, 4) for n, v in alone.items()}, "blend": round(value, 4)}
+        if self.dampening is None:
+            blended = np.asarray(sum(w * member_scores[n] for n, w in weights.items() if w > 0), np.float32)
+            counts = np.bincount(first.item_idx, minlength=first.n_items).astype(np.float64)
+            reference = self.coverage_reference
+            reference_coverage = coverage_at_10(member_scores[reference]) if reference in member_scores else None
+            self.dampening, curve = choose_dampening(blended, relevant, counts, reference_coverage)
+            self.validation["dampening"] = {
+                "chosen": self.dampening,
+                "reference": reference,
+                "reference_coverage@10": None if reference_coverage is None else round(reference_coverage, 5),
+                "curve": curve,
+            }
+        logger.info("blend weights %s; validation %s", weights, self.validation)
         return weights
 
     # -- scoring ---------------------------------------------------------------------------
@@ -283,7 +380,7 @@ class Blend(ItemScorer):
         seen = [c.items for c in users]
         for name, model in self._models.items():
             out += float((self.weights or {})[name]) * _scaled(model._score(users), seen)
-        return out
+        return dampen(out, self.counts, float(self.dampening or 0.0))
 
     def _similar(self, item_idx: int) -> npt.NDArray[np.float32]:
         out = np.zeros(self.history.n_items, np.float32)

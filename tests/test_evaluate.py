@@ -319,3 +319,39 @@ def test_bad_input_exits_2_with_one_clear_line(
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1, err
     assert expected in err and "Traceback" not in err
+
+
+def test_the_ranker_is_evaluated_over_the_union_and_learns_from_validation_only(tmp_path: Path) -> None:
+    """The neural ranker gets a row like any model, over every generator of the run, trained without test."""
+    ratings = pd.read_csv(write_movielens(tmp_path / "ml-tiny") / "ratings.csv").rename(
+        columns={"userId": "user_id", "movieId": "item_id", "timestamp": "ts"}
+    )
+    report = evaluate_models(ratings, ["seqknn", "neural-ranker"], tune=False, progress=False)
+    ranker = report["models"]["neural-ranker"]
+    assert ranker["params"]["sources"] == ["popularity", "ease", "recency_ease", "seqknn"]
+    assert {"ndcg@10", "recall@20", "coverage@10"} <= set(ranker) and 0.0 < ranker["ndcg@10"] <= 1.0
+    # Three disjoint taste groups: the ranked union must beat popularity clearly, as every personalised model does.
+    assert ranker["ndcg@10"] > report["models"]["popularity"]["ndcg@10"] + 0.1
+    # Test titles replaced by ones never seen in train (the protocol drops them): train, validation and hence
+    # the ranker's training rows are unchanged, while the test users and their metrics change.
+    split = temporal_user_split(ratings)
+    test_rows = set(zip(split.test["user_id"], split.test["item_id"], strict=True))
+    held = [
+        (str(u), str(i)) in test_rows and u % 2 == 0
+        for u, i in zip(ratings["user_id"], ratings["item_id"], strict=True)
+    ]
+    altered = ratings.assign(
+        item_id=[f"unseen-{k}" if h else str(i) for k, (h, i) in enumerate(zip(held, ratings["item_id"], strict=True))]
+    )
+    other = evaluate_models(altered, ["seqknn", "neural-ranker"], tune=False, progress=False)
+    assert other["split"]["test_users"] < report["split"]["test_users"]
+    for key in ("training_rows", "positives", "epochs"):
+        assert other["models"]["neural-ranker"]["params"][key] == ranker["params"][key]
+
+
+def test_the_ranker_is_not_a_candidate_model_for_training() -> None:
+    from training.candidates import check_models
+
+    with pytest.raises(InvalidInputError, match="neural-ranker is the ranker"):
+        check_models(["seqknn", "neural-ranker"])
+    assert check_models(["seqknn"]) == ["seqknn"]

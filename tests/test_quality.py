@@ -115,3 +115,45 @@ def test_blend_learns_weights_inside_fit_and_round_trips(tmp_path: Path) -> None
     blend.save(tmp_path / "b")
     again = Blend.load(tmp_path / "b")
     assert again.recommend("u3", 5).item_ids.tolist() == blend.recommend("u3", 5).item_ids.tolist()
+
+
+def test_dampening_reaches_the_reference_coverage_without_losing_ndcg() -> None:
+    from models.blend import MIN_RELATIVE_GAIN, choose_dampening, coverage_at_10, dampen
+
+    rng = np.random.default_rng(0)
+    n_users, n_items = 300, 400
+    counts = np.floor(2000.0 / np.arange(1, n_items + 1)).astype(np.float64)  # power-law popularity
+    relevant = [set(rng.choice(n_items, 3, replace=False).tolist()) for _ in range(n_users)]
+    # Scores: a popularity term shared by everyone (crowds the top 10 with the same titles), the truth
+    # for a few users, and a personal taste term that carries no signal.
+    scores = np.tile(np.log1p(counts) / np.log1p(counts).max(), (n_users, 1)) + 0.3 * rng.random((n_users, n_items))
+    for k, rel in enumerate(relevant[:30]):
+        scores[k, list(rel)] += 1.0
+    scores = scores.astype(np.float32)
+    seen_user, seen_item = 0, int(np.argmax(scores[0]))
+    scores[seen_user, seen_item] = -np.inf
+    undamped = coverage_at_10(scores)
+    exponent, curve = choose_dampening(scores, relevant, counts, reference_coverage=2 * undamped)
+    assert exponent > 0
+    chosen = dampen(scores, counts, exponent)
+    assert coverage_at_10(chosen) >= 2 * undamped
+    assert ndcg_at_10(chosen, relevant) >= ndcg_at_10(scores, relevant) * (1 - MIN_RELATIVE_GAIN)
+    assert chosen[seen_user, seen_item] == -np.inf
+    assert curve[0]["exponent"] == 0.0
+    # Already as diverse as the reference: nothing changes.
+    assert choose_dampening(scores, relevant, counts, reference_coverage=undamped)[0] == 0.0
+
+
+def test_dampening_never_costs_more_than_the_noise_share_of_ndcg() -> None:
+    from models.blend import MIN_RELATIVE_GAIN, choose_dampening, dampen
+
+    rng = np.random.default_rng(1)
+    n_users, n_items = 200, 300
+    counts = np.floor(1000.0 / np.arange(1, n_items + 1)).astype(np.float64)
+    # Here the popular titles *are* what users watch next: any dampening loses ndcg.
+    relevant = [set(rng.choice(10, 3, replace=False).tolist()) for _ in range(n_users)]
+    scores = (np.log1p(counts)[None, :] + 0.01 * rng.random((n_users, n_items))).astype(np.float32)
+    exponent, curve = choose_dampening(scores, relevant, counts, reference_coverage=1.0)
+    base = curve[0]["ndcg@10"]
+    assert ndcg_at_10(dampen(scores, counts, exponent), relevant) >= base * (1 - MIN_RELATIVE_GAIN) - 1e-9
+    assert any(c["ndcg@10"] < base * (1 - MIN_RELATIVE_GAIN) for c in curve)  # the rule had something to refuse

@@ -19,7 +19,14 @@ from tqdm import tqdm
 
 from core.errors import InvalidInputError
 from models.base import CandidateGenerator
-from training.evaluation import candidate_model_names, check_model_names, fit_model, score_split, title_features
+from training.evaluation import (
+    RANKER,
+    candidate_model_names,
+    check_model_names,
+    fit_model,
+    score_split,
+    title_features,
+)
 from training.metrics import summarise
 from training.protocol import Split
 from training.tuning import TuningResult, coordinate_search, search_space
@@ -50,6 +57,10 @@ def check_models(names: Sequence[str]) -> list[str]:
     if not chosen:
         known = ", ".join(candidate_model_names()) or "none registered"
         raise InvalidInputError(f"no candidate model given; choose from: {known}")
+    if RANKER in chosen:
+        raise InvalidInputError(
+            f"{RANKER} is the ranker over the candidates, not a candidate model; it trains unless --no-ranker is given"
+        )
     return check_model_names(chosen)
 
 

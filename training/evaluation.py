@@ -34,13 +34,17 @@ from training.tuning import coordinate_search, search_space, tune_on_validation
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+    from training.ranker_evaluation import CandidateCollector
 
 logger = logging.getLogger(__name__)
 
 #: Always evaluated beside the requested models: the numbers to beat.
 BASELINES = ("popularity", "ease", "recency_ease")
-#: Evaluated when ``--models`` is not given (``blend`` last: it blends the others, with their tuned params).
-DEFAULT_MODELS = ("item_knn", "seqknn", "time_popularity", "als", "lightfm", "blend")
+#: The neural ranker's registry name: evaluated over the union of the other models' candidates.
+RANKER = "neural-ranker"
+#: Evaluated when ``--models`` is not given (``blend`` after the others: it blends them, with their tuned
+#: params; the ranker last: it re-scores the union of every other model's candidates).
+DEFAULT_MODELS = ("item_knn", "seqknn", "time_popularity", "als", "lightfm", "blend", RANKER)
 
 
 def candidate_model_names() -> list[str]:
@@ -56,8 +60,8 @@ def candidate_model_names() -> list[str]:
 
 
 def check_model_names(names: Sequence[str]) -> list[str]:
-    """Validate ``names`` against the registry; clear error listing the known ones."""
-    known = candidate_model_names()
+    """Validate ``names`` against the registry (generators, and the ranker); clear error listing the known ones."""
+    known = [*candidate_model_names(), RANKER]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise InvalidInputError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
@@ -146,7 +150,11 @@ def rank_users(model: CandidateGenerator, users: Sequence[str], n: int = 20) -> 
 
 def score_split(model: CandidateGenerator, split: Split) -> dict[str, float]:
     """The protocol's metrics of a fitted model on ``split.test``."""
-    ranked = rank_users(model, split.test_users, 20)
+    return score_ranked(rank_users(model, split.test_users, 20), split)
+
+
+def score_ranked(ranked: Mapping[str, Sequence[str]], split: Split) -> dict[str, float]:
+    """The protocol's metrics of ranked lists (user_id → top 20 item ids) on ``split.test``."""
     popularity = split.train.groupby("item_id")["user_id"].nunique().to_dict()
     return summarise(
         ranked,
@@ -166,11 +174,14 @@ def evaluate_model(
     item_features: Mapping[str, Sequence[str]] | None = None,
     validation: Split | None = None,
     base_params: Mapping[str, Any] | None = None,
+    collector: CandidateCollector | None = None,
 ) -> dict[str, Any]:
     """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test.
 
     ``validation`` is ``validation_split(split.train)`` when the caller already made it
-    (``evaluate_models`` makes it once for every model); otherwise it is made here.
+    (``evaluate_models`` makes it once for every model); otherwise it is made here. With a
+    ``collector`` (the ranker is evaluated in this run) the model's candidate lists are handed to
+    it twice: fitted with the chosen params on the validation train part, and on all of train.
     """
     check = getattr(model_class(name), "check_catalog", None)
     if check is not None:  # e.g. EASE on a catalog too large for memory: refuse before any fit
@@ -178,11 +189,16 @@ def evaluate_model(
     params: dict[str, Any] = dict(base_params or {})
     tuning_seconds = 0.0
     space = search_space(name)
+    kept: list[tuple[float, CandidateGenerator]] = []  # the best validation fit so far, for the collector
     if tune and space:
         started = time.perf_counter()
 
         def objective(p: Mapping[str, Any], val: Split) -> float:
-            return score_split(fit_model(name, p, val.train, seed, item_features), val)["ndcg@10"]
+            fitted = fit_model(name, p, val.train, seed, item_features)
+            score = score_split(fitted, val)["ndcg@10"]
+            if collector is not None and (not kept or score > kept[0][0] + 1e-9):  # coordinate_search's own rule
+                kept[:] = [(score, fitted)]
+            return score
 
         if validation is not None:
             result = coordinate_search(objective, validation, space, start=params)
@@ -190,10 +206,19 @@ def evaluate_model(
             result = tune_on_validation(objective, split.train, space, start=params)
         params = result.params
         tuning_seconds = time.perf_counter() - started
+    if collector is not None:
+        validation_model = (
+            kept[0][1] if kept else fit_model(name, params, collector.validation.train, seed, item_features)
+        )
+        kept.clear()
+        collector.add_validation(name, validation_model)
+        del validation_model
     started = time.perf_counter()
     model = fit_model(name, params, split.train, seed, item_features)
     fit_seconds = time.perf_counter() - started
     metrics = score_split(model, split)
+    if collector is not None:
+        collector.add_test(name, model)
     return {
         **{k: round(v, 4) for k, v in metrics.items()},
         "fit_seconds": round(fit_seconds, 2),
@@ -231,6 +256,8 @@ def evaluate_models(
         what memory allows) is listed under ``skipped`` with the reason instead of failing the run.
     """
     names = order_models(check_model_names([*BASELINES, *models]))
+    with_ranker = RANKER in names
+    names = [n for n in names if n != RANKER]
     np.random.seed(seed)
     if spark is not None:
         from training import spark_frames
@@ -238,13 +265,18 @@ def evaluate_models(
         split = spark_frames.temporal_user_split(spark.createDataFrame(normalise_frame(interactions)))
         validation = (
             spark_frames.temporal_user_split(spark.createDataFrame(split.train), drop_short_users=False)
-            if tune
+            if tune or with_ranker
             else None
         )
     else:
         split = temporal_user_split(interactions)
         # One validation split for every model: the same rule, made once (it sorts all of train).
-        validation = validation_split(split.train) if tune else None
+        validation = validation_split(split.train) if tune or with_ranker else None
+    collector = None
+    if with_ranker and validation is not None:
+        from training.ranker_evaluation import CandidateCollector
+
+        collector = CandidateCollector(validation, split)
     report: dict[str, Any] = {
         "protocol": PROTOCOL,
         "dataset": dataset,
@@ -263,10 +295,20 @@ def evaluate_models(
                 item_features=item_features,
                 validation=validation,
                 base_params=member_params(name, report["models"]),
+                collector=collector,
             )
         except CatalogTooLargeError as exc:
             logger.warning("skipping %s: %s", name, exc)
             report["skipped"][name] = str(exc)
+    if collector is not None:
+        from training.ranker_evaluation import evaluate_ranker
+
+        logger.info("evaluating %s over %s", RANKER, collector.sources)
+        try:
+            report["models"][RANKER] = evaluate_ranker(collector, seed)
+        except ValueError as exc:  # no validation profile has a positive among its candidates
+            logger.warning("skipping %s: %s", RANKER, exc)
+            report["skipped"][RANKER] = str(exc)
     report.update(champion_rule(report["models"]))
     return report
 
@@ -292,8 +334,10 @@ def champion_rule(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def order_models(names: Sequence[str]) -> list[str]:
-    """``names`` with models built from other models (a blend) after everything else."""
-    return sorted(names, key=lambda n: bool(getattr(model_class(n), "blends_members", False)))
+    """``names`` with models built from other models (a blend) after everything else, the ranker last."""
+    return sorted(
+        names, key=lambda n: (n == RANKER, n != RANKER and bool(getattr(model_class(n), "blends_members", False)))
+    )
 
 
 def member_params(name: str, results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -306,7 +350,7 @@ def member_params(name: str, results: Mapping[str, Mapping[str, Any]]) -> dict[s
 
 
 #: Params too long for the table (a blend's members' own params); the JSON report keeps them.
-HIDDEN_PARAMS = ("member_params", "members", "seed")
+HIDDEN_PARAMS = ("member_params", "members", "seed", "sources")
 
 
 def format_table(report: Mapping[str, Any]) -> str:

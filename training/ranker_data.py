@@ -246,3 +246,56 @@ def build_ranker_data(
         len(columns),
     )
     return RankerData(frame=frame, columns=columns)
+
+
+#: The ranker's own columns under ``marquee evaluate``, computed from the protocol frame alone
+#: (a dataset folder has no feature store): how much the title and the profile were watched, and
+#: how long the title had been in the data when the profile's history stops.
+INTERACTION_FEATURES = ("item_log_watches", "profile_log_watches", "item_log_age_days")
+
+
+def interaction_features(
+    train: pd.DataFrame, users: npt.NDArray[np.object_], titles: npt.NDArray[np.object_]
+) -> pd.DataFrame:
+    """``INTERACTION_FEATURES`` of each (profile, title) row, from a protocol frame (``user_id``, ``item_id``, ``ts``).
+
+    Every value is known at the profile's cutoff under the protocol (the train frame is all the
+    model may see); the title's age is measured from its first watch in ``train`` to the profile's
+    last one, 0 when the profile's history ends before the title's first watch.
+    """
+    item_watches = train.groupby("item_id", sort=False).size()
+    item_first = train.groupby("item_id", sort=False)["ts"].min()
+    user_watches = train.groupby("user_id", sort=False).size()
+    user_last = train.groupby("user_id", sort=False)["ts"].max()
+    title_index = pd.Index(titles)
+    user_index = pd.Index(users)
+    age = user_last.reindex(user_index).to_numpy(np.float64) - item_first.reindex(title_index).to_numpy(np.float64)
+    return pd.DataFrame(
+        {
+            "item_log_watches": np.log1p(item_watches.reindex(title_index).fillna(0).to_numpy(np.float64)),
+            "profile_log_watches": np.log1p(user_watches.reindex(user_index).fillna(0).to_numpy(np.float64)),
+            "item_log_age_days": np.log1p(np.clip(np.nan_to_num(age), 0, None) / 86_400),
+        }
+    )
+
+
+def protocol_ranker_data(
+    lists: pd.DataFrame, sources: Sequence[str], train: pd.DataFrame, relevant: Mapping[str, set[str]]
+) -> RankerData:
+    """Ranker rows of an offline evaluation: the candidate union per profile, its columns and labels.
+
+    The same candidate columns as ``build_ranker_data`` (``features.ranking_frame``), plus
+    ``INTERACTION_FEATURES`` from the protocol frame ``train`` in place of the feature store's.
+    ``relevant`` (user_id → held-out titles) gives the labels; profiles outside it are labelled 0.
+    """
+    wide = candidate_frame(lists, sources, keys=["user_id"])
+    users = wide["user_id"].astype(str).to_numpy(dtype=object)
+    titles = wide["title_id"].astype(str).to_numpy(dtype=object)
+    features = interaction_features(train, users, titles)
+    features.index = wide.index
+    frame = pd.concat([wide, features], axis=1)
+    pairs = pd.MultiIndex.from_arrays([users, titles])
+    held = [(u, t) for u, items in relevant.items() for t in items]
+    labels = pairs.isin(pd.MultiIndex.from_tuples(held)) if held else np.zeros(len(frame), bool)
+    frame["label"] = np.asarray(labels, np.float32)
+    return RankerData(frame=frame, columns=candidate_columns(sources) + list(INTERACTION_FEATURES))

@@ -34,6 +34,7 @@ from training.tuning import coordinate_search, search_space, tune_on_validation
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
     from training.ranker_evaluation import CandidateCollector
 
 logger = logging.getLogger(__name__)

@@ -137,8 +137,13 @@ def _check_unique(spec: TableSpec, table: pa.Table) -> None:
         )
 
 
-def _snapshot_rows(name: str, table: DeltaTable, columns: list[str] | None) -> pa.Table:
-    """The rows of ``table``'s snapshot; a data file that cannot be read is named in the error.
+def _snapshot_rows(
+    name: str, table: DeltaTable, columns: list[str] | None, where: pc.Expression | None = None
+) -> pa.Table:
+    """The rows of ``table``'s snapshot (those matching ``where``); a data file that cannot be read is named.
+
+    ``where`` is applied while the files are scanned, batch by batch, so a reader that
+    wants a few profiles' rows never holds the whole table in memory.
 
     Arrow's own message names the file only for some failures (a bad footer), not for a
     damaged page or a file listed but gone; the reader (export, popularity, training, the
@@ -146,7 +151,7 @@ def _snapshot_rows(name: str, table: DeltaTable, columns: list[str] | None) -> p
     """
     dataset = table.to_pyarrow_dataset()
     try:
-        return dataset.to_table(columns=columns)
+        return dataset.to_table(columns=columns, filter=where)
     except (pa.ArrowException, OSError) as exc:
         for path in dataset.files:
             try:
@@ -428,13 +433,24 @@ class Lake:
 
     # ------------------------------------------------------------------ reading
 
-    def read_arrow(self, name: str, columns: list[str] | None = None, version: int | None = None) -> pa.Table:
-        """The whole table (its current snapshot, or ``version``) as arrow, in the table's schema."""
+    def read_arrow(
+        self,
+        name: str,
+        columns: list[str] | None = None,
+        version: int | None = None,
+        where: pc.Expression | None = None,
+    ) -> pa.Table:
+        """The table (its current snapshot, or ``version``) as arrow, in the table's schema.
+
+        ``where`` (a ``pyarrow.dataset`` expression on the stored columns) keeps only the
+        matching rows, filtered during the scan: the memory a reader needs follows what it
+        asks for, not the size of the table.
+        """
         spec = _spec(name)
         table = self._require(name) if version is None else self._open(name, version)
         if table is None:
             raise NotFoundError(f"lake table {name!r} has no version {version}")
-        return conform(_snapshot_rows(name, table, columns), spec, columns)
+        return conform(_snapshot_rows(name, table, columns, where), spec, columns)
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The whole table as a pandas DataFrame (timestamps are UTC)."""

@@ -128,15 +128,17 @@ def push_watch_events(
 
 
 def _history(lake: Lake, profiles: list[str], items: list[str]) -> pd.DataFrame:
-    """Lake events of the touched profiles or of the touched titles' items."""
+    """Lake events of the touched profiles or of the touched titles' items.
+
+    Filtered while the lake is scanned: a push batch touches a few profiles and titles, and
+    reading the whole history for each batch made the API's memory and CPU grow with the lake.
+    """
     if not lake.exists("watch_events"):
         return pd.DataFrame({c: pd.Series(dtype=object) for c in _EVENT_COLUMNS})
-    table = lake.read_arrow("watch_events", _EVENT_COLUMNS)
-    mask = pc.or_(
-        pc.is_in(table.column("profile_id"), value_set=pa.array(profiles, pa.string())),
-        pc.is_in(table.column("title_id"), value_set=pa.array(items, pa.string())),
+    where = pc.field("profile_id").isin(pa.array(profiles, pa.string())) | pc.field("title_id").isin(
+        pa.array(items, pa.string())
     )
-    return table.filter(mask).to_pandas()
+    return lake.read_arrow("watch_events", _EVENT_COLUMNS, where=where).to_pandas()
 
 
 def _push(store: FeatureStore, frames: dict[str, pd.DataFrame]) -> None:

@@ -59,6 +59,21 @@ def test_files_per_table_stay_constant_after_appends_and_compaction(tmp_path: Pa
     assert _ids(lake.read("watch_events")) == _ids(_events(0, 400))
 
 
+def test_a_filtered_read_returns_exactly_the_matching_rows_of_every_file(tmp_path: Path) -> None:
+    """``where`` is applied during the scan (the online push reads a few profiles' rows this way)."""
+    import pyarrow.compute as pc
+
+    lake = Lake(tmp_path)
+    for export, profile in enumerate(["p1", "p2", "p3", "p1"]):
+        lake.write("watch_events", _events(export * 10, 10, profile), mode="append")
+    where = pc.field("profile_id").isin(pa.array(["p3"])) | pc.field("title_id").isin(pa.array(["t0"]))
+    got = lake.read_arrow("watch_events", ["event_id", "profile_id", "title_id"], where=where)
+    everything = lake.read("watch_events")
+    expected = everything[(everything["profile_id"] == "p3") | (everything["title_id"] == "t0")]
+    assert _ids(got) == _ids(expected) and 0 < got.num_rows < len(everything)
+    assert got.schema.names == ["event_id", "profile_id", "title_id"]
+
+
 def test_vacuum_keeps_files_younger_than_the_retention(tmp_path: Path) -> None:
     lake = Lake(tmp_path, retention_hours=24)
     for export in range(3):

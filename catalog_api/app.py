@@ -61,6 +61,7 @@ from catalog_api.web import mount_web
 from core.bus import Topology, run_consumer_forever
 from core.lake import Lake
 from core.logs import configure_logging
+from core.memory import limit_malloc_arenas, start_releasing_free_memory
 from core.settings import Settings
 from experiments.definitions import DEFAULT_DIR
 from serving.contract import HomeCandidatesResponse
@@ -208,6 +209,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(_flush_exposures_periodically(state))]
+        start_releasing_free_memory()  # RSS flat under a long soak (core.memory)
         # With the event bus the stream's consumers feed the lake; the file-locked exporter would only
         # coordinate the processes of one host (docs/event-bus.md).
         if options.export_interval_s > 0 and state.bus is None:
@@ -280,6 +282,7 @@ def app_from_environment() -> FastAPI:
     ``marquee serve api --workers N`` migrates the database and syncs the catalog
     once, then uvicorn starts N processes that each call this.
     """
+    limit_malloc_arenas()  # before this worker's threads start (core.memory)
     configure_logging()
     raw = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     options = ApiOptions(**{name: raw[name] for name in WORKER_OPTION_FIELDS if name in raw})

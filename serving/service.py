@@ -46,6 +46,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from core.errors import MarqueeError, NotFoundError
+from core.memory import start_releasing_free_memory
 from serving.contract import (
     BatchRecommendRequest,
     BatchRecommendResponse,
@@ -145,6 +146,7 @@ class MarqueeRecommender:
         )
         self.loader.on_swap = lambda alias, version: MODEL_SWAPS.labels(alias=alias).inc()
         self.loader.start(background=True)
+        start_releasing_free_memory()  # RSS flat under a long soak (core.memory)
 
     def __is_ready__(self) -> bool:
         """``/readyz`` answers 503 until the champion is loaded."""

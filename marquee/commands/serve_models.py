@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from core.errors import InvalidInputError
+from core.memory import ARENAS_ENV, DEFAULT_ARENAS
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -69,6 +70,8 @@ def register(group: typer.Typer) -> None:
                 "MARQUEE_SERVING_POLL_S": str(poll),
                 "OPENBLAS_NUM_THREADS": env.get("OPENBLAS_NUM_THREADS", "1"),
                 "OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "1"),
+                # glibc reads it before any thread exists: each worker keeps 2 malloc arenas (core.memory).
+                ARENAS_ENV: env.get(ARENAS_ENV, str(DEFAULT_ARENAS)),
                 "BENTOML_DO_NOT_TRACK": "True",
             }
         )

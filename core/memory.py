@@ -1,0 +1,107 @@
+"""Keep a long-running server's resident memory flat: fewer malloc arenas, free pages handed back.
+
+Why this exists: under a steady soak the servers' Python heaps stayed flat while their
+resident memory kept climbing (API +13.5 %, model server +22.5 % over 30 minutes). The
+growth was native: glibc gives every thread that allocates an arena of its own (up to
+8 per core: the event loop, the thread pool, the exporter, Feast's push, BLAS) and keeps
+the freed pages of each for reuse; Arrow's allocator (mimalloc) likewise holds pages
+after a lake read. Neither is a leak, but neither is ever given back, and fragmentation
+across many arenas makes each new peak land on fresh pages.
+
+Each long-running process calls :func:`limit_malloc_arenas` once at start (before its
+threads start) and runs :func:`release_free_memory` on a schedule. The share of a
+request's CPU this costs is nil: one ``malloc_trim`` a minute takes a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import threading
+import time
+from functools import cache
+
+logger = logging.getLogger(__name__)
+
+#: ``mallopt`` parameter number of glibc's arena limit (``M_ARENA_MAX`` in malloc.h).
+_M_ARENA_MAX = -8
+
+#: Arenas a server keeps: the event loop's thread and one for every other thread together.
+DEFAULT_ARENAS = 2
+
+#: Environment variable that overrides :data:`DEFAULT_ARENAS`, as glibc's own ``MALLOC_ARENA_MAX`` does.
+ARENAS_ENV = "MALLOC_ARENA_MAX"
+
+#: Seconds between two releases of free memory in a server.
+RELEASE_EVERY_S = 60.0
+
+
+@cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+        return libc
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return None
+
+
+def limit_malloc_arenas(count: int | None = None) -> bool:
+    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX`` when set, else :data:`DEFAULT_ARENAS`).
+
+    Call it before the process starts its threads: an arena made before the cap stays.
+    Returns whether the cap was set (False where the C library is not glibc).
+    """
+    if count is None:
+        try:
+            count = int(os.environ.get(ARENAS_ENV) or DEFAULT_ARENAS)
+        except ValueError:
+            count = DEFAULT_ARENAS
+    libc = _libc()
+    if libc is None or count < 1:
+        return False
+    return bool(libc.mallopt(_M_ARENA_MAX, count))
+
+
+def release_free_memory() -> None:
+    """Hand the free pages of the C heap and of Arrow's pool back to the operating system."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()
+    except ImportError:  # a process without Arrow has no pool to release
+        pass
+
+
+def start_releasing_free_memory(every_s: float = RELEASE_EVERY_S) -> bool:
+    """Release free memory every ``every_s`` seconds in a daemon thread, once per process.
+
+    A thread, not an event-loop task: ``malloc_trim`` walks the heap for a few milliseconds
+    and the server keeps answering meanwhile; the model server's workers have no loop of
+    their own at start-up. Returns False when this process already runs the thread.
+    """
+    global _releaser
+    with _releaser_lock:
+        if _releaser is not None and _releaser.is_alive():
+            return False
+        _releaser = threading.Thread(target=_release_forever, args=(every_s,), name="memory-release", daemon=True)
+        _releaser.start()
+        return True
+
+
+_releaser: threading.Thread | None = None
+_releaser_lock = threading.Lock()
+
+
+def _release_forever(every_s: float) -> None:
+    while True:
+        time.sleep(every_s)
+        try:
+            release_free_memory()
+        except Exception:  # never let housekeeping stop a server
+            logger.exception("releasing free memory failed")

@@ -26,13 +26,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 from core.errors import InvalidInputError, NotFoundError
 from core.rules import viewer_level
@@ -189,7 +188,11 @@ class RecommendationPipeline:
             # Each model declares its own place (``similar_priority`` on its class; models/ owns it).
             key=lambda item: (item[0] == POPULARITY_ROLE, item[1].similar_priority),
         )
-        self._memo: OrderedDict[tuple[object, ...], tuple[float, list[tuple[str, float]]]] = OrderedDict()
+        # Entries leave when their lifetime ends, not only when the bound is reached: a memo that
+        # always filled to its bound held ~4,096 stale answers (the model server's soak growth).
+        self._memo: TTLCache[tuple[object, ...], list[tuple[str, float]]] = TTLCache(
+            MEMO_ENTRIES, ttl=max(self.memo_s, 1e-9), timer=time.monotonic
+        )
         self._memo_lock = threading.Lock()
         self._neighbour_cache: LRUCache[tuple[str, int], list[tuple[str, float]]] = LRUCache(NEIGHBOUR_ENTRIES)
         self._neighbour_lock = threading.Lock()
@@ -433,20 +436,16 @@ class RecommendationPipeline:
         turns those repeats from the whole pipeline into the filters alone.
         """
         key = (viewer.key, k)
-        now = time.monotonic()
-        with self._memo_lock:
-            hit = self._memo.get(key)
-            if hit is not None and now - hit[0] < self.memo_s:
-                self._memo.move_to_end(key)
-                return hit[1]
+        if self.memo_s > 0:
+            with self._memo_lock:
+                hit = self._memo.get(key)
+            if hit is not None:
+                return hit
         ranked = self._ranked_candidates(viewer, list(viewer.exclude), k)
         if self.memo_s <= 0:
             return ranked
         with self._memo_lock:
-            self._memo[key] = (now, ranked)
-            self._memo.move_to_end(key)
-            while len(self._memo) > MEMO_ENTRIES:
-                self._memo.popitem(last=False)
+            self._memo[key] = ranked
         return ranked
 
     def _restricted(self, viewer: Viewer) -> bool:

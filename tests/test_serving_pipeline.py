@@ -5,6 +5,8 @@ The pipeline knows titles only: every question carries its viewer (``world.conte
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import test_serving_world as world
@@ -345,3 +347,24 @@ def test_memo_off_makes_every_request_cold(catalog: TitleCatalog, monkeypatch: p
     monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
     assert pipeline.recommend(ctx("viewer"), k=3) == pipeline.recommend(ctx("viewer"), k=3)
     assert len(computed) == 2 and not pipeline._memo
+
+
+def test_memo_entries_leave_when_their_lifetime_ends(catalog: TitleCatalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stale answers are dropped on time, not kept until the bound is reached (memory under a long soak)."""
+    clock = [1000.0]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    pipeline = RecommendationPipeline(world.build_bundle(), catalog, version="7", memo_s=30)
+    computed: list[object] = []
+    original = pipeline._ranked_candidates
+
+    def counting(*args: object) -> list[tuple[str, float]]:
+        computed.append(args)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
+    first = pipeline.recommend(ctx("viewer"), k=3)
+    clock[0] += 10
+    assert pipeline.recommend(ctx("viewer"), k=3) == first and len(computed) == 1  # within its lifetime: reused
+    clock[0] += 25
+    pipeline.recommend(ctx("viewer", history=ctx("kid0").history), k=3)  # another context; a write sweeps
+    assert len(computed) == 2 and len(pipeline._memo) == 1, "the first viewer's answer outlived its 30 s"

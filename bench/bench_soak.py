@@ -101,7 +101,9 @@ def prepare_workspace(env: dict[str, str], home: Path, model_server: bool) -> No
         print(f"features and default models trained in {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
-def start_servers(home: Path, model_server: bool, workers: int) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
+def start_servers(
+    home: Path, model_server: bool, workers: int, api_args: tuple[str, ...] = ()
+) -> tuple[str, dict[str, subprocess.Popen[bytes]]]:
     """Start the model server (when asked) and the API on free ports; returns the API's URL and the processes."""
     env = {**os.environ, "MARQUEE_HOME": str(home), "MARQUEE_LOG_LEVEL": "WARNING", "BENTOML_DO_NOT_TRACK": "True"}
     prepare_workspace(env, home, model_server)
@@ -120,7 +122,9 @@ def start_servers(home: Path, model_server: bool, workers: int) -> tuple[str, di
         env["MARQUEE_SERVING_URL"] = "http://127.0.0.1:9"  # nothing listens: every home page is the fallback
     port = free_port()
     processes["api"] = subprocess.Popen(
-        [sys.executable, "-m", "marquee", "serve", "api", "--port", str(port)], env=env, stdout=subprocess.DEVNULL
+        [sys.executable, "-m", "marquee", "serve", "api", "--port", str(port), *api_args],
+        env=env,
+        stdout=subprocess.DEVNULL,
     )
     wait_ready(f"http://127.0.0.1:{port}", processes["api"], "marquee serve api", "/healthz")
     return f"http://127.0.0.1:{port}", processes
@@ -275,9 +279,16 @@ def main() -> None:
         "(personalised pages); none: no model server, every home page is the popularity fallback",
     )
     parser.add_argument("--model-workers", type=int, default=1, help="BentoML worker processes")
+    parser.add_argument(
+        "--api-arg",
+        action="append",
+        default=[],
+        help="an extra `marquee serve api` argument (repeatable), "
+        "e.g. --api-arg=--no-push-features to see what the online push costs",
+    )
     args = parser.parse_args()
     home = args.home or Path(tempfile.mkdtemp(prefix="marquee-soak-")) / "ws"
-    url, processes = start_servers(home, args.model_server == "bentoml", args.model_workers)
+    url, processes = start_servers(home, args.model_server == "bentoml", args.model_workers, tuple(args.api_arg))
     duration = args.minutes * 60
     warmup = args.warmup if args.warmup is not None else duration * 0.1
     try:

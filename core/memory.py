@@ -24,8 +24,16 @@ from functools import cache
 
 logger = logging.getLogger(__name__)
 
-#: ``mallopt`` parameter number of glibc's arena limit (``M_ARENA_MAX`` in malloc.h).
+#: ``mallopt`` parameter numbers (malloc.h): the arena limit and the size from which a block is mmapped.
 _M_ARENA_MAX = -8
+_M_MMAP_THRESHOLD = -3
+
+#: Blocks of at least this many bytes get a mapping of their own, returned to the system when freed.
+#: Setting it also turns off glibc's sliding threshold, which after the first large free moves
+#: blocks up to 32 MiB into the heap: the push's and the exporter's pandas frames (they grow with
+#: the lake) then left holes that the heap kept (the API's soak growth). 512 KiB keeps the model
+#: server's per-request score arrays (under 200 KiB) in the heap, where they are cheap.
+MMAP_THRESHOLD_BYTES = 512 * 1024
 
 #: Arenas a server keeps: the event loop's thread and one for every other thread together.
 DEFAULT_ARENAS = 2
@@ -49,7 +57,7 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def limit_malloc_arenas(count: int | None = None) -> bool:
-    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX`` when set, else :data:`DEFAULT_ARENAS`).
+    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX`` when set, else :data:`DEFAULT_ARENAS`), fix the mmap threshold.
 
     Call it before the process starts its threads: an arena made before the cap stays.
     Returns whether the cap was set (False where the C library is not glibc).
@@ -62,6 +70,7 @@ def limit_malloc_arenas(count: int | None = None) -> bool:
     libc = _libc()
     if libc is None or count < 1:
         return False
+    libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
     return bool(libc.mallopt(_M_ARENA_MAX, count))
 
 

@@ -252,6 +252,12 @@ def record(run: Run, kind: str, status: int, ms: float, event_id: str | None = N
             run.acknowledged.add(event_id)
 
 
+def _rss_at(samples: list[tuple[float, float, int]], at: float) -> float:
+    """The process tree's RSS (MiB) at the last sample taken by ``at`` seconds into the run."""
+    taken = [rss for t, rss, _ in samples if t <= at]
+    return taken[-1] if taken else float("nan")
+
+
 def p(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -332,7 +338,7 @@ def report(
     print(f"\nsoak: {args.minutes:g} min at {args.rate:g} req/s target, {args.clients} clients, window {window:g} s, "
           f"model server: {args.model_server}")  # fmt: skip
     print(f"{'window':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'5xx':>5} {'401':>5} "
-          f"{'other 4xx':>9} {'no answer':>9}")  # fmt: skip
+          f"{'other 4xx':>9} {'no answer':>9}" + "".join(f" {name + ' MiB':>11}" for name in resources))  # fmt: skip
     windows: list[float] = []
     n = int(duration // window) or 1
     traffic_samples = [s for s in run.samples if s.kind in TRAFFIC or s.kind == "error"]
@@ -344,7 +350,8 @@ def report(
         print(f"{i + 1:>8} {len(part):>9} {len(part) / window:>7.1f} {p(ms, 0.5):>8.1f} {p(ms, 0.99):>8.1f} "
               f"{sum(1 for s in part if s.status >= 500):>5} {sum(1 for s in part if s.status == 401):>5} "
               f"{sum(1 for s in part if 400 <= s.status < 500 and s.status != 401):>9} "
-              f"{sum(1 for s in part if s.status == 0):>9}")  # fmt: skip
+              f"{sum(1 for s in part if s.status == 0):>9}" + "".join(
+                  f" {_rss_at(samples, (i + 1) * window):>11.0f}" for samples in resources.values()))  # fmt: skip
     with sqlite3.connect(home / "catalog.db") as db:
         stored = {row[0] for row in db.execute("SELECT event_id FROM watch_events")}
     lost = len(run.acknowledged - stored)

@@ -71,7 +71,18 @@ def limit_malloc_arenas(count: int | None = None) -> bool:
     if libc is None or count < 1:
         return False
     libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    _arrow_on_the_c_heap()
     return bool(libc.mallopt(_M_ARENA_MAX, count))
+
+
+def _arrow_on_the_c_heap() -> None:
+    """Arrow allocates from glibc too (its default, mimalloc, kept a 1 GiB arena whose pages grew with every
+    lake read): one heap, trimmed by :func:`release_free_memory`, large buffers returned as soon as freed."""
+    try:
+        import pyarrow as pa
+    except ImportError:
+        return
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def release_free_memory() -> None:

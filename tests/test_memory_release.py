@@ -33,6 +33,9 @@ def test_release_hands_back_the_free_pages_of_a_fragmented_heap() -> None:
 @glibc_only
 def test_arena_cap_is_accepted_and_the_release_thread_starts_once() -> None:
     assert limit_malloc_arenas(2)
+    import pyarrow as pa
+
+    assert pa.default_memory_pool().backend_name == "system", "Arrow allocates from the trimmed C heap"
     assert not limit_malloc_arenas(0)  # nonsense is refused, not passed to glibc
     first = start_releasing_free_memory(every_s=3600)
     assert start_releasing_free_memory(every_s=3600) is False  # one thread per process, however often asked

@@ -695,10 +695,11 @@ Neighbours = list[tuple[str, float]] | IndexedNeighbours
 
 def _indexed_similar(generator: CandidateGenerator) -> bool:
     """Whether ``generator`` answers ``similar_items`` with ``ItemScorer``'s code (then its indices are usable)."""
+    if not isinstance(generator, ItemScorer):
+        return False
     cls = type(generator)
     return (
-        isinstance(generator, ItemScorer)
-        and cls.similar_items is ItemScorer.similar_items
+        cls.similar_items is ItemScorer.similar_items
         and cls.similar_indices is ItemScorer.similar_indices
         and cls._top_indices is ItemScorer._top_indices
     )

@@ -250,3 +250,10 @@ def test_similar_in_numpy_answers_what_the_pairs_answered(seed: int, monkeypatch
         assert a == b, case
     assert any(isinstance(v, IndexedNeighbours) for v in fast._neighbour_cache.values())
     assert not any(isinstance(v, IndexedNeighbours) for v in slow._neighbour_cache.values())
+
+
+def test_item_knn_similar_row_is_the_sparse_row() -> None:
+    model = ItemKNN(neighbours=30).fit(_interactions())
+    for i in range(model.history.n_items):
+        want = np.asarray(model._sim[i].todense(), np.float32).ravel()
+        np.testing.assert_array_equal(model._similar(i), want)

@@ -180,7 +180,8 @@ def _series_world(seed: int) -> tuple[ItemKNN, TitleCatalog]:
         if len(played) > 130
         else played[rng.integers(0, len(played), n)]
     )
-    knn = ItemKNN(neighbours=15).fit(
+    knn = ItemKNN(neighbours=15)
+    knn.fit(
         Interactions(
             user_ids=np.array([f"u{u}" for u in users]),
             item_ids=items,
@@ -253,7 +254,8 @@ def test_similar_in_numpy_answers_what_the_pairs_answered(seed: int, monkeypatch
 
 
 def test_item_knn_similar_row_is_the_sparse_row() -> None:
-    model = ItemKNN(neighbours=30).fit(_interactions())
+    model = ItemKNN(neighbours=30)
+    model.fit(_interactions())
     for i in range(model.history.n_items):
         want = np.asarray(model._sim[i].todense(), np.float32).ravel()
         np.testing.assert_array_equal(model._similar(i), want)

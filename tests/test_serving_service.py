@@ -333,10 +333,10 @@ def test_an_answer_json_cannot_write_takes_the_pydantic_path() -> None:
     from serving.service import _json
 
     body = {"items": [{"title_id": "a", "score": float("nan")}], "model_version": "1"}
-    assert json.loads(_json(body, SimilarResponse).body) == {
+    assert json.loads(bytes(_json(body, SimilarResponse).body)) == {
         "items": [{"title_id": "a", "score": None}],
         "model_version": "1",
     }
     assert json.loads(SimilarResponse.model_validate(body).model_dump_json()) == json.loads(
-        _json(body, SimilarResponse).body
+        bytes(_json(body, SimilarResponse).body)
     )

@@ -61,7 +61,15 @@ class ItemKNN(ItemScorer):
         return np.asarray((U @ self._sim).todense(), np.float32)
 
     def _similar(self, item_idx: int) -> npt.NDArray[np.float32]:
-        return np.asarray(self._sim[item_idx].todense(), np.float32).ravel()
+        sim = self._sim
+        if not sim.has_canonical_format:  # duplicate entries: let scipy sum them
+            return np.asarray(sim[item_idx].todense(), np.float32).ravel()
+        # One stored row written into a dense one: what ``todense`` of the row gives, without the
+        # scipy row object whose construction and checks cost more than the copy ("similar" per page).
+        row = np.zeros(sim.shape[1], np.float32)
+        start, end = sim.indptr[item_idx], sim.indptr[item_idx + 1]
+        row[sim.indices[start:end]] = sim.data[start:end]
+        return row
 
     def _state(self) -> dict[str, npt.NDArray[np.generic]]:
         return csr_to_arrays("sim", self._sim)

@@ -185,18 +185,43 @@ class ItemScorer(CandidateGenerator):
 
     def _top(self, row: npt.NDArray[np.float64], n: int) -> Recommendation:
         """Top ``n`` finite entries of ``row``, ties broken by item index."""
+        chosen, scores = self._top_indices(row, n)
+        return Recommendation(item_ids=self.history.items.to_ids(chosen), scores=scores)
+
+    @staticmethod
+    def _top_indices(row: npt.NDArray[np.float64], n: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``_top`` as item indices and float32 scores.
+
+        Only the entries above the cut are sorted; the entries tied at the cut follow in
+        index order (``flatnonzero`` gives them so), which is where a sort by (score
+        descending, index) puts them. A similarity row is mostly zeros: when the cut
+        falls on 0, sorting every zero by index cost ~1 ms per list, this costs none.
+        """
         candidates = np.flatnonzero(np.isfinite(row))
         k = min(n, len(candidates))
+        values = row[candidates]
         if k < len(candidates):
-            part = np.argpartition(-row[candidates], k - 1)[:k]
-            threshold = row[candidates[part]].min()
-            candidates = candidates[row[candidates] >= threshold]
-        order = np.lexsort((candidates, -row[candidates]))[:k]
-        chosen = candidates[order]
-        return Recommendation(item_ids=self.history.items.to_ids(chosen), scores=row[chosen].astype(np.float32))
+            part = np.argpartition(-values, k - 1)[:k]
+            threshold = values[part].min()
+            above = candidates[values > threshold]
+            tied = candidates[values == threshold]
+            above = above[np.lexsort((above, -row[above]))]
+            chosen = np.concatenate([above, tied[: k - len(above)]])
+        else:
+            chosen = candidates[np.lexsort((candidates, -values))]
+        return chosen.astype(np.int64, copy=False), row[chosen].astype(np.float32)
 
     def similar_items(self, item_id: str, n: int = 10) -> Recommendation:
         """Items most similar to ``item_id`` ("Because you watched X"); the item itself excluded.
+
+        Raises:
+            UnknownItemError: ``item_id`` was not seen at fit time.
+        """
+        chosen, scores = self.similar_indices(item_id, n)
+        return Recommendation(item_ids=self.history.items.to_ids(chosen), scores=scores)
+
+    def similar_indices(self, item_id: str, n: int = 10) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``similar_items`` as item indices (``history.items``) and scores, for callers that stay in numpy.
 
         Raises:
             UnknownItemError: ``item_id`` was not seen at fit time.
@@ -207,7 +232,7 @@ class ItemScorer(CandidateGenerator):
             raise UnknownItemError(f"item {item_id!r} was not seen when model {self.name!r} was fitted")
         row = self._similar(item_idx).astype(np.float64)
         row[item_idx] = -np.inf
-        return self._top(row, n)
+        return self._top_indices(row, n)
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Path) -> None:

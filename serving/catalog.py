@@ -79,6 +79,10 @@ class TitleCatalog:
     def __contains__(self, title_id: object) -> bool:
         return title_id in self._index
 
+    def title_index(self, title_id: str) -> int | None:
+        """The index of a catalog title in ``title_ids`` (``None``: not a catalog title)."""
+        return self._index.get(title_id)
+
     def duration_of(self, title_id: str) -> float:
         """The running time in seconds of a title or an episode, 0 when unknown."""
         return self._durations.get(title_id, 0.0)

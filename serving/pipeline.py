@@ -31,13 +31,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 from cachetools import LRUCache, TTLCache
 
 from core.errors import InvalidInputError, NotFoundError
 from core.rules import viewer_level
 from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
-from models.ids import UnknownUserError
+from models.ids import IdMapping, UnknownUserError
+from models.scoring import ItemScorer
 from serving.candidates import CandidateSources
 from serving.catalog import TitleCatalog
 from serving.context_features import profile_features
@@ -194,9 +196,12 @@ class RecommendationPipeline:
             MEMO_ENTRIES, ttl=max(self.memo_s, 1e-9), timer=time.monotonic
         )
         self._memo_lock = threading.Lock()
-        self._neighbour_cache: LRUCache[tuple[str, int], list[tuple[str, float]]] = LRUCache(NEIGHBOUR_ENTRIES)
+        self._neighbour_cache: LRUCache[tuple[str, int], Neighbours] = LRUCache(NEIGHBOUR_ENTRIES)
         self._neighbour_lock = threading.Lock()
         self._visible: dict[tuple[int, str | None], tuple[float, list[bool]]] = {}
+        self._visible_arrays: dict[tuple[int, str | None], npt.NDArray[np.bool_]] = {}
+        #: Per id mapping of an item-to-item model: the catalog title index of each item (``played_index``).
+        self._title_of: dict[int, tuple[IdMapping, npt.NDArray[np.int64]]] = {}
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
 
@@ -277,13 +282,21 @@ class RecommendationPipeline:
         ranked = self._neighbours(title_id, n)
         if ranked is None:
             raise NotFoundError(f"unknown title_id {title_id!r}: no model of version {self.version} has seen it")
+        if isinstance(ranked, IndexedNeighbours):
+            if self.catalog.known:
+                return Scored(self._take_indexed(ranked, viewer, k, blocked), "model")
+            ranked = ranked.pairs()
         return Scored(self._take(ranked, viewer, k, blocked), "model")
 
-    def _neighbours(self, title_id: str, n: int) -> list[tuple[str, float]] | None:
+    def _neighbours(self, title_id: str, n: int) -> Neighbours | None:
         """The first model's ``n`` nearest played ids of a title, best first (``None``: no model knows it).
 
         The same for every viewer (the filters run afterwards), so kept in an LRU cache
         per pipeline: the seeds of "Because you watched" are mostly popular titles.
+        A model on ``ItemScorer``'s own ``similar_items`` answers as item indices
+        (``IndexedNeighbours``): the same list, merged and filtered in numpy instead of
+        as a few thousand Python pairs per request (a restricted viewer asks for long
+        lists); any other model answers as pairs.
         """
         key = (title_id, n)
         with self._neighbour_lock:
@@ -293,8 +306,15 @@ class RecommendationPipeline:
         # A series is known to the models through its episodes: ask with the first few a model knows
         # (in episode order, skipping those nobody watched at training time).
         seeds = [title_id, *self.catalog.episodes_of(title_id)]
-        ranked: list[tuple[str, float]] | None = None
+        ranked: Neighbours | None = None
         for role, generator in self.similar_models:
+            if _indexed_similar(generator):
+                assert isinstance(generator, ItemScorer)
+                ranked = _indexed_neighbours(generator, seeds, n)
+                if ranked is not None:
+                    break
+                logger.debug("generator %s does not know title %s", role, title_id)
+                continue
             found: dict[str, float] = {}
             asked = 0
             for seed in seeds:
@@ -561,6 +581,52 @@ class RecommendationPipeline:
                 break
         return out
 
+    def _take_indexed(
+        self, ranked: IndexedNeighbours, viewer: Viewer, k: int, blocked: set[str] | frozenset[str]
+    ) -> list[tuple[str, float]]:
+        """``_take`` of an indexed neighbour list, in numpy: the same titles, scores and order.
+
+        Each played index maps to its catalog title index once per id mapping; a position
+        passes when its title is visible, neither the title nor the played id is blocked,
+        and its title has not passed earlier in the list (first occurrence wins).
+        """
+        title_of = self._title_index(ranked.mapping)[ranked.idx]
+        flags = self._visible_array(viewer.max_level, viewer.country)
+        ok = flags[title_of]
+        if blocked:
+            catalog_idx = [i for t in blocked if (i := self.catalog.title_index(t)) is not None]
+            if catalog_idx:
+                ok &= ~np.isin(title_of, np.asarray(catalog_idx, np.int64))
+            played = ranked.mapping.known_idx(blocked)
+            if len(played):
+                ok &= ~np.isin(ranked.idx, played)
+        positions = np.flatnonzero(ok)
+        if not len(positions):
+            return []
+        _, first = np.unique(title_of[positions], return_index=True)
+        positions = positions[np.sort(first)[:k]]
+        titles = self.catalog.title_ids
+        return [
+            (titles[t], s) for t, s in zip(title_of[positions].tolist(), ranked.scores[positions].tolist(), strict=True)
+        ]
+
+    def _title_index(self, mapping: IdMapping) -> npt.NDArray[np.int64]:
+        """Catalog title index of every id of ``mapping`` (``len(catalog)``: unknown), built once per mapping."""
+        found = self._title_of.get(id(mapping))
+        if found is None or found[0] is not mapping:
+            index, unknown = self.catalog.played_index(), len(self.catalog)
+            array = np.fromiter((index.get(i, unknown) for i in mapping.ids.tolist()), np.int64, len(mapping.ids))
+            found = self._title_of[id(mapping)] = (mapping, array)
+        return found[1]
+
+    def _visible_array(self, max_level: int, country: str | None) -> npt.NDArray[np.bool_]:
+        """``_visible_ids``' flags as a numpy array (the last entry, unknown titles, is ``False``)."""
+        key = (max_level, country)
+        found = self._visible_arrays.get(key)
+        if found is None:
+            found = self._visible_arrays[key] = np.asarray(self._visible_ids(max_level, country)[1], dtype=bool)
+        return found
+
     def _fallback(self, viewer: Viewer, k: int, blocked: set[str] | frozenset[str]) -> list[tuple[str, float]]:
         """Popularity under the same filters; the profile's own history is skipped too."""
         seen = blocked | set(viewer.history) if viewer.history else blocked
@@ -607,3 +673,65 @@ def _pairs(rec: Recommendation) -> list[tuple[str, float]]:
 def _check_k(k: int) -> None:
     if not 1 <= k <= MAX_K:
         raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")
+
+
+@dataclass(frozen=True)
+class IndexedNeighbours:
+    """A neighbour list as item indices of one model's id mapping, best first (``_neighbours``)."""
+
+    mapping: IdMapping
+    idx: npt.NDArray[np.int64]
+    scores: npt.NDArray[np.float32]
+
+    def pairs(self) -> list[tuple[str, float]]:
+        """The list as (played id, score) pairs."""
+        return list(zip(self.mapping.to_ids(self.idx).tolist(), self.scores.tolist(), strict=True))
+
+
+#: A cached neighbour list: pairs, or indices for models on ``ItemScorer``'s own ``similar_items``.
+Neighbours = list[tuple[str, float]] | IndexedNeighbours
+
+
+def _indexed_similar(generator: CandidateGenerator) -> bool:
+    """Whether ``generator`` answers ``similar_items`` with ``ItemScorer``'s code (then its indices are usable)."""
+    if not isinstance(generator, ItemScorer):
+        return False
+    cls = type(generator)
+    return (
+        cls.similar_items is ItemScorer.similar_items
+        and cls.similar_indices is ItemScorer.similar_indices
+        and cls._top_indices is ItemScorer._top_indices
+    )
+
+
+def _indexed_neighbours(generator: ItemScorer, seeds: Sequence[str], n: int) -> IndexedNeighbours | None:
+    """The pair path of ``_neighbours`` for one model, in numpy: the same list, as indices.
+
+    Each of the first ``SERIES_SEEDS`` seeds the model knows gives its top ``n``; an item
+    met under several seeds keeps its best score and the place where it was met first;
+    the list is ordered by score, ties by that place (what a stable sort of the merged
+    dict gives). ``None`` when the model knows no seed or its lists are empty.
+    """
+    lists: list[tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]] = []
+    for seed in seeds:
+        if len(lists) == SERIES_SEEDS:
+            break
+        try:
+            lists.append(generator.similar_indices(seed, n=n))
+        except (KeyError, ValueError, IndexError, LookupError):
+            continue
+    if not lists or not sum(len(i) for i, _ in lists):
+        return None
+    if len(lists) == 1:
+        idx, scores = lists[0]
+    else:
+        every = np.concatenate([i for i, _ in lists])
+        values = np.concatenate([s for _, s in lists])
+        unique, where = np.unique(every, return_inverse=True)
+        best = np.full(len(unique), -np.inf, np.float32)
+        np.maximum.at(best, where, values)
+        first = np.full(len(unique), len(every), np.int64)
+        np.minimum.at(first, where, np.arange(len(every), dtype=np.int64))
+        order = np.lexsort((first, -best))
+        idx, scores = unique[order], best[order]
+    return IndexedNeighbours(generator.history.items, idx, scores)

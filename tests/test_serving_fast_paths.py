@@ -140,3 +140,122 @@ def test_serving_options_read_the_environment_once_with_clear_errors() -> None:
     assert (options.workers, options.memo_s, options.online_features) == (3, 0.0, False)
     with pytest.raises(ValueError, match="MARQUEE_SERVING_TIMEOUT_S='soon' is not a float"):
         ServingOptions.from_environ({"MARQUEE_SERVING_TIMEOUT_S": "soon"})
+
+
+def _reference_top(row: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The top-n that ``ItemScorer._top`` computed before it stopped sorting the ties at its cut."""
+    candidates = np.flatnonzero(np.isfinite(row))
+    k = min(n, len(candidates))
+    if k < len(candidates):
+        part = np.argpartition(-row[candidates], k - 1)[:k]
+        threshold = row[candidates[part]].min()
+        candidates = candidates[row[candidates] >= threshold]
+    chosen = candidates[np.lexsort((candidates, -row[candidates]))[:k]]
+    return chosen, row[chosen].astype(np.float32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_top_indices_equal_a_full_sort_by_score_then_index(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    row = rng.integers(0, 6, size=2000).astype(np.float64)  # few distinct values: ties everywhere, at the cut too
+    row[rng.random(2000) < 0.7] = 0.0  # mostly zeros, as a similarity row is
+    row[rng.integers(0, 2000, 50)] = -np.inf
+    for n in (1, 5, 60, 300, 1500, 1950, 5000):
+        got = ItemKNN._top_indices(row.copy(), n)
+        want = _reference_top(row.copy(), n)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def _series_world(seed: int) -> tuple[ItemKNN, TitleCatalog]:
+    """Played ids are movies and episodes of series; titles have maturity levels and licences."""
+    rng = np.random.default_rng(seed)
+    movies = [f"m{i}" for i in range(60)]
+    series = {f"s{i}": [f"s{i}-e{j}" for j in range(int(rng.integers(1, 6)))] for i in range(15)}
+    played = np.array(movies + [e for eps in series.values() for e in eps])
+    n = 4000
+    users = rng.integers(0, 150, n)
+    items = (
+        played[(users % 9) * 12 + rng.integers(0, 30, n)]
+        if len(played) > 130
+        else played[rng.integers(0, len(played), n)]
+    )
+    knn = ItemKNN(neighbours=15)
+    knn.fit(
+        Interactions(
+            user_ids=np.array([f"u{u}" for u in users]),
+            item_ids=items,
+            timestamps=(1_700_000_000 + rng.integers(0, 90 * 86_400, n)).astype(np.int64),
+            weights=np.ones(n, np.float32),
+        )
+    )
+    title_ids = movies + list(series) + ["unplayed"]
+    titles = pd.DataFrame(
+        {
+            "title_id": title_ids,
+            "maturity_level": rng.integers(0, 4, len(title_ids)),
+            "countries": [
+                [] if rng.random() < 0.6 else ["US"] if rng.random() < 0.5 else ["DE", "FR"] for _ in title_ids
+            ],
+            "genres": [["Drama"] for _ in title_ids],
+        }
+    )
+    episodes = pd.DataFrame([(e, s) for s, eps in series.items() for e in eps], columns=["episode_id", "series_id"])
+    return knn, TitleCatalog.from_frame(titles, episodes)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_similar_in_numpy_answers_what_the_pairs_answered(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexed neighbour lists (merged over a series' episodes, filtered in numpy) equal the pair path's answers."""
+    import serving.pipeline as pipeline_module
+    from models.bundle import ModelBundle
+    from serving.contract import ViewerContext, WatchedTitle
+    from serving.pipeline import IndexedNeighbours, RecommendationPipeline, Scored
+
+    knn, catalog = _series_world(seed)
+    rng = np.random.default_rng(seed + 10)
+    played = knn.history.items.ids.tolist()
+    cases = []
+    for v in range(30):
+        watched = rng.choice(played, size=int(rng.integers(0, 25)), replace=False).tolist()
+        context = ViewerContext(
+            profile_id=f"v{v}",
+            history=[
+                WatchedTitle(title_id=t, ts=pd.Timestamp("2024-01-01", tz="UTC"), progress=0.95, completed=bool(i % 2))
+                for i, t in enumerate(watched)
+            ],
+            maturity_level=int(rng.integers(0, 4)),
+            kids=bool(rng.random() < 0.3),
+            country=[None, "US", "DE"][v % 3],
+            exclude=rng.choice(catalog.title_ids + played, size=int(rng.integers(0, 8))).tolist(),
+        )
+        cases += [(context, t, k) for t in rng.choice(catalog.title_ids, size=8).tolist() for k in (1, 7, 40)]
+
+    def answers(pipeline: RecommendationPipeline) -> list[object]:
+        out: list[object] = []
+        for context, title_id, k in cases:
+            try:
+                out.append(pipeline.similar(context, title_id, k))
+            except LookupError as exc:
+                out.append(type(exc))
+        return out
+
+    fast = RecommendationPipeline(ModelBundle(candidates={"item_knn": knn}), catalog, version="1")
+    got = answers(fast)
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline_module, "_indexed_similar", lambda generator: False)
+        slow = RecommendationPipeline(ModelBundle(candidates={"item_knn": knn}), catalog, version="1")
+        want = answers(slow)
+    assert sum(isinstance(a, Scored) and len(a.items) > 1 for a in want) > 300
+    for case, a, b in zip(cases, got, want, strict=True):
+        assert a == b, case
+    assert any(isinstance(v, IndexedNeighbours) for v in fast._neighbour_cache.values())
+    assert not any(isinstance(v, IndexedNeighbours) for v in slow._neighbour_cache.values())
+
+
+def test_item_knn_similar_row_is_the_sparse_row() -> None:
+    model = ItemKNN(neighbours=30)
+    model.fit(_interactions())
+    for i in range(model.history.n_items):
+        want = np.asarray(model._sim[i].todense(), np.float32).ravel()
+        np.testing.assert_array_equal(model._similar(i), want)

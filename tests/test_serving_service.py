@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
@@ -295,3 +296,47 @@ def test_score_api_batches_rows_through_the_champion_ranker(
     top = client.post("/recommend", json={"viewer": v("viewer"), "k": 3}).json()
     assert top["source"] == "model" and top["model_version"] == version
     assert not {"a1", "a2", "a3", "fr1"} & {i["title_id"] for i in top["items"]}
+
+
+def test_answers_are_what_the_pydantic_models_would_send(client: TestClient) -> None:
+    """The handlers encode plain dicts: every answer parses as its model, and re-encoding it changes nothing."""
+    from serving.contract import (
+        BatchRecommendResponse,
+        HomeCandidatesResponse,
+        RankResponse,
+        RecommendResponse,
+        SimilarResponse,
+    )
+
+    calls: list[tuple[str, dict[str, Any], type[Any]]] = [
+        (
+            "/home_candidates",
+            {"viewer": v("viewer"), "k": 3, "similar": {"title_id": "a2", "k": 3}},
+            HomeCandidatesResponse,
+        ),
+        ("/home_candidates", {"viewer": v("viewer"), "k": 3, "similar": {"title_id": "nope"}}, HomeCandidatesResponse),
+        ("/home_candidates", {"viewer": v("nobody", history=[]), "k": 3}, HomeCandidatesResponse),
+        ("/recommend", {"viewer": v("little"), "k": 4}, RecommendResponse),
+        ("/similar", {"viewer": v("viewer"), "title_id": "a2", "k": 2}, SimilarResponse),
+        ("/rank", {"viewer": v("viewer"), "title_ids": ["a4", "a2", "zz"]}, RankResponse),
+        ("/recommend_batch", {"requests": [{"viewer": v("viewer")}, {"viewer": v("little")}]}, BatchRecommendResponse),
+    ]
+    for path, body, model in calls:
+        response = client.post(path, json=body)
+        assert response.status_code == 200, (path, response.text)
+        parsed = model.model_validate_json(response.content)  # extra=forbid: no stray or missing field
+        assert response.json() == json.loads(parsed.model_dump_json()), path
+
+
+def test_an_answer_json_cannot_write_takes_the_pydantic_path() -> None:
+    from serving.contract import SimilarResponse
+    from serving.service import _json
+
+    body = {"items": [{"title_id": "a", "score": float("nan")}], "model_version": "1"}
+    assert json.loads(bytes(_json(body, SimilarResponse).body)) == {
+        "items": [{"title_id": "a", "score": None}],
+        "model_version": "1",
+    }
+    assert json.loads(SimilarResponse.model_validate(body).model_dump_json()) == json.loads(
+        bytes(_json(body, SimilarResponse).body)
+    )

@@ -10,13 +10,10 @@ on that order — the same table, the same champion rule. Nothing of the test sp
 ranker's training.
 
 Coverage: like the blend, the ranker's order is popularity-dampened by an exponent chosen on
-validation (``models.blend.pick_dampening``). The ranker learns from the validation lists, so its
-own scores there are in-sample; the exponent is chosen on out-of-fold scores instead (``FOLDS``
-rankers, each fitted on the other folds' profiles and scoring its own). Unlike the blend's, the
-ranker's rule takes the most coverage the noise band of ndcg@10 allows rather than stopping at
-recency-EASE's validation coverage: the half-data rankers' validation coverage is not the served
-ranker's (it reached recency-EASE's on validation where the served order fell short on test), so
-only the ndcg cost is measured reliably, and it is bounded by the same noise share.
+validation (``models.blend.pick_dampening``, the same rule). The ranker learns from the
+validation lists, so its own scores there are in-sample; the exponent is chosen on out-of-fold
+scores instead (``FOLDS`` rankers, each fitted on the other folds' profiles and scoring its
+own), against the coverage of recency-EASE's lists on the same profiles.
 """
 
 from __future__ import annotations
@@ -170,10 +167,9 @@ def choose_ranker_dampening(
 ) -> tuple[float, dict[str, Any]]:
     """The dampening exponent of the ranker's order, chosen on out-of-fold validation scores.
 
-    ``models.blend.pick_dampening`` on the curve of ``DAMPENING_GRID`` without a reference: of the
-    exponents whose ndcg@10 stays within the noise share of the undampened one, the one with the
-    most coverage@10 (see the module's docstring for why not the blend's stop at the reference).
-    ``COVERAGE_REFERENCE``'s validation coverage is recorded beside the curve, for comparison.
+    The blend's rule (``models.blend.pick_dampening``) on the curve of ``DAMPENING_GRID``: within
+    the noise share of the undampened ndcg@10, the smallest exponent reaching the validation
+    coverage@10 of ``COVERAGE_REFERENCE``'s lists (when that source ran), else the most coverage.
     """
     from models.blend import DAMPENING_GRID, pick_dampening
     from training.evaluation import score_ranked
@@ -194,7 +190,7 @@ def choose_ranker_dampening(
         lists = collector.validation_lists[COVERAGE_REFERENCE].sort_values(["user_id", "rank"], kind="mergesort")
         ranked = {str(u): g.tolist() for u, g in lists.groupby("user_id", sort=False)["title_id"]}
         reference = score_ranked(ranked, collector.validation)["coverage@10"]
-    exponent = pick_dampening(curve, None)
+    exponent = pick_dampening(curve, reference)
     record = {"chosen": exponent, "reference": COVERAGE_REFERENCE, "reference_coverage@10": reference, "curve": curve}
     return exponent, record
 

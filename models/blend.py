@@ -197,7 +197,6 @@ def choose_dampening(
     Returns:
         The exponent, and the curve (exponent, ndcg@10, coverage@10) for the record.
     """
-    base = float(ndcg_per_user(blended, relevant).mean()) if len(relevant) else 0.0
     curve: list[dict[str, float]] = []
     for exponent in DAMPENING_GRID:
         scores = dampen(blended, counts, exponent)
@@ -205,13 +204,27 @@ def choose_dampening(
         curve.append(
             {"exponent": exponent, "ndcg@10": round(value, 5), "coverage@10": round(coverage_at_10(scores), 5)}
         )
+    return pick_dampening(curve, reference_coverage), curve
+
+
+def pick_dampening(curve: Sequence[Mapping[str, float]], reference_coverage: float | None) -> float:
+    """The dampening rule on a validation curve (exponent, ndcg@10, coverage@10), exponent 0 first.
+
+    The one owner of the rule for every model that dampens (the blend here, the neural ranker in
+    ``training.ranker_evaluation``): an exponent is allowed when its ndcg@10 stays within
+    ``MIN_RELATIVE_GAIN`` of the undampened (first) point's; the smallest allowed exponent whose
+    coverage@10 reaches ``reference_coverage`` wins, else the allowed one with the most coverage.
+    """
+    if not curve or curve[0]["exponent"] != 0.0:
+        raise ValueError("a dampening curve starts at exponent 0 (the undampened scores)")
+    base = curve[0]["ndcg@10"]
     allowed = [c for c in curve if c["ndcg@10"] >= base * (1.0 - MIN_RELATIVE_GAIN)]
     if reference_coverage is not None:
         reaching = [c for c in allowed if c["coverage@10"] >= reference_coverage]
         if reaching:
-            return reaching[0]["exponent"], curve
+            return float(reaching[0]["exponent"])
     best = max(allowed, key=lambda c: (c["coverage@10"], -c["exponent"]))
-    return best["exponent"], curve
+    return float(best["exponent"])
 
 
 class Blend(ItemScorer):

@@ -345,7 +345,7 @@ def test_the_ranker_is_evaluated_over_the_union_and_learns_from_validation_only(
     )
     other = evaluate_models(altered, ["seqknn", "neural-ranker"], tune=False, progress=False)
     assert other["split"]["test_users"] < report["split"]["test_users"]
-    for key in ("training_rows", "positives", "epochs"):
+    for key in ("training_rows", "positives", "epochs", "dampening"):
         assert other["models"]["neural-ranker"]["params"][key] == ranker["params"][key]
 
 

@@ -157,3 +157,48 @@ def test_dampening_never_costs_more_than_the_noise_share_of_ndcg() -> None:
     base = curve[0]["ndcg@10"]
     assert ndcg_at_10(dampen(scores, counts, exponent), relevant) >= base * (1 - MIN_RELATIVE_GAIN) - 1e-9
     assert any(c["ndcg@10"] < base * (1 - MIN_RELATIVE_GAIN) for c in curve)  # the rule had something to refuse
+
+
+def test_the_dampening_rule_allows_only_noise_sized_losses_and_stops_at_the_reference() -> None:
+    from models.blend import pick_dampening
+
+    curve = [
+        {"exponent": 0.0, "ndcg@10": 0.2000, "coverage@10": 0.10},
+        {"exponent": 0.01, "ndcg@10": 0.1995, "coverage@10": 0.12},
+        {"exponent": 0.02, "ndcg@10": 0.1991, "coverage@10": 0.15},
+        {"exponent": 0.05, "ndcg@10": 0.1800, "coverage@10": 0.30},  # more coverage, a real loss: refused
+    ]
+    assert pick_dampening(curve, 0.11) == 0.01  # the smallest exponent reaching the reference
+    assert pick_dampening(curve, 0.25) == 0.02  # none allowed reaches it: the most coverage allowed
+    assert pick_dampening(curve, None) == 0.02
+    assert pick_dampening(curve, 0.05) == 0.0  # already as diverse as the reference
+    with pytest.raises(ValueError, match="exponent 0"):
+        pick_dampening(curve[1:], 0.11)
+
+
+def test_the_rankers_validation_scores_are_out_of_fold() -> None:
+    """Each profile is scored by a ranker that never saw its rows: its own labels cannot move its scores."""
+    import pandas as pd
+
+    from training.ranker_data import RankerData
+    from training.ranker_evaluation import out_of_fold_scores
+
+    rng = np.random.default_rng(0)
+    users = np.repeat([f"u{k}" for k in range(60)], 12)
+    x = rng.normal(size=(len(users), 3)).astype(np.float32)
+    labels = np.zeros(len(users), np.float32)
+    labels[::12] = 1.0  # one positive per profile
+    frame = pd.DataFrame({"user_id": users, "title_id": [f"t{k % 12}" for k in range(len(users))]})
+    frame[["a", "b", "c"]] = x
+    frame["label"] = labels
+    data = RankerData(frame=frame, columns=["a", "b", "c"])
+    params = {"epochs": 3, "batch_size": 16, "seed": 0}
+    everyone = np.ones(len(users), bool)
+    base = out_of_fold_scores(data, everyone, params)
+    # Move u0's positive to another row: only the rankers that trained on u0 (the other folds') may change.
+    moved = frame.copy()
+    moved.loc[0, "label"], moved.loc[5, "label"] = 0.0, 1.0
+    again = out_of_fold_scores(RankerData(frame=moved, columns=data.columns), everyone, params)
+    own = users == "u0"
+    assert np.allclose(again[own], base[own])
+    assert not np.allclose(again[~own], base[~own])  # the test has teeth: u0's rows do train the other fold

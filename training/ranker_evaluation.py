@@ -8,6 +8,12 @@ and the ranker is fitted on those rows. On test, the same generators fitted on a
 propose the lists, the ranker orders each profile's union, and the protocol's metrics are taken
 on that order — the same table, the same champion rule. Nothing of the test split reaches the
 ranker's training.
+
+Coverage: like the blend, the ranker's order is popularity-dampened by an exponent chosen on
+validation (``models.blend.pick_dampening``, the same rule). The ranker learns from the
+validation lists, so its own scores there are in-sample; the exponent is chosen on out-of-fold
+scores instead (``FOLDS`` rankers, each fitted on the other folds' profiles and scoring its
+own), against the coverage of recency-EASE's lists on the same profiles.
 """
 
 from __future__ import annotations
@@ -36,6 +42,10 @@ CANDIDATE_K = 50
 #: so a small validation set still trains it; at most ``MAX_EPOCHS`` passes.
 MIN_STEPS = 300
 MAX_EPOCHS = 40
+#: Profile folds of the out-of-fold validation scores the dampening exponent is chosen on.
+FOLDS = 2
+#: The source whose validation coverage@10 the dampened order must reach (the baseline to beat).
+COVERAGE_REFERENCE = "recency_ease"
 
 
 class CandidateCollector:
@@ -100,6 +110,91 @@ def ranker_params(n_lists: int, seed: int, batch_size: int = 512) -> dict[str, A
     }
 
 
+def scaled_per_user(data: RankerData, scores: np.ndarray) -> np.ndarray:
+    """Ranker scores scaled to [0, 1] within each profile's candidate union (min to max), like the blend's."""
+    codes = pd.factorize(data.frame["user_id"])[0]
+    frame = pd.DataFrame({"u": codes, "s": np.asarray(scores, np.float64)})
+    low = frame.groupby("u")["s"].transform("min").to_numpy()
+    span = frame.groupby("u")["s"].transform("max").to_numpy() - low
+    span[~(span > 0)] = 1.0
+    return (frame["s"].to_numpy() - low) / span  # type: ignore[no-any-return]
+
+
+def dampened(data: RankerData, scores: np.ndarray, counts: pd.Series, exponent: float) -> np.ndarray:
+    """``models.blend.dampen`` on a candidate frame: scaled scores over ``(1 + title watch count) ** exponent``."""
+    scaled = scaled_per_user(data, scores)
+    if exponent == 0:
+        return scaled
+    watched = data.frame["title_id"].astype(str).map(counts).fillna(0.0).to_numpy(np.float64)
+    return scaled / np.power(1.0 + watched, exponent)  # type: ignore[no-any-return]
+
+
+def watch_counts(train: pd.DataFrame) -> pd.Series:
+    """title id (str) → watches in a protocol train frame (the propensity the dampening divides by)."""
+    counts = train.groupby("item_id").size().astype(np.float64)
+    counts.index = counts.index.astype(str)
+    return counts
+
+
+def out_of_fold_scores(
+    data: RankerData, has_positive: np.ndarray, params: dict[str, Any], folds: int = FOLDS
+) -> np.ndarray:
+    """Each validation row scored by a ranker fitted on the other folds' profiles (never on its own).
+
+    Profiles are dealt to folds by a seeded permutation; each fold's ranker trains on the rows of
+    the other folds' profiles that have a positive, with the same params as the final ranker.
+    """
+    from models.ranker import NeuralRanker
+
+    codes, uniques = pd.factorize(data.frame["user_id"])
+    rng = np.random.default_rng(int(params.get("seed", 0)))
+    fold_of_user = rng.permutation(len(uniques)) % folds
+    fold = fold_of_user[codes]
+    out = np.zeros(len(data.frame), np.float64)
+    for f in range(folds):
+        fit_rows = (fold != f) & has_positive
+        if not data.frame["label"].to_numpy()[fit_rows].any():
+            continue
+        ranker = NeuralRanker(**params)
+        with one_torch_thread():
+            ranker.fit(data.matrix(fit_rows), data.groups(fit_rows), data.labels(fit_rows), data.columns)
+            out[fold == f] = ranker.score(data.matrix(fold == f))
+    return out
+
+
+def choose_ranker_dampening(
+    collector: CandidateCollector, data: RankerData, oof: np.ndarray
+) -> tuple[float, dict[str, Any]]:
+    """The dampening exponent of the ranker's order, chosen on out-of-fold validation scores.
+
+    The blend's rule (``models.blend.pick_dampening``) on the curve of ``DAMPENING_GRID``: within
+    the noise share of the undampened ndcg@10, the smallest exponent reaching the validation
+    coverage@10 of ``COVERAGE_REFERENCE``'s lists (when that source ran), else the most coverage.
+    """
+    from models.blend import DAMPENING_GRID, pick_dampening
+    from training.evaluation import score_ranked
+
+    counts = watch_counts(collector.validation.train)
+    curve: list[dict[str, float]] = []
+    for exponent in DAMPENING_GRID:
+        metrics = score_ranked(order_by_ranker(data, dampened(data, oof, counts, exponent)), collector.validation)
+        curve.append(
+            {
+                "exponent": exponent,
+                "ndcg@10": round(metrics["ndcg@10"], 5),
+                "coverage@10": round(metrics["coverage@10"], 5),
+            }
+        )
+    reference = None
+    if COVERAGE_REFERENCE in collector.validation_lists:
+        lists = collector.validation_lists[COVERAGE_REFERENCE].sort_values(["user_id", "rank"], kind="mergesort")
+        ranked = {str(u): g.tolist() for u, g in lists.groupby("user_id", sort=False)["title_id"]}
+        reference = score_ranked(ranked, collector.validation)["coverage@10"]
+    exponent = pick_dampening(curve, reference)
+    record = {"chosen": exponent, "reference": COVERAGE_REFERENCE, "reference_coverage@10": reference, "curve": curve}
+    return exponent, record
+
+
 def order_by_ranker(data: RankerData, scores: np.ndarray, n: int = 20) -> dict[str, list[str]]:
     """user_id → the top ``n`` of the candidate union by ranker score (ties by title id)."""
     frame = data.frame[["user_id", "title_id"]].copy()
@@ -134,6 +229,7 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     if not positives:
         raise ValueError("no validation profile watched any of its candidates next; the ranker has nothing to learn")
     params = ranker_params(positives, seed)
+    exponent, record = choose_ranker_dampening(collector, train, out_of_fold_scores(train, has_positive, params))
     ranker = NeuralRanker(**params)
     with one_torch_thread():
         ranker.fit(train.matrix(has_positive), train.groups(has_positive), train.labels(has_positive), train.columns)
@@ -143,8 +239,11 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     )
     with one_torch_thread():
         scores = ranker.score(test.matrix())
-    ranked = order_by_ranker(test, scores)
+    ranked = order_by_ranker(test, dampened(test, scores, watch_counts(collector.split.train), exponent))
     metrics = score_ranked(ranked, collector.split)
+    if exponent > 0:  # for the record only (the row is the dampened order, chosen on validation)
+        plain = score_ranked(order_by_ranker(test, scores), collector.split)
+        record["undampened_test"] = {k: round(plain[k], 4) for k in ("ndcg@10", "recall@20", "coverage@10")}
     logger.info(
         "ranker over %s: %d training rows, %d positives; test %s", sources, len(train.frame), positives, metrics
     )
@@ -158,5 +257,7 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
             "candidate_k": collector.k,
             "training_rows": int(has_positive.sum()),
             "positives": positives,
+            "dampening": exponent,
         },
+        "dampening": record,
     }

@@ -46,6 +46,16 @@ def export_events_to_lake(session: Session, lake: Lake, batch_size: int = 50_000
     return exported
 
 
+def events_exported_through(session: Session) -> int:
+    """The highest ``watch_events.seq`` the lake is known to hold (0 before the first export).
+
+    Every event at or below it is in the lake's ``watch_events`` (or quarantined), so a reader
+    that combines the lake with the database needs only the rows above it from the database.
+    """
+    state = session.get(ExportStateRow, EXPORT_NAME)
+    return int(state.high_water) if state is not None else 0
+
+
 def export_playback_reports_to_lake(session: Session, lake: Lake, batch_size: int = 50_000) -> int:
     """Append QoE reports not exported yet to the lake's ``playback_reports``; returns how many.
 

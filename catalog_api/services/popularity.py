@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.db.tables import WatchEventRow
+from catalog_api.export import events_exported_through
 from catalog_api.quarantine import split_poisoned
 from catalog_api.services.catalog_cache import CatalogSnapshot
 from core.lake import Lake
@@ -158,9 +159,18 @@ class PopularityService:
         if not self._refreshing.acquire(blocking=False):
             return self._table
         try:
+            # The mark first, then the lake: an export in between only adds rows both sources hold
+            # (a (profile, title) pair counts once). Only the rows the lake lacks come from the
+            # database, so a refresh's memory follows the last minute of events, not all of them.
+            with self._sessions() as session:
+                exported = events_exported_through(session)
             lake_events = self._lake_events()
             with self._sessions() as session:
-                rows = session.execute(select(WatchEventRow.profile_id, WatchEventRow.title_id, WatchEventRow.ts)).all()
+                rows = session.execute(
+                    select(WatchEventRow.profile_id, WatchEventRow.title_id, WatchEventRow.ts).where(
+                        WatchEventRow.seq > exported
+                    )
+                ).all()
             db_events, _ = split_poisoned(pd.DataFrame(rows, columns=["profile_id", "title_id", "ts"]), "popularity")
             frames = [f for f in (lake_events, db_events) if not f.empty]
             events = pd.concat(frames, ignore_index=True) if frames else db_events

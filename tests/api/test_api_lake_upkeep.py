@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 
 import pandas as pd
+import pytest
 from deltalake import DeltaTable
 from fastapi.testclient import TestClient
 
@@ -58,3 +59,47 @@ def test_the_exporter_compacts_the_lake_on_its_schedule(make_client: Callable[..
     assert len(lake.parts("watch_events")) == 1
     operations = [commit["operation"] for commit in DeltaTable(lake.table_uri("watch_events")).history()]
     assert "OPTIMIZE" in operations and operations.count("WRITE") >= 2  # several exports, then a compaction
+
+
+def test_popularity_reads_from_the_database_only_what_the_lake_lacks(
+    make_client: Callable[..., TestClient], lake: Lake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exported events are counted from the lake once; the database adds only the rows above the export mark."""
+    from catalog_api.export import export_events_to_lake
+
+    client = make_client(options=ApiOptions(row_size=6, export_interval_s=0))
+    state = client.app.state.marquee  # type: ignore[attr-defined]
+    headers = signup_and_login(client, "popular@example.com")
+    profiles = [make_profile(client, headers, f"P{i}")["profile_id"] for i in range(4)]
+    for i, profile in enumerate(profiles[:3]):
+        assert watch(client, headers, profile, "m_space", 0.95, event_id=f"pop-{i}").status_code == 201
+    with state.sessions() as session:
+        assert export_events_to_lake(session, lake) == 3
+        session.commit()
+    assert watch(client, headers, profiles[3], "m_space", 0.95, event_id="pop-3").status_code == 201
+    rows_read: list[int] = []
+    original = state.popularity._lake_events
+
+    def lake_events() -> pd.DataFrame:
+        frame = original()
+        rows_read.append(len(frame))
+        return frame
+
+    monkeypatch.setattr(state.popularity, "_lake_events", lake_events)
+    statements: list[str] = []
+    engine = state.engine
+    from sqlalchemy import event as sa_event
+
+    def remember(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    sa_event.listen(engine, "before_cursor_execute", remember)
+    try:
+        assert state.popularity.refresh().plays["m_space"] == 4  # three from the lake, one not exported yet
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", remember)
+    assert rows_read == [3]
+    popularity_reads = [
+        s for s in statements if s.startswith("SELECT watch_events.profile_id, watch_events.title_id, watch_events.ts ")
+    ]
+    assert popularity_reads and all("WHERE watch_events.seq >" in s for s in popularity_reads), popularity_reads

@@ -31,8 +31,6 @@ from core.rules import popularity_scores
 logger = logging.getLogger(__name__)
 
 _EVENT_COLUMNS = ["profile_id", "title_id", "ts"]
-#: Increments kept as separate arrow chunks before they are merged into one.
-_MAX_CHUNKS = 64
 
 
 @dataclass(frozen=True)
@@ -187,17 +185,25 @@ class PopularityService:
         return self._table
 
     def _lake_events(self) -> pd.DataFrame:
-        """The lake's watch events, of which only those appended since the last refresh are read.
+        """The lake's watch events, one row per (profile, title) at its latest time; only the increment is read.
 
-        An erasure or a rewrite of the table since then makes the lake answer with the whole
-        table, which replaces what is held.
+        ``core.rules.popularity_scores`` counts a (profile, title) pair once, at its latest
+        play, so the pairs give it the same answer as every event (a viewer's heartbeats and
+        re-watches are many events, one pair): what is held and converted per refresh follows
+        the pairs, not the events. An erasure or a rewrite of the table since the last read
+        makes the lake answer with the whole table, which replaces what is held.
         """
         increment = self._lake.read_since("watch_events", self._lake_version, _EVENT_COLUMNS)
         if increment.full or self._lake_rows is None:
-            rows = increment.rows
+            rows = _latest_pairs(increment.rows)
         else:
-            rows = pa.concat_tables([self._lake_rows, increment.rows])
-            if rows.column(0).num_chunks > _MAX_CHUNKS:
-                rows = rows.combine_chunks()
+            rows = _latest_pairs(pa.concat_tables([self._lake_rows, increment.rows]))
         self._lake_rows, self._lake_version = rows, increment.version
         return rows.to_pandas()
+
+
+def _latest_pairs(events: pa.Table) -> pa.Table:
+    """One row per (profile, title): its latest ``ts`` (Arrow's group-by, no Python objects per event)."""
+    pairs = events.group_by(["profile_id", "title_id"], use_threads=False).aggregate([("ts", "max")])
+    columns = {"profile_id": pairs["profile_id"], "title_id": pairs["title_id"], "ts": pairs["ts_max"]}
+    return pa.table(columns).combine_chunks()

@@ -42,6 +42,22 @@ def test_popularity_adds_the_lakes_increment_and_rereads_after_an_erasure(
     assert state.popularity.refresh().plays["m_space"] == 4  # a deletion makes it read the table again
 
 
+def test_popularity_holds_one_row_per_profile_and_title_not_every_event(
+    make_client: Callable[..., TestClient], lake: Lake
+) -> None:
+    """A viewer's many events of one title (heartbeats, re-watches) are one pair, held and counted once."""
+    heartbeats = pd.concat([_lake_events(["p0", "p1"]).assign(event_id=[f"hb{i}-0", f"hb{i}-1"]) for i in range(30)])
+    heartbeats["ts"] = pd.Timestamp("2024-03-01", tz="UTC") + pd.to_timedelta(range(60), unit="s")
+    lake.write("watch_events", heartbeats, mode="append")
+    state = make_client().app.state.marquee  # type: ignore[attr-defined]
+    assert state.popularity.refresh().plays["m_space"] == 2
+    lake.write("watch_events", _lake_events(["p1", "p2"]).assign(event_id=["late-1", "late-2"]), mode="append")
+    table = state.popularity.refresh()
+    assert table.plays["m_space"] == 3  # p1's new event is the same pair; p2 is new
+    held = state.popularity._lake_rows
+    assert held.num_rows == 3 and sorted(held.column("profile_id").to_pylist()) == ["p0", "p1", "p2"]
+
+
 def test_the_exporter_compacts_the_lake_on_its_schedule(make_client: Callable[..., TestClient], lake: Lake) -> None:
     client = make_client(options=ApiOptions(row_size=6, export_interval_s=0.1, compact_interval_s=0.5))
     headers = signup_and_login(client, "upkeep@example.com")

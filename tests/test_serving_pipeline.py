@@ -217,10 +217,8 @@ def test_ranker_reorders_candidates(catalog: TitleCatalog) -> None:
         RecommendationPipeline(bundle, catalog, version="3").score_rows(x[:5, :1])
 
 
-def test_a_repeated_question_reuses_its_candidates_and_filters_them_afresh(
-    catalog: TitleCatalog, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pipeline = RecommendationPipeline(world.build_bundle(), catalog, version="7")
+def _count_cold_computations(pipeline: RecommendationPipeline, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The calls that reach the whole pipeline (memo misses), one entry per call."""
     computed: list[object] = []
     original = pipeline._ranked_candidates
 
@@ -229,6 +227,14 @@ def test_a_repeated_question_reuses_its_candidates_and_filters_them_afresh(
         return original(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
+    return computed
+
+
+def test_a_repeated_question_reuses_its_candidates_and_filters_them_afresh(
+    catalog: TitleCatalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = RecommendationPipeline(world.build_bundle(), catalog, version="7")
+    computed = _count_cold_computations(pipeline, monkeypatch)
     first = pipeline.recommend(ctx("viewer"), k=10)
     assert pipeline.recommend(ctx("viewer"), k=10) == first and len(computed) == 1
     # Filters run on every request, remembered candidates or not.
@@ -337,14 +343,7 @@ def test_profile_features_come_from_the_context_alone() -> None:
 
 def test_memo_off_makes_every_request_cold(catalog: TitleCatalog, monkeypatch: pytest.MonkeyPatch) -> None:
     pipeline = RecommendationPipeline(world.build_bundle(), catalog, version="7", memo_s=0)
-    computed: list[object] = []
-    original = pipeline._ranked_candidates
-
-    def counting(*args: object) -> list[tuple[str, float]]:
-        computed.append(args)
-        return original(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
+    computed = _count_cold_computations(pipeline, monkeypatch)
     assert pipeline.recommend(ctx("viewer"), k=3) == pipeline.recommend(ctx("viewer"), k=3)
     assert len(computed) == 2 and not pipeline._memo
 
@@ -354,14 +353,7 @@ def test_memo_entries_leave_when_their_lifetime_ends(catalog: TitleCatalog, monk
     clock = [1000.0]
     monkeypatch.setattr(time, "monotonic", lambda: clock[0])
     pipeline = RecommendationPipeline(world.build_bundle(), catalog, version="7", memo_s=30)
-    computed: list[object] = []
-    original = pipeline._ranked_candidates
-
-    def counting(*args: object) -> list[tuple[str, float]]:
-        computed.append(args)
-        return original(*args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(pipeline, "_ranked_candidates", counting)
+    computed = _count_cold_computations(pipeline, monkeypatch)
     first = pipeline.recommend(ctx("viewer"), k=3)
     clock[0] += 10
     assert pipeline.recommend(ctx("viewer"), k=3) == first and len(computed) == 1  # within its lifetime: reused

@@ -249,21 +249,9 @@ def build_ranker_data(
 
 
 #: The ranker's own columns under ``marquee evaluate``, computed from the protocol frame alone
-#: (a dataset folder has no feature store): how much the title and the profile were watched,
-#: relative to the frame's average title and profile, and how long the title had been in the data
-#: when the profile's history stops.
+#: (a dataset folder has no feature store): how much the title and the profile were watched, and
+#: how long the title had been in the data when the profile's history stops.
 INTERACTION_FEATURES = ("item_log_watches", "profile_log_watches", "item_log_age_days")
-
-
-def _log_relative(counts: pd.Series, index: pd.Index) -> npt.NDArray[np.float64]:
-    """``log1p(count / mean count)`` of each key in ``index`` (0 for keys absent from ``counts``).
-
-    Dividing by the mean makes the value independent of how much data the frame holds, so a
-    ranker fitted on one split reads the same scale on another.
-    """
-    mean = float(counts.mean()) if len(counts) else 1.0
-    values = counts.reindex(index).fillna(0).to_numpy(np.float64)
-    return np.asarray(np.log1p(values / mean), np.float64)
 
 
 def interaction_features(
@@ -274,11 +262,6 @@ def interaction_features(
     Every value is known at the profile's cutoff under the protocol (the train frame is all the
     model may see); the title's age is measured from its first watch in ``train`` to the profile's
     last one, 0 when the profile's history ends before the title's first watch.
-
-    The watch counts are scale-free, ``log1p(count / mean count)`` over the frame's titles (or
-    profiles): the ranker is fitted on the validation split's train part and applied to all of
-    train, which holds about a quarter more watches, so absolute counts would make every title look
-    more popular at test time than the ranker learned from and tilt it toward popular titles.
     """
     item_watches = train.groupby("item_id", sort=False).size()
     item_first = train.groupby("item_id", sort=False)["ts"].min()
@@ -289,8 +272,8 @@ def interaction_features(
     age = user_last.reindex(user_index).to_numpy(np.float64) - item_first.reindex(title_index).to_numpy(np.float64)
     return pd.DataFrame(
         {
-            "item_log_watches": _log_relative(item_watches, title_index),
-            "profile_log_watches": _log_relative(user_watches, user_index),
+            "item_log_watches": np.log1p(item_watches.reindex(title_index).fillna(0).to_numpy(np.float64)),
+            "profile_log_watches": np.log1p(user_watches.reindex(user_index).fillna(0).to_numpy(np.float64)),
             "item_log_age_days": np.log1p(np.clip(np.nan_to_num(age), 0, None) / 86_400),
         }
     )

@@ -61,7 +61,7 @@ from catalog_api.web import mount_web
 from core.bus import Topology, run_consumer_forever
 from core.lake import Lake
 from core.logs import configure_logging
-from core.memory import limit_malloc_arenas, start_releasing_free_memory
+from core.memory import start_releasing_free_memory, tune_malloc
 from core.settings import Settings
 from experiments.definitions import DEFAULT_DIR
 from serving.contract import HomeCandidatesResponse
@@ -282,7 +282,7 @@ def app_from_environment() -> FastAPI:
     ``marquee serve api --workers N`` migrates the database and syncs the catalog
     once, then uvicorn starts N processes that each call this.
     """
-    limit_malloc_arenas()  # before this worker's threads start (core.memory)
+    tune_malloc()  # before this worker's threads start (core.memory)
     configure_logging()
     raw = json.loads(os.environ.get(OPTIONS_ENV) or "{}")
     options = ApiOptions(**{name: raw[name] for name in WORKER_OPTION_FIELDS if name in raw})

@@ -8,7 +8,7 @@ the freed pages of each for reuse; Arrow's allocator (mimalloc) likewise holds p
 after a lake read. Neither is a leak, but neither is ever given back, and fragmentation
 across many arenas makes each new peak land on fresh pages.
 
-Each long-running process calls :func:`limit_malloc_arenas` once at start (before its
+Each long-running process calls :func:`tune_malloc` once at start (before its
 threads start) and runs :func:`release_free_memory` on a schedule. The share of a
 request's CPU this costs is nil: one ``malloc_trim`` a minute takes a few milliseconds.
 """
@@ -56,8 +56,10 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
-def limit_malloc_arenas(count: int | None = None) -> bool:
-    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX`` when set, else :data:`DEFAULT_ARENAS`), fix the mmap threshold.
+def tune_malloc(count: int | None = None) -> bool:
+    """Cap glibc's malloc arenas (``MALLOC_ARENA_MAX``, else :data:`DEFAULT_ARENAS`), fix the mmap threshold.
+
+    Arrow is moved onto the same heap (see :func:`_arrow_on_the_c_heap`).
 
     Call it before the process starts its threads: an arena made before the cap stays.
     Returns whether the cap was set (False where the C library is not glibc).

@@ -48,7 +48,7 @@ from pydantic import BaseModel
 from starlette.responses import JSONResponse, Response
 
 from core.errors import MarqueeError, NotFoundError
-from core.memory import limit_malloc_arenas, start_releasing_free_memory
+from core.memory import start_releasing_free_memory, tune_malloc
 from serving.contract import (
     BatchRecommendRequest,
     BatchRecommendResponse,
@@ -150,7 +150,7 @@ class MarqueeRecommender:
         """Build this worker's settings from the environment at start-up and start loading models."""
         from core.settings import Settings
 
-        limit_malloc_arenas()  # the mmap threshold; the arena cap came from MALLOC_ARENA_MAX (core.memory)
+        tune_malloc()  # the mmap threshold; the arena cap came from MALLOC_ARENA_MAX (core.memory)
         settings = Settings()
         self.options = options = ServingOptions.from_environ()
         self.loader = ModelLoader(

@@ -8,7 +8,7 @@ import gc
 import psutil
 import pytest
 
-from core.memory import limit_malloc_arenas, release_free_memory, start_releasing_free_memory
+from core.memory import release_free_memory, start_releasing_free_memory, tune_malloc
 
 glibc_only = pytest.mark.skipif(
     "glibc" not in (ctypes.util.find_library("c") or "") and not psutil.LINUX, reason="malloc tuning is glibc's"
@@ -32,11 +32,11 @@ def test_release_hands_back_the_free_pages_of_a_fragmented_heap() -> None:
 
 @glibc_only
 def test_arena_cap_is_accepted_and_the_release_thread_starts_once() -> None:
-    assert limit_malloc_arenas(2)
+    assert tune_malloc(2)
     import pyarrow as pa
 
     assert pa.default_memory_pool().backend_name == "system", "Arrow allocates from the trimmed C heap"
-    assert not limit_malloc_arenas(0)  # nonsense is refused, not passed to glibc
+    assert not tune_malloc(0)  # nonsense is refused, not passed to glibc
     first = start_releasing_free_memory(every_s=3600)
     assert start_releasing_free_memory(every_s=3600) is False  # one thread per process, however often asked
     assert first in (True, False)  # another test (an app's lifespan) may have started it already

@@ -78,10 +78,10 @@ def register(group: typer.Typer) -> None:
         from catalog_api.sync import catalog_is_empty, sync_catalog_from_lake
         from core.lake import Lake
         from core.logs import configure_logging
-        from core.memory import limit_malloc_arenas
+        from core.memory import tune_malloc
         from marquee.commands._common import load_settings
 
-        limit_malloc_arenas()  # before the API's threads start (core.memory)
+        tune_malloc()  # before the API's threads start (core.memory)
         configure_logging(os.environ.get("MARQUEE_LOG_LEVEL", "INFO"))
         settings = load_settings()
         if replicas > 1:

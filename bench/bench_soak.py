@@ -8,9 +8,11 @@ requests (home 40 %, search 20 %, watch events 30 %, manifests 10 %) from 16
 accounts (each under the per-account limit of 600 requests a minute) for
 ``--minutes``. Clients refresh their tokens as a real client does: shortly
 before the access token expires, and after a 401 (counted as a failure).
-It samples each server's process tree every 10 s (RSS, open file descriptors)
-and prints, per 5-minute window (per minute on short runs), the request count,
-p50/p99, 5xx, 401s, other 4xx and requests without an answer; then the verdict
+It samples each server's process tree every 10 s (RSS, open file descriptors, CPU
+time) and prints, per 5-minute window (per minute on short runs), the request count,
+p50/p99, 5xx, 401s, other 4xx, requests without an answer, each tree's RSS and CPU
+milliseconds per request, and the machine's load average (a p99 that follows the load,
+with the servers' CPU per request flat, is the machine, not the code); then the verdict
 against the targets per process: RSS growth after warm-up < 10 %, no growth in
 open fds; p99 of the last window within 1.5x the first; every acknowledged
 event stored (checked in the database).
@@ -144,19 +146,25 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             member.kill()
 
 
-def tree_usage(pid: int) -> tuple[float, int]:
-    """RSS (MiB) and open fds of a process and its children."""
+#: One resource sample of a process tree: seconds into the run, RSS (MiB), open fds, CPU seconds used so far.
+Usage = tuple[float, float, int, float]
+
+
+def tree_usage(pid: int) -> tuple[float, int, float]:
+    """RSS (MiB), open fds and CPU seconds (user + system) of a process and its children."""
     try:
         root = psutil.Process(pid)
         tree = [root, *root.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return float("nan"), 0
-    rss, fds = 0.0, 0
+        return float("nan"), 0, float("nan")
+    rss, fds, cpu = 0.0, 0, 0.0
     for member in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             rss += member.memory_info().rss / 2**20
             fds += member.num_fds()
-    return rss, fds
+            times = member.cpu_times()
+            cpu += times.user + times.system
+    return rss, fds, cpu
 
 
 class Credentials:
@@ -252,10 +260,23 @@ def record(run: Run, kind: str, status: int, ms: float, event_id: str | None = N
             run.acknowledged.add(event_id)
 
 
-def _rss_at(samples: list[tuple[float, float, int]], at: float) -> float:
+def _rss_at(samples: list[Usage], at: float) -> float:
     """The process tree's RSS (MiB) at the last sample taken by ``at`` seconds into the run."""
-    taken = [rss for t, rss, _ in samples if t <= at]
+    taken = [sample[1] for sample in samples if sample[0] <= at]
     return taken[-1] if taken else float("nan")
+
+
+def _cpu_between(samples: list[Usage], lo: float, hi: float) -> float:
+    """CPU seconds the process tree used between the last samples taken by ``lo`` and by ``hi`` seconds."""
+    before = [sample[3] for sample in samples if sample[0] <= lo] or [sample[3] for sample in samples[:1]]
+    after = [sample[3] for sample in samples if sample[0] <= hi]
+    return after[-1] - before[-1] if before and after else float("nan")
+
+
+def _mean_load(loads: list[tuple[float, float]], lo: float, hi: float) -> float:
+    """The machine's mean 1-minute load average over the samples taken between ``lo`` and ``hi`` seconds."""
+    taken = [load for at, load in loads if lo <= at <= hi]
+    return statistics.mean(taken) if taken else float("nan")
 
 
 def p(values: list[float], q: float) -> float:
@@ -309,10 +330,12 @@ def main() -> None:
         ]
         for thread in threads:
             thread.start()
-        resources: dict[str, list[tuple[float, float, int]]] = {name: [] for name in processes}
+        resources: dict[str, list[Usage]] = {name: [] for name in processes}
+        loads: list[tuple[float, float]] = []
         while True:
             for name, process in processes.items():
                 resources[name].append((time.monotonic() - started, *tree_usage(process.pid)))
+            loads.append((time.monotonic() - started, os.getloadavg()[0]))
             if time.monotonic() >= stop_at:
                 break
             time.sleep(min(10.0, max(0.0, stop_at - time.monotonic())))
@@ -321,7 +344,7 @@ def main() -> None:
     finally:
         for process in processes.values():
             stop(process)
-    report(args, run, started, duration, warmup, resources, accounts, home)
+    report(args, run, started, duration, warmup, resources, loads, accounts, home)
 
 
 def report(
@@ -330,7 +353,8 @@ def report(
     started: float,
     duration: float,
     warmup: float,
-    resources: dict[str, list[tuple[float, float, int]]],
+    resources: dict[str, list[Usage]],
+    loads: list[tuple[float, float]],
     accounts: list[tuple[Credentials, str, list[str]]],
     home: Path,
 ) -> None:
@@ -338,7 +362,8 @@ def report(
     print(f"\nsoak: {args.minutes:g} min at {args.rate:g} req/s target, {args.clients} clients, window {window:g} s, "
           f"model server: {args.model_server}")  # fmt: skip
     print(f"{'window':>8} {'requests':>9} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'5xx':>5} {'401':>5} "
-          f"{'other 4xx':>9} {'no answer':>9}" + "".join(f" {name + ' MiB':>11}" for name in resources))  # fmt: skip
+          f"{'other 4xx':>9} {'no answer':>9}" + "".join(f" {name + ' MiB':>11}" for name in resources)
+          + "".join(f" {name + ' CPU ms/req':>15}" for name in resources) + f" {'load':>5}")  # fmt: skip
     windows: list[float] = []
     n = int(duration // window) or 1
     traffic_samples = [s for s in run.samples if s.kind in TRAFFIC or s.kind == "error"]
@@ -351,7 +376,10 @@ def report(
               f"{sum(1 for s in part if s.status >= 500):>5} {sum(1 for s in part if s.status == 401):>5} "
               f"{sum(1 for s in part if 400 <= s.status < 500 and s.status != 401):>9} "
               f"{sum(1 for s in part if s.status == 0):>9}" + "".join(
-                  f" {_rss_at(samples, (i + 1) * window):>11.0f}" for samples in resources.values()))  # fmt: skip
+                  f" {_rss_at(samples, (i + 1) * window):>11.0f}" for samples in resources.values())
+              + "".join(f" {1000 * _cpu_between(samples, i * window, (i + 1) * window) / max(len(part), 1):>15.2f}"
+                        for samples in resources.values())
+              + f" {_mean_load(loads, i * window, (i + 1) * window):>5.1f}")  # fmt: skip
     with sqlite3.connect(home / "catalog.db") as db:
         stored = {row[0] for row in db.execute("SELECT event_id FROM watch_events")}
     lost = len(run.acknowledged - stored)

@@ -276,3 +276,20 @@ def test_title_metadata_columns() -> None:
     assert got["is_series"].tolist() == [0, 1]
     assert got["genres"].tolist() == [["Drama"], ["Kids", "Comedy"]]
     assert got["duration_min"].tolist() == [60.0, 60.0]
+
+
+def test_to_seconds_reads_every_timestamp_form_the_same() -> None:
+    """Parsed datetimes skip pandas' parse cache (a per-value scan); strings and naive values still parse."""
+    from features.pipelines.windows import to_seconds
+
+    aware = pd.Series(pd.to_datetime(["2024-03-01 10:00:00.900", "2024-03-02 00:00:01.000"], utc=True))
+    expected = np.array([1709287200, 1709337601], dtype=np.int64)  # floor to the second
+    for given in (
+        aware,
+        aware.astype("datetime64[ms, UTC]"),
+        aware.dt.tz_localize(None),  # naive = UTC
+        pd.DatetimeIndex(aware),
+        aware.to_numpy(),
+        pd.Series(["2024-03-01T10:00:00.900Z", "2024-03-02T00:00:01.000Z"]),
+    ):
+        assert to_seconds(given).tolist() == expected.tolist(), given

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections.abc import Sequence
 
@@ -40,6 +41,10 @@ class LimitStore:
     def __init__(self, url: str | None = None) -> None:
         self.url = url
         self._memory = MovingWindowRateLimiter(MemoryStorage())
+        # MemoryStorage (limits 5.8) restarts its expiry timer unlocked: two threads of the pool
+        # racing there raise "threads can only be started once" (a 500). Its calls take
+        # microseconds, so they are serialised.
+        self._memory_lock = threading.Lock()
         self._shared: MovingWindowRateLimiter | None = None
         self._down_until = 0.0
         if url:
@@ -61,7 +66,8 @@ class LimitStore:
                 if self._down_until == 0.0 or time.monotonic() >= self._down_until:
                     logger.warning("rate-limit store %s unavailable (%s); limits are per process", self.url, exc)
                 self._down_until = time.monotonic() + REDIS_RETRY_S
-        return getattr(self._memory, call)(item, key)
+        with self._memory_lock:
+            return getattr(self._memory, call)(item, key)
 
     def hit(self, item: RateLimitItem, key: str) -> bool:
         """Count a hit; False when the limit was already reached."""

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
+from limits import RateLimitItemPerSecond
 
 from catalog_api.options import ApiOptions
+from catalog_api.security.rate_limit import LimitStore
 from tests.api.support import make_profile, signup_and_login
 
 from .conftest import client_for
@@ -35,3 +40,44 @@ def test_requests_per_account_and_signups_per_address_are_limited(make_app: Call
         for _ in range(2)
     ]
     assert [r.status_code for r in signups] == [201, 429] and "Retry-After" in signups[1].headers
+
+
+def test_in_memory_limits_count_every_hit_from_many_threads_at_once() -> None:
+    """Sync routes run in a thread pool: the limits' in-memory store must take concurrent hits.
+
+    ``limits``' ``MemoryStorage`` restarts its 10 ms expiry timer without a lock; two threads
+    arriving together after it ran out raised "threads can only be started once", a 500
+    under a soak at 100 req/s. Here 8 threads hit together, round after round, each round
+    after the timer has run out, with the GIL switching as often as Python allows.
+    """
+    store = LimitStore()
+    rounds = 200
+    item = RateLimitItemPerSecond(rounds // 5, 60)  # each key below is hit exactly rounds / 5 times
+    failures: list[BaseException] = []
+    refused: list[str] = []
+    together = threading.Barrier(8)
+
+    def hammer(worker: int) -> None:
+        for i in range(rounds):
+            if together.wait() == 0:
+                time.sleep(0.015)  # one thread lets the expiry timer run out while the others wait
+            together.wait()
+            key = f"client-{worker}-{i % 5}"
+            try:
+                if not store.hit(item, key):
+                    refused.append(key)
+            except Exception as exc:  # what a route would turn into a 500
+                failures.append(exc)
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=hammer, args=(worker,)) for worker in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert not failures, f"{len(failures)} of {8 * rounds} hits failed, first: {failures[0]!r}"
+    assert not refused, f"{len(refused)} hits refused under the limit"

@@ -26,6 +26,7 @@ from core.bus import ConsumerSpec, Delivery, EventKind, decode
 from core.errors import SchemaError
 from core.lake import Lake, to_arrow
 from core.tables import EXPOSURES, PLAYBACK_REPORTS, WATCH_EVENTS, TableSpec
+from core.timestamps import utc_series
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def _table(spec: TableSpec, frame: pd.DataFrame | None, items: list[tuple[int, A
     if frame is None:
         frame = pd.DataFrame([record for _, record in items])
     frame = frame.copy()
-    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("ms")  # the lake stores milliseconds
+    frame["ts"] = utc_series(frame["ts"]).dt.floor("ms")  # the lake stores milliseconds
     columns = EVENT_COLUMNS if spec is WATCH_EVENTS else spec.schema.names
     return frame[columns]
 

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog_api.db.tables import WatchEventRow
+from core.timestamps import utc_series
 
 _COLUMNS = ["event_id", "profile_id", "title_id", "ts", "position_s", "duration_s", "device", "country"]
 
@@ -53,5 +54,5 @@ class EventFeed:
                 select(*columns).where(WatchEventRow.profile_id.in_(profiles), WatchEventRow.seq <= mark)
             ).all()
         frame = pd.DataFrame(rows, columns=_COLUMNS)
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("ms")
+        frame["ts"] = utc_series(frame["ts"]).dt.floor("ms")
         return frame, mark

@@ -24,6 +24,7 @@ from catalog_api.db.tables import ExportStateRow, PlaybackReportRow, Quarantined
 from catalog_api.quarantine import split_poisoned
 from core.lake import Lake
 from core.qoe import REPORT_COLUMNS
+from core.timestamps import utc_series
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def _export(
             frame = _set_aside_poisoned(session, frame)
         if not frame.empty:
             frame = frame.copy()
-            frame["ts"] = pd.to_datetime(frame["ts"], utc=True).dt.floor("ms")  # the lake stores milliseconds
+            frame["ts"] = utc_series(frame["ts"]).dt.floor("ms")  # the lake stores milliseconds
             lake.write(table, frame[columns], mode="append")
         state.high_water = high_water
         session.commit()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pandas as pd
 
 from catalog_api.schemas.common import INT32_MAX, MAX_CLOCK_SKEW, TIME_FLOOR, text_problem
+from core.timestamps import utc_series
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def split_poisoned(
 
 def _looks_clean(frame: pd.DataFrame, now: datetime) -> bool:
     try:
-        ts = pd.to_datetime(frame["ts"], utc=True)
+        ts = utc_series(frame["ts"])
     except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
         return False
     if ts.isna().any() or ts.min() < TIME_FLOOR or ts.max() > now + MAX_CLOCK_SKEW:

@@ -26,6 +26,7 @@ import pyarrow.compute as pc
 from core.errors import InvalidInputError, NotFoundError
 from core.lake import Lake, to_arrow
 from core.tables import WATCH_EVENTS
+from core.timestamps import utc_series
 from features.pipelines import PipelineOptions, read_manifest
 from features.pipelines.plays import plays_from_events
 from features.pipelines.profile import genre_affinity, profile_activity
@@ -100,7 +101,7 @@ def push_watch_events(
     except NotFoundError:
         logger.info("push: no feature tables built yet; pushing without a materialized window")
     options = options or PipelineOptions()
-    newest = pd.to_datetime(new["ts"], utc=True).max().floor("s") + pd.Timedelta(seconds=1)
+    newest = utc_series(new["ts"]).max().floor("s") + pd.Timedelta(seconds=1)
     as_of = max(newest, manifest_as_of) if manifest_as_of is not None else newest
     seconds_p = np.full(len(touched_profiles), int(as_of.timestamp()), dtype=np.int64)
     seconds_t = np.full(len(touched_titles), int(as_of.timestamp()), dtype=np.int64)

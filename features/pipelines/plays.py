@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from core.rules import COMPLETED_SHARE
+from core.timestamps import utc_series
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def plays_from_events(
         )
     profile_codes, profile_names = pd.factorize(events["profile_id"].astype(str), sort=True)
     item_codes, item_names = pd.factorize(events["title_id"].astype(str), sort=True)
-    ts_all = pd.to_datetime(events["ts"], utc=True).dt.as_unit("ns").astype("int64").to_numpy()
+    ts_all = utc_series(events["ts"]).dt.as_unit("ns").astype("int64").to_numpy()
     # Integer sort keys: sorting a million object strings costs seconds, codes milliseconds.
     order = np.lexsort((ts_all, item_codes, profile_codes))
     profile_code = profile_codes[order]

@@ -56,6 +56,8 @@ def push_watch_events(
     events: pd.DataFrame,
     lake: Lake,
     options: PipelineOptions | None = None,
+    *,
+    earlier: pd.DataFrame | None = None,
 ) -> PushReport:
     """Recompute and push online features of every profile and title ``events`` touch.
 
@@ -66,6 +68,9 @@ def push_watch_events(
             events already in the lake (same ``event_id``) are counted once.
         lake: the lake with the history (titles, episodes, older events).
         options: pipeline knobs; default those of the last materialize.
+        earlier: older events of the same profiles that the lake may not hold yet (the API
+            database's rows above the lake's export mark). History only: unlike ``events``
+            they touch no title, so a profile's old titles are not all recomputed each batch.
 
     Returns:
         Counts of what was pushed and the rows' ``event_timestamp``: one second
@@ -79,6 +84,11 @@ def push_watch_events(
     if events.empty:
         raise InvalidInputError("no watch events to push; pass at least one row")
     new = to_arrow(WATCH_EVENTS, events).select(_EVENT_COLUMNS).to_pandas()
+    older = (
+        to_arrow(WATCH_EVENTS, earlier).select(_EVENT_COLUMNS).to_pandas()
+        if earlier is not None and len(earlier)
+        else new.iloc[:0]
+    )
     episodes = lake.read_or_empty("episodes", ["episode_id", "series_id"])
     titles = lake.read_or_empty("titles")
     series = dict(zip(episodes["episode_id"], episodes["series_id"], strict=True))
@@ -86,7 +96,7 @@ def push_watch_events(
     touched_titles = sorted({series.get(t, t) for t in new["title_id"]})
     items = set(touched_titles) | {e for e, s in series.items() if s in set(touched_titles)} | set(new["title_id"])
     history = _history(lake, touched_profiles, sorted(items))
-    combined = pd.concat([history, new], ignore_index=True).drop_duplicates("event_id", keep="last")
+    combined = pd.concat([history, older, new], ignore_index=True).drop_duplicates("event_id", keep="last")
 
     manifest_as_of = None
     try:
@@ -156,8 +166,9 @@ def _push(store: FeatureStore, frames: dict[str, pd.DataFrame]) -> None:
 class OnlinePushLoop:
     """Pushes accepted watch events to the online store in batches, in a thread of its own.
 
-    ``fetch(mark)`` returns the events stored after ``mark`` and the new mark (the
-    API's ``EventFeed.after``); every ``interval_s`` the loop pushes what is new with
+    ``fetch(mark)`` returns the events stored after ``mark``, older events of the same
+    profiles that the lake may not hold yet, and the new mark (the API's
+    ``EventFeed.after``); every ``interval_s`` the loop pushes what is new with
     :func:`push_watch_events` and moves the mark only after the push succeeded, so
     a failed push (online store down) is retried with the next batch. Nothing here
     is on an event's request path.
@@ -165,7 +176,7 @@ class OnlinePushLoop:
     Args:
         store: the Feast store (SQLite online store by default, Redis by setting).
         lake: the lake with titles, episodes and exported history.
-        fetch: ``mark -> (events, new_mark)``.
+        fetch: ``mark -> (events, earlier, new_mark)``.
         start: the mark to start after (the feed's latest at start-up: older events
             reached the store through ``materialize``).
         interval_s: how long to wait between batches.
@@ -175,7 +186,7 @@ class OnlinePushLoop:
         self,
         store: FeatureStore,
         lake: Lake,
-        fetch: Callable[[int], tuple[pd.DataFrame, int]],
+        fetch: Callable[[int], tuple[pd.DataFrame, pd.DataFrame, int]],
         start: int,
         interval_s: float = 0.5,
     ) -> None:
@@ -198,10 +209,10 @@ class OnlinePushLoop:
 
     def push_once(self) -> int:
         """Push the events stored since the mark; returns how many new events were in the batch."""
-        events, mark = self._fetch(self.mark)
+        events, earlier, mark = self._fetch(self.mark)
         if mark == self.mark:
             return 0
-        report = push_watch_events(self._store, events, self._lake)
+        report = push_watch_events(self._store, events, self._lake, earlier=earlier)
         self.mark = mark
         self.pushed += report.events
         return report.events

@@ -256,6 +256,27 @@ def test_push_updates_the_profiles_and_titles_it_touches(fresh: Built) -> None:
         time.sleep(0.05)
 
 
+def test_earlier_events_count_as_history_but_touch_no_title(fresh: Built) -> None:
+    """The API's feed sends a profile's events not exported yet as ``earlier``: they count, but only for history."""
+    reader = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False)
+    before_profile = reader.profile_features("p1")["plays_total"]
+    before_s0 = reader.title_features(["s0"]).set_index("title_id").loc["s0", "title_plays_total"]
+    as_of = pd.Timestamp(fresh.report.tables.as_of)
+
+    def event(event_id: str, title_id: str, hours: int) -> dict[str, Any]:
+        return {"event_id": event_id, "profile_id": "p1", "title_id": title_id,
+                "ts": as_of + pd.Timedelta(5, "D") + pd.Timedelta(hours, "h"), "position_s": 1500, "duration_s": 1500}  # fmt: skip
+
+    earlier = pd.DataFrame([event("old1", "s0e1", 1), event("old2", "s0e2", 2)])
+    new = pd.DataFrame([event("now1", "m3", 3), event("old2", "s0e2", 2)])  # a row in both is counted once
+    report = push_watch_events(fresh.store, new.iloc[:1], fresh.lake, earlier=earlier)
+    assert (report.profiles, report.titles) == (1, 1)  # m3 only: s0 was not touched by the new event
+    assert reader.profile_features("p1")["plays_total"] == before_profile + 3  # both earlier plays and the new one
+    assert reader.title_features(["s0"]).set_index("title_id").loc["s0", "title_plays_total"] == before_s0
+    report = push_watch_events(fresh.store, new, fresh.lake, earlier=earlier)
+    assert reader.profile_features("p1")["plays_total"] == before_profile + 3
+
+
 def test_push_refuses_bad_events_and_changes_nothing(fresh: Built) -> None:
     reader = OnlineFeatureReader(fresh.store)
     before = reader.profile_features("p1")
@@ -331,10 +352,10 @@ def test_the_push_loop_pushes_new_events_in_the_background_and_retries_after_a_f
     ]  # fmt: skip
     broken = {"once": True}
 
-    def fetch(mark: int) -> tuple[pd.DataFrame, int]:
+    def fetch(mark: int) -> tuple[pd.DataFrame, pd.DataFrame, int]:
         if broken.pop("once", False):
             raise OSError("the API database is restarting")
-        return pd.DataFrame(feed[mark:]), len(feed)
+        return pd.DataFrame(feed[mark:]), pd.DataFrame(feed[:mark]), len(feed)
 
     loop = OnlinePushLoop(fresh.store, fresh.lake, fetch, start=0, interval_s=0.05).start()
     try:

@@ -1,7 +1,9 @@
-"""The latest position per title of a profile: right on both databases, and read from an index on SQLite.
+"""Reads of the event table that run all the time, right on both databases and not growing with a history.
 
 Every home page and search runs ``latest_positions``; without the (profile, title, seq)
-index (migration 0004) its cost grew with each heartbeat the profile ever sent.
+index (migration 0004) its cost grew with each heartbeat the profile ever sent. The
+online push reads ``EventFeed.after`` twice a second; it read every earlier event of the
+touched profiles, where only those the lake does not hold yet are needed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import pytest
 from sqlalchemy import Engine, inspect
 
 from catalog_api.db.engine import make_engine, make_session_factory, migrate
-from catalog_api.db.tables import AccountRow, ProfileRow, WatchEventRow
+from catalog_api.db.tables import AccountRow, ExportStateRow, ProfileRow, WatchEventRow
+from catalog_api.event_feed import EventFeed
+from catalog_api.export import EXPORT_NAME
 from catalog_api.services.events import _LATEST_POSITIONS, latest_positions
 
 from .backends import BACKENDS, pg_schema
@@ -108,3 +112,19 @@ def test_sqlite_reads_the_latest_positions_in_index_order(tmp_path: Path) -> Non
     engine.dispose()
     assert "ix_watch_events_profile_title_seq" in plan, plan
     assert "TEMP B-TREE FOR GROUP BY" not in plan, plan  # no sort of every event the profile ever sent
+
+
+def test_feed_sends_new_events_and_only_the_earlier_ones_the_lake_lacks(engine: Engine) -> None:
+    _fill(engine)  # p1's events are seq 1-40 (in order), p2's seq 41
+    sessions = make_session_factory(engine)
+    feed = EventFeed(sessions)
+    new, earlier, mark = feed.after(38)
+    assert mark == 41 and new["event_id"].tolist() == ["e38", "e39", "other"]
+    assert sorted(earlier["event_id"]) == sorted(f"e{i}" for i in range(38))  # nothing exported: all of p1's, not p2's
+    assert str(new["ts"].dt.tz) == "UTC" and new["ts"].iloc[0] == START + timedelta(minutes=38)
+    with sessions.begin() as session:
+        session.add(ExportStateRow(name=EXPORT_NAME, high_water=30))
+    _, earlier, _ = feed.after(38)
+    assert sorted(earlier["event_id"]) == sorted(f"e{i}" for i in range(30, 38))  # 1-30 are in the lake
+    new, earlier, mark = feed.after(41)
+    assert (len(new), len(earlier), mark) == (0, 0, 41)  # nothing new: nothing to push

@@ -18,7 +18,8 @@ now that each request carries its own history:
   and filtering the lists;
 * each personal model scores the viewer once (``ItemScorer._score``: one dense
   row over the catalog, the same arithmetic ``recommend`` runs) and the top ``n``
-  are taken with one ``argpartition``.
+  are taken from a few hundred entries above a bound (``_unique_head``), the whole
+  row partitioned only when ties at the cut leave a choice.
 
 The lists equal ``recommend``'s but for the order of exact score ties at the
 cut (``tests/test_serving_candidates.py`` checks the rest).
@@ -29,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -43,6 +45,22 @@ logger = logging.getLogger(__name__)
 Visibility = Callable[[str], bool]
 
 
+class VisibleOnly(NamedTuple):
+    """What a restricted viewer may be proposed: a filter key and its rule, per id and per mapping.
+
+    Attributes:
+        key: the filter's identity, (maturity ceiling, country): masks are kept per key.
+        allows: whether one played id may be shown.
+        mask_of: ``allows`` of every id of a mapping at once, in the mapping's order, when the
+            caller can compute it without a call per id (the pipeline gathers its per-title
+            flags: ~0.1 ms instead of ~10 ms per new key and mapping); ``None``: ``allows`` per id.
+    """
+
+    key: tuple[int, str | None]
+    allows: Visibility
+    mask_of: Callable[[IdMapping], npt.NDArray[np.bool_]] | None = None
+
+
 @dataclass
 class _Ids:
     """One id mapping shared by several generators, with its visibility masks (computed lazily)."""
@@ -50,12 +68,16 @@ class _Ids:
     mapping: IdMapping
     masks: dict[tuple[int, str | None], npt.NDArray[np.bool_]] = field(default_factory=dict)
 
-    def mask(self, key: tuple[int, str | None], visible: Visibility) -> npt.NDArray[np.bool_]:
-        found = self.masks.get(key)
+    def mask(self, only: VisibleOnly) -> npt.NDArray[np.bool_]:
+        found = self.masks.get(only.key)
         if found is None:
-            found = self.masks[key] = np.fromiter(
-                (visible(i) for i in self.mapping.ids.tolist()), dtype=bool, count=len(self.mapping.ids)
-            )
+            if only.mask_of is not None:
+                found = np.asarray(only.mask_of(self.mapping), dtype=bool)
+            else:
+                found = np.fromiter(
+                    (only.allows(i) for i in self.mapping.ids.tolist()), dtype=bool, count=len(self.mapping.ids)
+                )
+            self.masks[only.key] = found
         return found
 
 
@@ -122,7 +144,7 @@ class CandidateSources:
         *,
         exclude: Sequence[str] = (),
         filter_seen: bool = True,
-        only_visible: tuple[tuple[int, str | None], Visibility] | None = None,
+        only_visible: VisibleOnly | None = None,
         generic_n: int | None = None,
     ) -> dict[str, Recommendation | EmptyHistoryError]:
         """Each generator's top ``n`` for this history (an ``EmptyHistoryError`` where it knows no title).
@@ -132,7 +154,7 @@ class CandidateSources:
             n: proposals per generator.
             exclude: ids never to propose.
             filter_seen: leave the history's own titles out (``rank`` keeps them).
-            only_visible: (filter key, may-see rule): propose only ids the rule lets through.
+            only_visible: the filter: propose only ids it lets through.
             generic_n: what a generator outside this fast path is asked for (default ``n``); with
                 ``only_visible`` its list is then filtered and cut at ``n``.
         """
@@ -149,7 +171,7 @@ class CandidateSources:
                     out[role] = exc
                     continue
                 if only_visible is not None:
-                    visible = only_visible[1]
+                    visible = only_visible.allows
                     keep = [i for i, played in enumerate(rec.item_ids.tolist()) if visible(played)][:n]
                     rec = Recommendation(item_ids=rec.item_ids[keep], scores=rec.scores[keep])
                 out[role] = rec
@@ -158,9 +180,9 @@ class CandidateSources:
             if key not in looked_up:
                 looked_up[key] = (scorer.ids.mapping.known_idx(history), scorer.ids.mapping.known_idx(exclude))
             items, excluded = looked_up[key]
-            mask = scorer.ids.mask(*only_visible) if only_visible is not None else None
+            mask = scorer.ids.mask(only_visible) if only_visible is not None else None
             if scorer.order is not None:
-                masked = (only_visible[0], mask) if only_visible is not None and mask is not None else None
+                masked = (only_visible.key, mask) if only_visible is not None and mask is not None else None
                 out[role] = self._static(scorer, items if filter_seen else None, excluded, masked, n)
                 continue
             if not len(items):
@@ -188,7 +210,12 @@ class CandidateSources:
         order, scores = scorer.visible_order(visible)
         blocked = np.concatenate([excluded, seen]) if seen is not None else excluded
         head = order[: n + len(blocked)]
-        keep = np.flatnonzero(~np.isin(head, blocked))[:n] if len(blocked) else np.arange(len(head))[:n]
+        if len(blocked):
+            is_blocked = np.zeros(len(scorer.ids.mapping), bool)  # a lookup table: np.isin sorts both sides
+            is_blocked[blocked] = True
+            keep = np.flatnonzero(~is_blocked[head])[:n]
+        else:
+            keep = np.arange(len(head))[:n]
         return Recommendation(item_ids=scorer.ids.mapping.to_ids(head[keep]), scores=scores[keep].astype(np.float32))
 
 
@@ -197,10 +224,67 @@ def _top(row: npt.NDArray[np.float64], n: int, mapping: IdMapping) -> Recommenda
     k = min(n, len(row))
     if k == 0:
         return Recommendation(item_ids=mapping.to_ids(np.zeros(0, np.int64)), scores=np.zeros(0, np.float32))
-    part = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+    part = _unique_head(row, k) if k < len(row) else np.arange(len(row))
+    if part is None:  # ties at the cut: which of them make the list is the whole row's partition's choice
+        part = np.argpartition(-row, k - 1)[:k]
     part = part[np.isfinite(row[part])]
     chosen = part[np.lexsort((part, -row[part]))]
     return Recommendation(item_ids=mapping.to_ids(chosen), scores=row[chosen].astype(np.float32))
+
+
+#: Rows shorter than this are not pruned by ``_head_candidates`` (the bound would not pay for itself).
+HEAD_MIN_ROW = 2048
+#: Above this many kept entries per wanted one, ``_unique_head`` leaves the row to one partition.
+HEAD_MAX_SHARE = 20
+
+
+def _head_candidates(row: npt.NDArray[np.float64], n: int) -> npt.NDArray[np.int64]:
+    """Indices, ascending, of the finite entries of ``row`` that can be among its top ``n``.
+
+    Every finite entry at or above the ``n``-th largest finite value is kept (ties at
+    the cut included). This takes the maximum of each of ≥ 4n blocks; the ``n``-th
+    largest of those maxima is a lower bound of the cut (``n`` blocks each hold an
+    entry at least that large), so one comparison over the row leaves the entries to
+    rank: a few hundred on a generator's score row.
+
+    Falls back to every finite entry when the bound cannot be trusted: a short row,
+    ``n`` close to the row's length, a NaN or +inf in the row, or fewer than ``n``
+    blocks with a finite entry.
+    """
+    size = len(row)
+    if n < 1 or size < HEAD_MIN_ROW or 8 * n > size:
+        return np.flatnonzero(np.isfinite(row))
+    width = size // (4 * n)
+    blocks = size // width
+    maxima = row[: blocks * width].reshape(blocks, width).max(axis=1)
+    top = maxima.max()
+    if not top < np.inf:  # NaN or +inf somewhere: not a finite entry per block
+        return np.flatnonzero(np.isfinite(row))
+    bound = np.partition(maxima, blocks - n)[blocks - n]
+    if not np.isfinite(bound):  # fewer than n blocks hold a finite entry
+        return np.flatnonzero(np.isfinite(row))
+    kept = np.flatnonzero(row >= bound)
+    return kept[row[kept] < np.inf]  # the few entries past the last block are not in the +inf check
+
+
+def _unique_head(row: npt.NDArray[np.float64], k: int) -> npt.NDArray[np.int64] | None:
+    """The indices of the ``k`` largest entries of ``row`` when no tie at the cut makes them ambiguous, else ``None``.
+
+    A partition of the whole row (``np.argpartition``, ~0.4 ms over ~24,000 entries, once
+    per generator and page) returns exactly the entries at or above the ``k``-th largest
+    value when there are exactly ``k`` of them: every other entry is strictly smaller (or
+    NaN, which it places last). That value is found among the few hundred entries
+    ``_head_candidates`` keeps, and one comparison over the row counts the entries at or
+    above it. With more than ``k`` (ties at the cut) the caller partitions the whole row
+    as before, so the tied entries it takes are the ones it always took.
+    """
+    head = _head_candidates(row, k)
+    if not k <= len(head) <= HEAD_MAX_SHARE * k:  # a bound too low to pay (a row of zeros): partition the row
+        return None
+    values = row[head]
+    threshold = np.partition(values, len(values) - k)[len(values) - k]
+    part = np.flatnonzero(row >= threshold)
+    return part if len(part) == k else None
 
 
 def _overrides_recommend(model: ItemScorer) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import pandas as pd
@@ -51,6 +52,7 @@ class TitleCatalog:
     _episodes: dict[str, list[str]] = field(default_factory=dict, init=False, repr=False)
     _played_index: dict[str, int] | None = field(default=None, init=False, repr=False)
     _visible: dict[tuple[int, str | None], list[bool]] = field(default_factory=dict, init=False, repr=False)
+    _pairs: tuple[list[tuple[int, frozenset[str]]], np.ndarray] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index = {title_id: idx for idx, title_id in enumerate(self.title_ids)}
@@ -104,7 +106,7 @@ class TitleCatalog:
             if j is not None:
                 weights[j] = float(share)
         missing = len(self.title_ids)
-        rows = np.fromiter((self._index.get(t, missing) for t in ids), dtype=np.intp, count=len(ids))
+        rows = np.fromiter(map(self._index.get, ids, repeat(missing, len(ids))), dtype=np.intp, count=len(ids))
         return self._genre_matrix[rows] @ weights
 
     def genres_of(self, title_id: str) -> list[str] | None:
@@ -152,16 +154,31 @@ class TitleCatalog:
         key = (max_level, country)
         found = self._visible.get(key)
         if found is None:
-            verdicts: dict[tuple[int, frozenset[str]], bool] = {}
-            found = []
-            for level, licence in zip(self.maturity.tolist(), self.countries, strict=True):
-                verdict = verdicts.get((level, licence))
-                if verdict is None:
-                    verdict = verdicts[(level, licence)] = may_see(level, licence, max_level, country)
-                found.append(verdict)
+            pairs, codes = self._rule_pairs()
+            verdicts = np.array([may_see(level, licence, max_level, country) for level, licence in pairs], bool)
+            found = verdicts[codes].tolist() if len(codes) else []
             found.append(False)
             self._visible[key] = found
         return found
+
+    def _rule_pairs(self) -> tuple[list[tuple[int, frozenset[str]]], np.ndarray]:
+        """The distinct (maturity, licence) pairs of the catalog, and each title's pair (index into them).
+
+        Built once: a new (level, country) then costs one rule call per pair and one
+        gather, instead of a Python loop over every title per key.
+        """
+        if self._pairs is None:
+            position: dict[tuple[int, frozenset[str]], int] = {}
+            codes = np.fromiter(
+                (
+                    position.setdefault(pair, len(position))
+                    for pair in zip(self.maturity.tolist(), self.countries, strict=True)
+                ),
+                dtype=np.intp,
+                count=len(self.countries),
+            )
+            self._pairs = (list(position), codes)
+        return self._pairs
 
     @classmethod
     def from_frame(cls, titles: pd.DataFrame, episodes: pd.DataFrame | None = None) -> TitleCatalog:

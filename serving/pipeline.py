@@ -40,7 +40,7 @@ from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
 from models.ids import IdMapping, UnknownUserError
 from models.scoring import ItemScorer
-from serving.candidates import CandidateSources
+from serving.candidates import CandidateSources, VisibleOnly
 from serving.catalog import TitleCatalog
 from serving.context_features import profile_features
 from serving.contract import MAX_K, ViewerContext
@@ -396,15 +396,20 @@ class RecommendationPipeline:
         source proposed nothing. ``UnknownUserError`` only when no personal generator
         could say anything. ``restricted``: propose only titles the viewer may see.
         """
-        only = None
+        only: VisibleOnly | None = None
         generic_n = None
         if restricted:
             level, country, catalog = viewer.max_level, viewer.country, self.catalog
             if catalog.known:
                 index, flags, unknown = catalog.played_index(), catalog.visible_flags(level, country), len(catalog)
-                only = ((level, country), lambda played: flags[index.get(played, unknown)])
+                visible = self._visible_array(level, country)
+                only = VisibleOnly(
+                    (level, country),
+                    lambda played: flags[index.get(played, unknown)],
+                    lambda mapping: visible[self._title_index(mapping)],
+                )
             else:
-                only = ((level, country), lambda played: True)
+                only = VisibleOnly((level, country), lambda played: True)
             share = self._visible_ids(level, country)[0]
             generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
@@ -594,12 +599,18 @@ class RecommendationPipeline:
         flags = self._visible_array(viewer.max_level, viewer.country)
         ok = flags[title_of]
         if blocked:
+            # Blocked titles and played ids as lookup tables (one gather each): np.isin sorted both
+            # sides per call, a visible share of a cold page for a few dozen blocked ids.
             catalog_idx = [i for t in blocked if (i := self.catalog.title_index(t)) is not None]
             if catalog_idx:
-                ok &= ~np.isin(title_of, np.asarray(catalog_idx, np.int64))
+                blocked_titles = np.zeros(len(self.catalog) + 1, bool)
+                blocked_titles[catalog_idx] = True
+                ok &= ~blocked_titles[title_of]
             played = ranked.mapping.known_idx(blocked)
             if len(played):
-                ok &= ~np.isin(ranked.idx, played)
+                blocked_played = np.zeros(len(ranked.mapping), bool)
+                blocked_played[played] = True
+                ok &= ~blocked_played[ranked.idx]
         positions = np.flatnonzero(ok)
         if not len(positions):
             return []

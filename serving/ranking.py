@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -52,17 +54,18 @@ def ranking_matrix(
     position = {t: i for i, t in enumerate(title_ids)}
     per_source: dict[str, tuple[npt.NDArray[np.intp], npt.NDArray[np.float32], npt.NDArray[np.float32]]] = {}
     for source, (item_ids, scores) in lists.items():
-        # (row of each proposed title, its score, its 1-based rank in the source's list)
-        kept = [(position[t], s, r) for r, (t, s) in enumerate(zip(item_ids, scores, strict=True), 1) if t in position]
+        # (row of each proposed title, its score, its 1-based rank in the source's list), titles not in
+        # ``title_ids`` left out; one lookup per title and numpy for the rest (no list of tuples per request)
+        rows = np.fromiter(map(position.get, item_ids, repeat(-1, len(item_ids))), dtype=np.intp, count=len(item_ids))
+        kept = rows >= 0
         per_source[source] = (
-            np.array([k[0] for k in kept], dtype=np.intp),
-            np.array([k[1] for k in kept], dtype=np.float32),
-            np.array([k[2] for k in kept], dtype=np.float32),
+            rows[kept],
+            np.asarray(scores, dtype=np.float32).reshape(-1)[kept],
+            np.arange(1, len(rows) + 1, dtype=np.float32)[kept],
         )
-    for j, column in enumerate(columns):
-        if column.startswith(_CANDIDATE_PREFIX) and column.count("_") >= 2:
-            source, _, suffix = column[len(_CANDIDATE_PREFIX) :].rpartition("_")
-            if source in per_source and suffix in ("score", "rrank", "hit"):
+    for j, (column, source, suffix) in enumerate(_parsed(tuple(columns))):
+        if suffix is not None:
+            if source in per_source:
                 rows, values, ranks = per_source[source]
                 col = matrix[:, j]
                 if suffix == "score":
@@ -72,9 +75,7 @@ def ranking_matrix(
                     col[rows] = 1.0 / ranks
                 else:
                     col[rows] = 1.0
-                continue
-            if suffix in ("score", "rrank", "hit"):
-                continue  # a source this bundle did not run: every title "absent" (score 0, rrank 0, hit 0)
+            continue  # a source this bundle did not run: every title "absent" (score 0, rrank 0, hit 0)
         if column in profile_features:
             matrix[:, j] = profile_features[column]
         elif column in title_columns:
@@ -83,3 +84,20 @@ def ranking_matrix(
             _warned.add(column)
             logger.warning("ranker column %r has no source at serving time; it is 0", column)
     return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@lru_cache(maxsize=64)
+def _parsed(columns: tuple[str, ...]) -> list[tuple[str, str, str | None]]:
+    """Each column as (name, candidate source, suffix), suffix ``None`` for a non-candidate column.
+
+    A ranker's columns are the same on every request: parsed once per column list.
+    """
+    out: list[tuple[str, str, str | None]] = []
+    for column in columns:
+        if column.startswith(_CANDIDATE_PREFIX) and column.count("_") >= 2:
+            source, _, suffix = column[len(_CANDIDATE_PREFIX) :].rpartition("_")
+            if suffix in ("score", "rrank", "hit"):
+                out.append((column, source, suffix))
+                continue
+        out.append((column, "", None))
+    return out

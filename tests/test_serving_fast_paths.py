@@ -259,3 +259,87 @@ def test_item_knn_similar_row_is_the_sparse_row() -> None:
     for i in range(model.history.n_items):
         want = np.asarray(model._sim[i].todense(), np.float32).ravel()
         np.testing.assert_array_equal(model._similar(i), want)
+
+
+def _partition_top(row: np.ndarray, n: int) -> np.ndarray:
+    """``serving.candidates._top``'s indices as they were before the bound: one partition of the whole row."""
+    k = min(n, len(row))
+    part = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
+    part = part[np.isfinite(row[part])]
+    return part[np.lexsort((part, -row[part]))]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_candidate_top_n_equals_one_partition_of_the_whole_row(seed: int) -> None:
+    """The bounded top-n takes the same entries as a partition of the row, ties at the cut included.
+
+    Rows as generators give them: continuous scores, rows with many ties and zeros,
+    the viewer's titles at -inf, a kids mask leaving a few finite entries, stray
+    NaN and +inf; long rows (the bound) and short ones (no bound).
+    """
+    from models.ids import IdMapping
+    from serving.candidates import _head_candidates, _top, _unique_head
+
+    rng = np.random.default_rng(seed)
+    bounded = 0
+    for size in (50, 3000, 24000):
+        mapping = IdMapping([f"i{i}" for i in range(size)])
+        rows = [
+            rng.standard_normal(size),
+            np.round(rng.random(size) * 20) / 20,  # few distinct values: ties at the cut
+            np.where(rng.random(size) < 0.9, 0.0, rng.random(size)),  # mostly zeros
+        ]
+        for base in rows:
+            for variant in range(4):
+                row = base.copy()
+                row[rng.integers(0, size, size // 20)] = -np.inf
+                if variant == 1:
+                    row[rng.random(size) < 0.97] = -np.inf  # a restricted viewer's mask
+                if variant == 2:
+                    row[rng.integers(0, size, 3)] = np.nan
+                if variant == 3:
+                    row[rng.integers(0, size, 2)] = np.inf
+                for n in (1, 10, 100, 400):
+                    want = _partition_top(row.copy(), n)
+                    got = _top(row.copy(), n, mapping)
+                    assert got.item_ids.tolist() == mapping.to_ids(want).tolist(), (size, variant, n)
+                    np.testing.assert_array_equal(got.scores, row[want].astype(np.float32))
+                    if n < size and _unique_head(row, min(n, size)) is not None:
+                        bounded += 1
+                    finite = row[np.isfinite(row)]
+                    if len(finite) >= n:
+                        cut = np.sort(finite)[::-1][n - 1]
+                        head = _head_candidates(row, n)
+                        assert set(np.flatnonzero(np.isfinite(row) & (row >= cut))) <= set(head.tolist())
+                        assert np.isfinite(row[head]).all()
+    assert bounded > 20, "the bound must be what answers most rows, not the fallback"
+
+
+def test_a_restricted_viewers_masks_are_the_rule_per_id() -> None:
+    """The pipeline's vectorised kids/licence masks equal asking the rule for every played id."""
+    from models.bundle import ModelBundle
+    from models.ids import IdMapping
+    from serving.candidates import VisibleOnly, _Ids
+    from serving.pipeline import RecommendationPipeline
+
+    knn, catalog = _series_world(4)
+    served = RecommendationPipeline(ModelBundle(candidates={"item_knn": knn}), catalog, version="1")
+    index, unknown = catalog.played_index(), len(catalog)
+    ids = knn.history.items
+    for level in range(4):
+        for country in (None, "US", "DE", "JP"):
+            flags = catalog.visible_flags(level, country)
+            visible = served._visible_array(level, country)
+
+            def allows(played: str, flags: list[bool] = flags) -> bool:
+                return flags[index.get(played, unknown)]
+
+            def mask_of(mapping: IdMapping, visible: np.ndarray = visible) -> np.ndarray:
+                return visible[served._title_index(mapping)]
+
+            fast, slow = VisibleOnly((level, country), allows, mask_of), VisibleOnly((level, country), allows)
+            np.testing.assert_array_equal(_Ids(ids).mask(fast), _Ids(ids).mask(slow))
+            rule = [
+                may_see(int(m), c, level, country) for m, c in zip(catalog.maturity, catalog.countries, strict=True)
+            ]
+            assert flags == [*rule, False]

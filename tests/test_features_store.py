@@ -264,8 +264,9 @@ def test_earlier_events_count_as_history_but_touch_no_title(fresh: Built) -> Non
     as_of = pd.Timestamp(fresh.report.tables.as_of)
 
     def event(event_id: str, title_id: str, hours: int) -> dict[str, Any]:
-        return {"event_id": event_id, "profile_id": "p1", "title_id": title_id,
-                "ts": as_of + pd.Timedelta(5, "D") + pd.Timedelta(hours, "h"), "position_s": 1500, "duration_s": 1500}  # fmt: skip
+        ts = as_of + pd.Timedelta(5, "D") + pd.Timedelta(hours, "h")
+        return {"event_id": event_id, "profile_id": "p1", "title_id": title_id, "ts": ts, "position_s": 1500,
+                "duration_s": 1500}  # fmt: skip
 
     earlier = pd.DataFrame([event("old1", "s0e1", 1), event("old2", "s0e2", 2)])
     new = pd.DataFrame([event("now1", "m3", 3), event("old2", "s0e2", 2)])  # a row in both is counted once

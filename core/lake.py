@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
@@ -140,11 +138,7 @@ def _check_unique(spec: TableSpec, table: pa.Table) -> None:
 
 
 def _snapshot_rows(
-    name: str,
-    table: DeltaTable,
-    columns: list[str] | None,
-    where: pc.Expression | None = None,
-    dataset: pads.Dataset | None = None,
+    name: str, table: DeltaTable, columns: list[str] | None, where: pc.Expression | None = None
 ) -> pa.Table:
     """The rows of ``table``'s snapshot (those matching ``where``); a data file that cannot be read is named.
 
@@ -155,7 +149,7 @@ def _snapshot_rows(
     damaged page or a file listed but gone; the reader (export, popularity, training, the
     model server's catalog) logs this and keeps what it loaded before.
     """
-    dataset = dataset if dataset is not None else table.to_pyarrow_dataset()
+    dataset = table.to_pyarrow_dataset()
     try:
         return dataset.to_table(columns=columns, filter=where)
     except (pa.ArrowException, OSError) as exc:
@@ -212,9 +206,6 @@ class Lake:
         self.root: Path | str = root.rstrip("/") if isinstance(root, str) and self.remote else Path(root)
         self.storage_options = dict(storage_options or {})
         self.retention_hours = retention_hours
-        # The current snapshot of each table read, with its Arrow dataset (see _current).
-        self._snapshots: dict[str, tuple[DeltaTable, int, pads.Dataset]] = {}
-        self._snapshots_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Lake:
@@ -245,39 +236,6 @@ class Lake:
             return DeltaTable(self.table_uri(name), version=version, storage_options=self.storage_options or None)
         except TableNotFoundError:
             return None
-
-    def _current(self, name: str) -> tuple[DeltaTable, pads.Dataset] | None:
-        """The table's current snapshot and its Arrow dataset, reused while the table has not moved on.
-
-        Why: a reader that polls (the API's online push, twice a second) opened the table and
-        built its dataset on every read: 27 ms + 74 ms at 45 commits, growing with each
-        export, against 3 ms to check the log for newer commits. A new commit, a table
-        rewritten from scratch (its cached version's log entry gone) or any error reopens it.
-        """
-        with self._snapshots_lock:
-            cached = self._snapshots.pop(name, None)
-            if cached is not None:
-                table, version, dataset = cached
-                try:
-                    table.update_incremental()
-                    unchanged = int(table.version()) == version and self._log_entry_exists(name, version)
-                except (DeltaError, OSError, TableNotFoundError):
-                    unchanged = False
-                if unchanged:
-                    self._snapshots[name] = cached
-                    return table, dataset
-            opened = self._open(name)
-            if opened is None:
-                return None
-            dataset = opened.to_pyarrow_dataset()
-            self._snapshots[name] = (opened, int(opened.version()), dataset)
-            return opened, dataset
-
-    def _log_entry_exists(self, name: str, version: int) -> bool:
-        """Whether the commit ``version`` of a local table is still in its log (a rewritten table starts over)."""
-        if self.remote:
-            return True
-        return (Path(self.root) / name / "_delta_log" / f"{version:020d}.json").exists()
 
     def _require(self, name: str) -> DeltaTable:
         table = self._open(name)
@@ -489,17 +447,10 @@ class Lake:
         asks for, not the size of the table.
         """
         spec = _spec(name)
-        if version is None:
-            current = self._current(name)
-            if current is None:
-                self._require(name)  # raises the missing table's message
-                raise NotFoundError(f"lake table {name!r} is missing under {self.root}")
-            table, dataset = current
-            return conform(_snapshot_rows(name, table, columns, where, dataset), spec, columns)
-        at_version = self._open(name, version)
-        if at_version is None:
+        table = self._require(name) if version is None else self._open(name, version)
+        if table is None:
             raise NotFoundError(f"lake table {name!r} has no version {version}")
-        return conform(_snapshot_rows(name, at_version, columns, where), spec, columns)
+        return conform(_snapshot_rows(name, table, columns, where), spec, columns)
 
     def read(self, name: str, columns: list[str] | None = None) -> pd.DataFrame:
         """The whole table as a pandas DataFrame (timestamps are UTC)."""

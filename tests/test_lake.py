@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 
 from core.errors import NotFoundError, SchemaError
@@ -136,39 +135,3 @@ def test_insert_new_writes_only_keys_not_stored_yet(tmp_path: Path) -> None:
     again = lake.write("watch_events", _events(["e1", "e3"]), mode="insert_new")
     assert again == 0
     assert sorted(lake.read("watch_events")["event_id"]) == ["e1", "e2", "e3"]
-
-
-def test_a_polling_reader_reuses_the_snapshot_until_the_table_moves_on(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Repeated reads build the Arrow dataset once per version; appends, rewrites and a new table are seen."""
-    import shutil
-
-    from deltalake import DeltaTable
-
-    built: list[int] = []
-    original = DeltaTable.to_pyarrow_dataset
-
-    def counting(self: DeltaTable, *args: object, **kwargs: object) -> object:
-        built.append(int(self.version()))
-        return original(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(DeltaTable, "to_pyarrow_dataset", counting)
-    lake = Lake(tmp_path / "lake")
-    lake.write("watch_events", _events(["e1", "e2"]))
-    where = pc.field("profile_id") == "p1"
-    for _ in range(5):
-        assert sorted(lake.read_arrow("watch_events", ["event_id"], where=where)["event_id"].to_pylist()) == [
-            "e1",
-            "e2",
-        ]
-    assert built == [0]  # one dataset for five reads of version 0
-    lake.write("watch_events", _events(["e3"]), mode="append")
-    assert lake.read_arrow("watch_events", ["event_id"])["event_id"].to_pylist().count("e3") == 1
-    assert built == [0, 1]
-    shutil.rmtree(lake.table_dir("watch_events"))  # rewritten from scratch: version 0 again, other rows
-    lake.write("watch_events", _events(["x1"], profile="p2"))
-    assert lake.read_arrow("watch_events", ["event_id"])["event_id"].to_pylist() == ["x1"]
-    shutil.rmtree(lake.table_dir("watch_events"))
-    with pytest.raises(NotFoundError, match="watch_events"):
-        lake.read_arrow("watch_events")

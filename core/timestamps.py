@@ -13,17 +13,18 @@ from typing import Any
 import pandas as pd
 
 
-def _parsed(values: Any) -> bool:
-    """Whether ``values`` hold datetimes already (nothing to parse, so nothing to cache)."""
+def _to_utc(values: Any) -> Any:
+    """``pd.to_datetime(values, utc=True)``, with the parse cache only where there is text to parse."""
     dtype = getattr(values, "dtype", None)
-    return dtype is not None and pd.api.types.is_datetime64_any_dtype(dtype)
+    parsed = dtype is not None and pd.api.types.is_datetime64_any_dtype(dtype)
+    return pd.to_datetime(values, utc=True, cache=not parsed)
 
 
 def utc_series(values: pd.Series) -> pd.Series:
     """``values`` (datetimes, naive = UTC, or strings) as a ``datetime64[..., UTC]`` series."""
-    return pd.to_datetime(values, utc=True, cache=not _parsed(values))
+    return pd.Series(_to_utc(values))
 
 
 def utc_index(values: Any) -> pd.DatetimeIndex:
     """``values`` (a series, an index, a NumPy array or a list) as a UTC ``DatetimeIndex``."""
-    return pd.DatetimeIndex(pd.to_datetime(values, utc=True, cache=not _parsed(values)))
+    return pd.DatetimeIndex(_to_utc(values))

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from core.errors import InvalidInputError
 from models.base import CandidateGenerator, Interactions
+from models.coverage_floor import fill_to_coverage, shown_titles
 from models.ease import CatalogTooLargeError
 from models.registry import model_class, model_names
 from training.metrics import summarise
@@ -41,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 #: Always evaluated beside the requested models: the numbers to beat.
 BASELINES = ("popularity", "ease", "recency_ease")
+#: The baseline whose lists set the coverage floor of every other model's (``floor_of``): the
+#: protocol's goal is coverage@10 no worse than recency-weighted EASE's.
+COVERAGE_REFERENCE = "recency_ease"
 #: The neural ranker's registry name: evaluated over the union of the other models' candidates.
 RANKER = "neural-ranker"
 #: Evaluated when ``--models`` is not given (``blend`` after the others: it blends them, with their tuned
@@ -176,6 +180,7 @@ def evaluate_model(
     validation: Split | None = None,
     base_params: Mapping[str, Any] | None = None,
     collector: CandidateCollector | None = None,
+    coverage_floor: int | None = None,
 ) -> dict[str, Any]:
     """Tune ``name`` on validation (from ``split.train`` only), refit on all of train, score on test.
 
@@ -183,6 +188,8 @@ def evaluate_model(
     (``evaluate_models`` makes it once for every model); otherwise it is made here. With a
     ``collector`` (the ranker is evaluated in this run) the model's candidate lists are handed to
     it twice: fitted with the chosen params on the validation train part, and on all of train.
+    With ``coverage_floor`` (distinct titles; ``evaluate_models`` passes the reference baseline's)
+    the test lists are scored under the coverage floor (``served_with_floor``).
     """
     check = getattr(model_class(name), "check_catalog", None)
     if check is not None:  # e.g. EASE on a catalog too large for memory: refuse before any fit
@@ -217,15 +224,42 @@ def evaluate_model(
     started = time.perf_counter()
     model = fit_model(name, params, split.train, seed, item_features)
     fit_seconds = time.perf_counter() - started
-    metrics = score_split(model, split)
+    ranked = rank_users(model, split.test_users, 20)
+    floor: dict[str, int] | None = None
+    if coverage_floor is not None:
+        ranked, floor = served_with_floor(ranked, split, coverage_floor)
+    metrics = score_ranked(ranked, split)
     if collector is not None:
         collector.add_test(name, model)
     return {
         **{k: round(v, 4) for k, v in metrics.items()},
+        "titles@10": shown_titles({u: ranked.get(u, []) for u in split.test_users}),
         "fit_seconds": round(fit_seconds, 2),
         "tuning_seconds": round(tuning_seconds, 1),
         "params": {k: v for k, v in getattr(model, "params", params).items() if k != "seed"},
+        **({"coverage_floor": floor} if floor is not None else {}),
     }
+
+
+def served_with_floor(
+    ranked: Mapping[str, Sequence[str]], split: Split, target_titles: int
+) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """The test profiles' lists under the coverage floor (``models.coverage_floor``), and what it did.
+
+    The floor is the number of distinct titles the reference baseline's top 10 lists show the same
+    profiles (``COVERAGE_REFERENCE``'s ``titles@10``): a model's lists may give their last top-10
+    slots to titles nobody is shown until they show as many. Only the lists are read.
+    """
+    served = {u: list(ranked.get(u, [])) for u in split.test_users}
+    result = fill_to_coverage(served, target_titles)
+    record = {
+        "target_titles": target_titles,
+        "titles_before": result.titles_before,
+        "titles_after": result.titles_after,
+        "swaps": result.swaps,
+        "profiles_touched": result.profiles_touched,
+    }
+    return result.lists, record
 
 
 def evaluate_models(
@@ -297,6 +331,7 @@ def evaluate_models(
                 validation=validation,
                 base_params=member_params(name, report["models"]),
                 collector=collector,
+                coverage_floor=None if name in BASELINES else floor_of(report["models"]),
             )
         except CatalogTooLargeError as exc:
             logger.warning("skipping %s: %s", name, exc)
@@ -306,12 +341,22 @@ def evaluate_models(
 
         logger.info("evaluating %s over %s", RANKER, collector.sources)
         try:
-            report["models"][RANKER] = evaluate_ranker(collector, seed)
+            report["models"][RANKER] = evaluate_ranker(collector, seed, floor_of(report["models"]))
         except ValueError as exc:  # no validation profile has a positive among its candidates
             logger.warning("skipping %s: %s", RANKER, exc)
             report["skipped"][RANKER] = str(exc)
     report.update(champion_rule(report["models"]))
     return report
+
+
+def floor_of(results: Mapping[str, Mapping[str, Any]]) -> int | None:
+    """The coverage floor of a run's models: the titles ``COVERAGE_REFERENCE``'s top 10s show (None: it did not run).
+
+    The protocol's goal is coverage@10 no worse than recency-weighted EASE's, so its lists set the
+    floor every other model's lists are served under (baselines are scored as they are).
+    """
+    reference = results.get(COVERAGE_REFERENCE)
+    return None if reference is None else int(reference["titles@10"])
 
 
 def champion_rule(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

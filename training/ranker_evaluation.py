@@ -9,17 +9,12 @@ propose the lists, the ranker orders each profile's union, and the protocol's me
 on that order — the same table, the same champion rule. Nothing of the test split reaches the
 ranker's training.
 
-Coverage: like the blend's, the ranker's order is dampened by an exponent chosen by the blend's
-rule (``models.blend.pick_dampening``), but by exposure rather than popularity: each title's score
-is divided by a power of the number of profiles whose undampened top 10 already holds it
-(``exposure_counts``). The ranker learns from the validation lists, so
-its own scores there are in-sample; which exponents are allowed (ndcg@10 within the noise share
-of the undampened order's) is judged on out-of-fold validation scores instead (``FOLDS`` rankers,
-each fitted on the other folds' profiles and scoring its own). Whether an exponent reaches
-recency-EASE's coverage is judged on the lists actually served: the final ranker's dampened order
-of the refit generators' candidates against recency-EASE's refit lists, over the same profiles.
-Coverage is a property of the lists alone (no held-out title enters it); a validation coverage
-target, with popularity counts, fell short on test on six runs (docs/quality.md, 2026-12-06).
+Coverage: the ranker's test order is served under the protocol's coverage floor like every other
+model's lists (``training.evaluation.served_with_floor``, ``models.coverage_floor``). An exposure
+dampening of the ranker's scores, with its exponent chosen on out-of-fold validation scores, came
+before it: within the noise band of ndcg@10 it moved coverage by less than the gap to recency-EASE
+(mt/full 0.142 vs 0.155) and elsewhere cost up to 4 % of ndcg@10 (mt/core20); the floor reaches
+the reference on both at 0.1–0.2 % (docs/quality.md, 2026-12-06, night).
 """
 
 from __future__ import annotations
@@ -48,10 +43,6 @@ CANDIDATE_K = 50
 #: so a small validation set still trains it; at most ``MAX_EPOCHS`` passes.
 MIN_STEPS = 300
 MAX_EPOCHS = 40
-#: Profile folds of the out-of-fold validation scores the dampening exponent is chosen on.
-FOLDS = 2
-#: The source whose validation coverage@10 the dampened order must reach (the baseline to beat).
-COVERAGE_REFERENCE = "recency_ease"
 
 
 class CandidateCollector:
@@ -116,159 +107,6 @@ def ranker_params(n_lists: int, seed: int, batch_size: int = 512) -> dict[str, A
     }
 
 
-def scaled_per_user(data: RankerData, scores: np.ndarray) -> np.ndarray:
-    """Ranker scores scaled to [0, 1] within each profile's candidate union (min to max), like the blend's."""
-    codes = pd.factorize(data.frame["user_id"])[0]
-    frame = pd.DataFrame({"u": codes, "s": np.asarray(scores, np.float64)})
-    low = frame.groupby("u")["s"].transform("min").to_numpy()
-    span = frame.groupby("u")["s"].transform("max").to_numpy() - low
-    span[~(span > 0)] = 1.0
-    return (frame["s"].to_numpy() - low) / span  # type: ignore[no-any-return]
-
-
-def dampened(data: RankerData, scores: np.ndarray, counts: pd.Series, exponent: float) -> np.ndarray:
-    """``models.blend.dampen`` on a candidate frame: scaled scores over ``(1 + the title's count) ** exponent``.
-
-    ``counts`` is title id (str) → count; the ranker passes ``exposure_counts`` (titles absent count 0).
-    """
-    scaled = scaled_per_user(data, scores)
-    if exponent == 0:
-        return scaled
-    count = data.frame["title_id"].astype(str).map(counts).fillna(0.0).to_numpy(np.float64)
-    return scaled / np.power(1.0 + count, exponent)  # type: ignore[no-any-return]
-
-
-def exposure_counts(data: RankerData, scores: np.ndarray, k: int = 10) -> pd.Series:
-    """title id (str) → profiles whose undampened top ``k`` (by ``scores``) holds it: what the ranker dampens by.
-
-    coverage@10 counts the titles in any profile's top 10, so the propensity that keeps a title out
-    of the others' lists is how many top 10s it already fills, not how often it was watched: on a
-    catalog where every title is watched often (a 20-core subset) watch counts hardly separate the
-    titles the ranker puts everywhere from the rest, exposure does. Read from the order itself, so
-    validation (out-of-fold scores) and test (the served scores) each use their own; no label enters.
-    """
-    top = order_by_ranker(data, scores, k)
-    counts = pd.Series([t for titles in top.values() for t in titles], dtype=object).value_counts()
-    counts.index = counts.index.astype(str)
-    return counts.astype(np.float64)
-
-
-def out_of_fold_scores(
-    data: RankerData, has_positive: np.ndarray, params: dict[str, Any], folds: int = FOLDS
-) -> np.ndarray:
-    """Each validation row scored by a ranker fitted on the other folds' profiles (never on its own).
-
-    Profiles are dealt to folds by a seeded permutation; each fold's ranker trains on the rows of
-    the other folds' profiles that have a positive, with the same params as the final ranker.
-    """
-    from models.ranker import NeuralRanker
-
-    codes, uniques = pd.factorize(data.frame["user_id"])
-    rng = np.random.default_rng(int(params.get("seed", 0)))
-    fold_of_user = rng.permutation(len(uniques)) % folds
-    fold = fold_of_user[codes]
-    out = np.zeros(len(data.frame), np.float64)
-    for f in range(folds):
-        fit_rows = (fold != f) & has_positive
-        if not data.frame["label"].to_numpy()[fit_rows].any():
-            continue
-        ranker = NeuralRanker(**params)
-        with one_torch_thread():
-            ranker.fit(data.matrix(fit_rows), data.groups(fit_rows), data.labels(fit_rows), data.columns)
-            out[fold == f] = ranker.score(data.matrix(fold == f))
-    return out
-
-
-def choose_ranker_dampening(
-    collector: CandidateCollector, data: RankerData, oof: np.ndarray
-) -> tuple[float, dict[str, Any]]:
-    """The dampening exponent of the ranker's order, chosen on out-of-fold validation scores.
-
-    The blend's rule (``models.blend.pick_dampening``) on the curve of ``DAMPENING_GRID``: within
-    the noise share of the undampened ndcg@10, the smallest exponent reaching the validation
-    coverage@10 of ``COVERAGE_REFERENCE``'s lists (when that source ran), else the most coverage.
-    """
-    from models.blend import DAMPENING_GRID, pick_dampening
-    from training.evaluation import score_ranked
-
-    counts = exposure_counts(data, oof)
-    curve: list[dict[str, float]] = []
-    for exponent in DAMPENING_GRID:
-        metrics = score_ranked(order_by_ranker(data, dampened(data, oof, counts, exponent)), collector.validation)
-        curve.append(
-            {
-                "exponent": exponent,
-                "ndcg@10": round(metrics["ndcg@10"], 5),
-                "coverage@10": round(metrics["coverage@10"], 5),
-            }
-        )
-    reference = None
-    if COVERAGE_REFERENCE in collector.validation_lists:
-        lists = collector.validation_lists[COVERAGE_REFERENCE].sort_values(["user_id", "rank"], kind="mergesort")
-        ranked = {str(u): g.tolist() for u, g in lists.groupby("user_id", sort=False)["title_id"]}
-        reference = score_ranked(ranked, collector.validation)["coverage@10"]
-    exponent = pick_dampening(curve, reference)
-    record = {"chosen": exponent, "reference": COVERAGE_REFERENCE, "reference_coverage@10": reference, "curve": curve}
-    return exponent, record
-
-
-def served_coverage(ranked: dict[str, list[str]], users: list[str], n_items: int) -> float:
-    """coverage@10 of the lists served to ``users`` (the protocol's: distinct top-10 titles / catalog).
-
-    Needs no held-out title: only who is served and what they are served.
-    """
-    from training.metrics import coverage_at_k
-
-    return coverage_at_k([ranked.get(u, []) for u in users], n_items, 10)
-
-
-def served_coverage_curve(
-    collector: CandidateCollector, test: RankerData, scores: np.ndarray
-) -> tuple[list[float], float | None]:
-    """coverage@10 of the final ranker's served order at each ``DAMPENING_GRID`` exponent, and the reference's.
-
-    The served order is the one ``evaluate_ranker`` scores (the refit generators' candidates, the
-    final ranker, dampened by its own ``exposure_counts``); the reference is ``COVERAGE_REFERENCE``'s
-    refit lists for the same profiles (None when that source did not run). No held-out title is read.
-    """
-    from models.blend import DAMPENING_GRID
-
-    users = collector.test_users
-    n_items = int(collector.split.train["item_id"].nunique())
-    counts = exposure_counts(test, scores)
-    curve = [
-        served_coverage(order_by_ranker(test, dampened(test, scores, counts, e)), users, n_items)
-        for e in DAMPENING_GRID
-    ]
-    reference = None
-    if COVERAGE_REFERENCE in collector.test_lists:
-        lists = collector.test_lists[COVERAGE_REFERENCE].sort_values(["user_id", "rank"], kind="mergesort")
-        ranked = {str(u): g.tolist() for u, g in lists.groupby("user_id", sort=False)["title_id"]}
-        reference = served_coverage(ranked, users, n_items)
-    return curve, reference
-
-
-def pick_served_dampening(record: dict[str, Any], served: list[float], reference: float | None) -> float:
-    """``pick_dampening`` on the out-of-fold ndcg@10 curve with the served coverage: the ranker's rule.
-
-    ndcg (which exponents are allowed) comes from validation only; the coverage each allowed
-    exponent reaches, and the coverage to reach, from the served lists (``served_coverage_curve``).
-    ``record`` (from ``choose_ranker_dampening``) gains the served curve, the reference and the choice.
-    """
-    from models.blend import pick_dampening
-
-    curve = [
-        {"exponent": c["exponent"], "ndcg@10": c["ndcg@10"], "coverage@10": round(v, 5)}
-        for c, v in zip(record["curve"], served, strict=True)
-    ]
-    exponent = pick_dampening(curve, reference)
-    record["validation_rule"] = record["chosen"]  # what validation coverage alone would have chosen
-    record["chosen"] = exponent
-    record["served_coverage@10"] = [c["coverage@10"] for c in curve]
-    record["served_reference_coverage@10"] = None if reference is None else round(reference, 5)
-    return exponent
-
-
 def order_by_ranker(data: RankerData, scores: np.ndarray, n: int = 20) -> dict[str, list[str]]:
     """user_id → the top ``n`` of the candidate union by ranker score (ties by title id)."""
     frame = data.frame[["user_id", "title_id"]].copy()
@@ -277,8 +115,11 @@ def order_by_ranker(data: RankerData, scores: np.ndarray, n: int = 20) -> dict[s
     return {str(u): g.head(n).tolist() for u, g in frame.groupby("user_id", sort=False)["title_id"]}
 
 
-def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, Any]:
+def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor: int | None = None) -> dict[str, Any]:
     """Fit the ranker on the validation lists, order the test lists with it, and score them.
+
+    With ``coverage_floor`` (distinct titles, the reference baseline's) the ranker's order is
+    served under the coverage floor like every other model's lists (``training.evaluation.served_with_floor``).
 
     Returns:
         The protocol's metrics (as ``training.evaluation.evaluate_model`` reports them), the fit time,
@@ -287,8 +128,9 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     Raises:
         ValueError: no validation profile has a watched-next title among its candidates.
     """
+    from models.coverage_floor import shown_titles
     from models.ranker import NeuralRanker
-    from training.evaluation import score_ranked
+    from training.evaluation import score_ranked, served_with_floor
 
     sources = collector.sources
     started = time.perf_counter()
@@ -303,7 +145,6 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     if not positives:
         raise ValueError("no validation profile watched any of its candidates next; the ranker has nothing to learn")
     params = ranker_params(positives, seed)
-    _, record = choose_ranker_dampening(collector, train, out_of_fold_scores(train, has_positive, params))
     ranker = NeuralRanker(**params)
     with one_torch_thread():
         ranker.fit(train.matrix(has_positive), train.groups(has_positive), train.labels(has_positive), train.columns)
@@ -313,21 +154,17 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
     )
     with one_torch_thread():
         scores = ranker.score(test.matrix())
-    exponent = pick_served_dampening(record, *served_coverage_curve(collector, test, scores))
-    counts = exposure_counts(test, scores)
-    ranked = order_by_ranker(test, dampened(test, scores, counts, exponent))
+    ranked = order_by_ranker(test, scores)
+    floor: dict[str, int] | None = None
+    if coverage_floor is not None:
+        ranked, floor = served_with_floor(ranked, collector.split, coverage_floor)
     metrics = score_ranked(ranked, collector.split)
-    # For the record only (the row is the order chosen above): the test metrics of the undampened
-    # order and of the exponent validation coverage alone would have chosen.
-    for key, other in (("undampened_test", 0.0), ("validation_rule_test", record["validation_rule"])):
-        if other != exponent:
-            plain = score_ranked(order_by_ranker(test, dampened(test, scores, counts, other)), collector.split)
-            record[key] = {k: round(plain[k], 4) for k in ("ndcg@10", "recall@20", "coverage@10")}
     logger.info(
         "ranker over %s: %d training rows, %d positives; test %s", sources, len(train.frame), positives, metrics
     )
     return {
         **{k: round(v, 4) for k, v in metrics.items()},
+        "titles@10": shown_titles({u: ranked.get(u, []) for u in collector.split.test_users}),
         "fit_seconds": round(fit_seconds, 2),
         "tuning_seconds": 0.0,
         "params": {
@@ -336,7 +173,6 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0) -> dict[str, A
             "candidate_k": collector.k,
             "training_rows": int(has_positive.sum()),
             "positives": positives,
-            "dampening": exponent,
         },
-        "dampening": record,
+        **({"coverage_floor": floor} if floor is not None else {}),
     }

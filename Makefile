@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: install demo test lint bench clean browser docs web media-tools java
+.PHONY: install demo test lint bench clean browser docs web media-tools java bench-tools
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=/path/to/python3.11"; exit 1; }
@@ -86,7 +86,19 @@ lint: install
 docs: install
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
-bench: install
+## Debian's wrk: the load generator bench/bench_serving.py drives the model server and the BentoML
+## echo with (16 connections); without it the bench falls back to an httpx client, which measures
+## the client more than the servers. Best-effort like `browser`.
+bench-tools:
+	@if command -v wrk >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk) \
+			|| echo "wrk could not be installed; bench_serving.py will use its slower httpx client"; \
+	else \
+		echo "wrk is missing (as root: apt-get install wrk); bench_serving.py will use its slower httpx client"; \
+	fi
+
+bench: install bench-tools
 	for script in bench/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:

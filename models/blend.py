@@ -210,8 +210,8 @@ def choose_dampening(
 def pick_dampening(curve: Sequence[Mapping[str, float]], reference_coverage: float | None) -> float:
     """The dampening rule on a validation curve (exponent, ndcg@10, coverage@10), exponent 0 first.
 
-    The one owner of the rule for every model that dampens (the blend here, the neural ranker in
-    ``training.ranker_evaluation``): an exponent is allowed when its ndcg@10 stays within
+    The one owner of the rule for every model that dampens (the blend): an exponent is allowed when
+    its ndcg@10 stays within
     ``MIN_RELATIVE_GAIN`` of the undampened (first) point's; the smallest allowed exponent whose
     coverage@10 reaches ``reference_coverage`` wins, else the allowed one with the most coverage.
     """

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 import scipy.sparse as sp
 
 from models.history import Histories
@@ -41,6 +42,33 @@ def title_tokens(
     tokens += [f"director:{d}" for d in director]
     tokens += [f"tag:{t.lower()}" for t in tags]
     return tokens
+
+
+def title_features(titles: pd.DataFrame) -> dict[str, list[str]]:
+    """title_id → ``title_tokens`` of each row of a lake ``titles`` frame (missing columns give no tokens).
+
+    The one reading of title metadata as tokens: training passes them to LightFM, and
+    serving finds a title's content neighbours with the same vocabulary
+    (``serving.content_neighbours``).
+    """
+
+    def listed(row: Mapping[str, Any], column: str) -> list[str]:
+        value = row.get(column)
+        return [str(v) for v in value] if value is not None and not isinstance(value, str | float) else []
+
+    out: dict[str, list[str]] = {}
+    for row in titles.to_dict("records"):
+        year = row.get("release_year")
+        maturity = row.get("maturity_level")
+        out[str(row["title_id"])] = title_tokens(
+            genres=listed(row, "genres"),
+            maturity_level=None if maturity is None or pd.isna(maturity) else int(maturity),
+            release_year=None if year is None or pd.isna(year) else int(year),
+            cast=listed(row, "cast"),
+            director=listed(row, "director"),
+            tags=listed(row, "tags"),
+        )
+    return out
 
 
 def profile_tokens(

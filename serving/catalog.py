@@ -19,6 +19,7 @@ import pandas as pd
 from core.domain import MaturityLevel
 from core.lake import Lake
 from core.rules import canonical_title, may_see
+from models.lightfm_hybrid import title_features
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,9 @@ class TitleCatalog:
     series_of: dict[str, str] = field(default_factory=dict)
     #: Running time in seconds of each episode (0 when unknown).
     episode_durations: dict[str, float] = field(default_factory=dict)
+    #: Per title, its content tokens (``models.lightfm_hybrid.title_features``: genres, cast, director,
+    #: tags, maturity, decade), for the content neighbours of titles no model knows; empty when not loaded.
+    tokens: list[list[str]] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _durations: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _genre_index: dict[str, int] = field(default_factory=dict, init=False, repr=False)
@@ -200,6 +204,7 @@ class TitleCatalog:
         raw_countries = titles["countries"].tolist() if "countries" in titles.columns else [None] * n
         raw_genres = titles["genres"].tolist() if "genres" in titles.columns else [None] * n
         countries = [frozenset(c) if c is not None else frozenset() for c in raw_countries]
+        tokens = title_features(titles)
         return cls(
             title_ids=titles["title_id"].astype(str).tolist(),
             maturity=titles["maturity_level"].fillna(int(MaturityLevel.ADULTS)).to_numpy(dtype=np.int8),
@@ -212,6 +217,7 @@ class TitleCatalog:
             ),
             series_of=series_of,
             episode_durations=episode_durations,
+            tokens=[tokens[t] for t in titles["title_id"].astype(str).tolist()],
         )
 
 

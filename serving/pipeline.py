@@ -40,6 +40,7 @@ from models.base import CandidateGenerator, Recommendation
 from models.bundle import ModelBundle
 from models.ids import IdMapping, UnknownUserError
 from models.scoring import ItemScorer
+from serving import content_neighbours
 from serving.candidates import CandidateSources, VisibleOnly
 from serving.catalog import TitleCatalog
 from serving.context_features import profile_features
@@ -204,6 +205,8 @@ class RecommendationPipeline:
         self._title_of: dict[int, tuple[IdMapping, npt.NDArray[np.int64]]] = {}
         self.popular: list[tuple[str, float]] = self._popular_titles()
         self._pop_rank = {t: i for i, (t, _) in enumerate(self.popular)}
+        #: Known titles standing in for history titles no served model knows (built once, here).
+        self.content = self._content_neighbours()
 
     # ----------------------------------------------------------------- public API
 
@@ -268,7 +271,9 @@ class RecommendationPipeline:
     def similar(self, viewer: Viewer | ViewerContext, title_id: str, k: int = 10) -> Scored:
         """Titles most like ``title_id`` that the viewer may see and has not completed or excluded.
 
-        ``NotFoundError`` when no model and no catalog knows the title.
+        A catalog title no personal model knows answers through its content stand-ins
+        (``_content_similar``). ``NotFoundError`` when no model and no catalog knows the
+        title, or no model knows it and it has no content neighbour.
         """
         _check_k(k)
         viewer = _viewer(viewer)
@@ -308,6 +313,8 @@ class RecommendationPipeline:
         seeds = [title_id, *self.catalog.episodes_of(title_id)]
         ranked: Neighbours | None = None
         for role, generator in self.similar_models:
+            if role == POPULARITY_ROLE and self.content.of(title_id):
+                break  # the same list for every title: a title no personal model knows has content stand-ins
             if _indexed_similar(generator):
                 assert isinstance(generator, ItemScorer)
                 ranked = _indexed_neighbours(generator, seeds, n)
@@ -332,10 +339,34 @@ class RecommendationPipeline:
                 ranked = sorted(found.items(), key=lambda x: -x[1])
                 break
             logger.debug("generator %s does not know title %s", role, title_id)
+        if ranked is None:
+            ranked = self._content_similar(self.content.of(title_id), n)
         if ranked is not None:
             with self._neighbour_lock:
                 self._neighbour_cache[key] = ranked
         return ranked
+
+    def _content_similar(self, stand_ins: Sequence[str], n: int) -> list[tuple[str, float]] | None:
+        """Neighbours of a title no model knows: its content stand-ins first, then the models' neighbours of them.
+
+        Each stand-in's list is ``_neighbours``' own (cached); an id met under several
+        keeps its best score. The stand-ins lead, above every model score, in their
+        content order. ``None`` when there is no stand-in.
+        """
+        if not stand_ins:
+            return None
+        found: dict[str, float] = {}
+        for seed in stand_ins:
+            ranked = self._neighbours(seed, n)
+            if ranked is None:
+                continue
+            for played_id, score in ranked.pairs() if isinstance(ranked, IndexedNeighbours) else ranked:
+                if score > found.get(played_id, -np.inf):
+                    found[played_id] = score
+        top = max(found.values(), default=0.0)
+        head = [(seed, top + len(stand_ins) - i) for i, seed in enumerate(stand_ins)]
+        rest = sorted(((t, s) for t, s in found.items() if t not in stand_ins), key=lambda x: -x[1])
+        return head + rest
 
     def warm_up(self, viewers: int = 3) -> int:
         """Answer a few real questions before serving, so the first requests do not pay for first use.
@@ -440,15 +471,51 @@ class RecommendationPipeline:
         every model, so that watch changed nothing but the ranker's profile features and
         Top Picks could stay as they were. The first ``SERIES_SEEDS`` episodes stand in
         for it (as for "similar to a series"), just before the series id itself.
+
+        A title no served model saw in training (``self.content``) is read the same way
+        through its nearest known titles by content (each as the models read it: a series
+        through its first episodes), just before the unknown id, which stays for the filters.
         """
-        episodes_of = self.catalog.episodes_of
-        if not any(episodes_of(t) for t in history):
+        episodes_of, stand_ins = self.catalog.episodes_of, self.content.of
+        if not any(episodes_of(t) or stand_ins(t) for t in history):
             return history
         out: list[str] = []
         for title_id in history:
+            for seed in stand_ins(title_id):
+                out.extend(e for e in episodes_of(seed)[:SERIES_SEEDS] if e != seed)
+                out.append(seed)
             out.extend(e for e in episodes_of(title_id)[:SERIES_SEEDS] if e != title_id)
             out.append(title_id)
         return list(dict.fromkeys(reversed(out)))[::-1]  # one entry per id, at its latest place
+
+    def _content_neighbours(self) -> content_neighbours.ContentNeighbours:
+        """The content stand-in table for this bundle's served models (``serving.content_neighbours``).
+
+        "Known" means readable by a personal generator this pipeline asks for candidates.
+        A generator whose fitted ids cannot be read (not an ``ItemScorer``) might know any
+        title: then no title gets stand-ins, so a history it reads is never changed.
+        """
+        vocabulary: set[str] = set()
+        mappings: dict[int, IdMapping] = {}
+        for role, generator in self.generators.items():
+            if role == POPULARITY_ROLE or not getattr(generator, "personalised", True):
+                continue
+            if not isinstance(generator, ItemScorer):
+                logger.info("generator %s does not list the ids it knows: no content stand-ins", role)
+                return content_neighbours.ContentNeighbours()
+            mappings.setdefault(id(generator.history.items), generator.history.items)
+        for mapping in mappings.values():
+            vocabulary.update(mapping.ids.tolist())
+        if not vocabulary or not self.catalog.tokens:
+            return content_neighbours.ContentNeighbours()
+        known = content_neighbours.known_titles(self.catalog, vocabulary, SERIES_SEEDS)
+        rank = content_neighbours.popularity_rank(self.catalog, self.popular)
+        found = content_neighbours.build(self.catalog, known, rank, vocabulary)
+        logger.info(
+            "model version %s: %d of %d catalog titles unknown to its models, %d ids with content stand-ins (%.0f ms)",
+            self.version, found.unknown, len(self.catalog), len(found), 1000 * found.build_s,
+        )  # fmt: skip
+        return found
 
     def _remembered_candidates(self, viewer: Viewer, k: int) -> list[tuple[str, float]]:
         """``_ranked_candidates``, remembered per viewer context and size for ``memo_s`` seconds.

@@ -8,6 +8,8 @@ episode → series map every episode candidate was dropped by the catalog filter
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -158,10 +160,14 @@ def test_a_generator_that_knows_none_of_the_profiles_titles_is_left_out() -> Non
     assert result.source == "model", "one model that never saw s1 took the whole page down to popularity"
     assert {"s2", "s3"} & {t for t, _ in result.items}
     only_blind = ModelBundle(candidates={"popularity": fitted("popularity"), "seqknn": blind})
-    pipeline = RecommendationPipeline(only_blind, catalog, version="1")
+    # Without content tokens no known title can stand in for s1 (``serving.content_neighbours``).
+    pipeline = RecommendationPipeline(only_blind, replace(catalog, tokens=[]), version="1")
     fallback = pipeline.recommend(fan(), k=3)
     assert (fallback.source, fallback.reason) == ("fallback", "unknown_history")
     assert pipeline.rank(fan(), ["m1", "s2"]).reason == "unknown_history"
+    # With them, s1's episodes are read through the known titles nearest by content (all dramas here).
+    standing_in = RecommendationPipeline(only_blind, catalog, version="1")
+    assert standing_in.content.of("s1-e1") and standing_in.recommend(fan(), k=3).source == "model"
 
 
 def test_similar_to_a_series_whose_first_episodes_no_model_knows() -> None:

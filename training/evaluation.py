@@ -21,6 +21,7 @@ from core.errors import InvalidInputError
 from models.base import CandidateGenerator, Interactions
 from models.coverage_floor import fill_to_coverage, shown_titles
 from models.ease import CatalogTooLargeError
+from models.lightfm_hybrid import title_features as title_features  # re-exported: the tokens' owner is models
 from models.registry import model_class, model_names
 from training.metrics import summarise
 from training.protocol import (
@@ -71,29 +72,6 @@ def check_model_names(names: Sequence[str]) -> list[str]:
     if unknown:
         raise InvalidInputError(f"unknown model(s) {', '.join(unknown)}; choose from: {', '.join(known)}")
     return list(dict.fromkeys(names))
-
-
-def title_features(titles: pd.DataFrame) -> dict[str, list[str]]:
-    """title_id → feature tokens (genres, maturity, decade, cast, director, tags) from a lake ``titles`` frame."""
-    from models.lightfm_hybrid import title_tokens
-
-    def listed(row: Mapping[str, Any], column: str) -> list[str]:
-        value = row.get(column)
-        return [str(v) for v in value] if value is not None and not isinstance(value, str | float) else []
-
-    out: dict[str, list[str]] = {}
-    for row in titles.to_dict("records"):
-        year = row.get("release_year")
-        maturity = row.get("maturity_level")
-        out[str(row["title_id"])] = title_tokens(
-            genres=listed(row, "genres"),
-            maturity_level=None if maturity is None or pd.isna(maturity) else int(maturity),
-            release_year=None if year is None or pd.isna(year) else int(year),
-            cast=listed(row, "cast"),
-            director=listed(row, "director"),
-            tags=listed(row, "tags"),
-        )
-    return out
 
 
 def fit_model(

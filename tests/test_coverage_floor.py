@@ -70,3 +70,24 @@ def test_an_unshown_title_goes_to_one_profile_only() -> None:
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="k must be positive"):
         fill_to_coverage({}, 1, k=0)
+
+
+def test_the_protocol_floor_takes_newcomers_from_below_the_20th_and_scores_20() -> None:
+    """A ranker whose top 20s hold only titles shown elsewhere runs out of newcomers there: the floor looks deeper."""
+    import pandas as pd
+
+    from training.evaluation import FLOOR_DEPTH, LISTED, served_with_floor
+    from training.protocol import Split
+
+    first, second = [f"s{k}" for k in range(K)], [f"t{k}" for k in range(K)]
+    tops = {"u0": (first, second), "u1": (first, second), "u2": (second, first), "u3": (second, first)}
+    ranked = {u: [*a, *b, *[f"{u}-deep{k}" for k in range(FLOOR_DEPTH - LISTED)]] for u, (a, b) in tops.items()}
+    assert shown_titles(ranked) == 2 * K
+    users = list(ranked)
+    frame = pd.DataFrame({"user_id": users, "item_id": "s0", "ts": 0, "weight": 1.0})
+    lists, record = served_with_floor(ranked, Split(train=frame, test=frame), target_titles=2 * K + 3)
+    assert record["titles_after"] == 2 * K + 3 == shown_titles(lists) and record["swaps"] == 3
+    assert all(len(titles) == LISTED for titles in lists.values())
+    touched = [u for u in users if lists[u] != ranked[u][:LISTED]]
+    assert len(touched) == 3
+    assert all(lists[u][K - 1] == f"{u}-deep0" for u in touched)

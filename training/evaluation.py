@@ -43,6 +43,11 @@ logger = logging.getLogger(__name__)
 
 #: Always evaluated beside the requested models: the numbers to beat.
 BASELINES = ("popularity", "ease", "recency_ease")
+#: Titles each profile's list holds when it is scored (recall@20 reads them all).
+LISTED = 20
+#: How deep below the cut the coverage floor may look for titles nobody is shown: a ranker whose
+#: top 20s are much alike (MovieTweetings, the full default set) runs out of them within the top 20.
+FLOOR_DEPTH = 50
 #: The baseline whose lists set the coverage floor of every other model's (``floor_of``): the
 #: protocol's goal is coverage@10 no worse than recency-weighted EASE's.
 COVERAGE_REFERENCE = "recency_ease"
@@ -202,7 +207,7 @@ def evaluate_model(
     started = time.perf_counter()
     model = fit_model(name, params, split.train, seed, item_features)
     fit_seconds = time.perf_counter() - started
-    ranked = rank_users(model, split.test_users, 20)
+    ranked = rank_users(model, split.test_users, LISTED if coverage_floor is None else FLOOR_DEPTH)
     floor: dict[str, int] | None = None
     if coverage_floor is not None:
         ranked, floor = served_with_floor(ranked, split, coverage_floor)
@@ -226,10 +231,13 @@ def served_with_floor(
 
     The floor is the number of distinct titles the reference baseline's top 10 lists show the same
     profiles (``COVERAGE_REFERENCE``'s ``titles@10``): a model's lists may give their last top-10
-    slots to titles nobody is shown until they show as many. Only the lists are read.
+    slots to titles nobody is shown until they show as many. ``ranked`` may be longer than ``LISTED``
+    (``FLOOR_DEPTH``): newcomers may come from that deep, and each list is cut to ``LISTED`` after.
+    Only the lists are read.
     """
     served = {u: list(ranked.get(u, [])) for u in split.test_users}
     result = fill_to_coverage(served, target_titles)
+    lists = {u: titles[:LISTED] for u, titles in result.lists.items()}
     record = {
         "target_titles": target_titles,
         "titles_before": result.titles_before,
@@ -237,7 +245,7 @@ def served_with_floor(
         "swaps": result.swaps,
         "profiles_touched": result.profiles_touched,
     }
-    return result.lists, record
+    return lists, record
 
 
 def evaluate_models(

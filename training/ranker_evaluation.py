@@ -130,7 +130,7 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor
     """
     from models.coverage_floor import shown_titles
     from models.ranker import NeuralRanker
-    from training.evaluation import score_ranked, served_with_floor
+    from training.evaluation import FLOOR_DEPTH, LISTED, score_ranked, served_with_floor
 
     sources = collector.sources
     started = time.perf_counter()
@@ -154,7 +154,7 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor
     )
     with one_torch_thread():
         scores = ranker.score(test.matrix())
-    ranked = order_by_ranker(test, scores)
+    ranked = order_by_ranker(test, scores, LISTED if coverage_floor is None else FLOOR_DEPTH)
     floor: dict[str, int] | None = None
     if coverage_floor is not None:
         ranked, floor = served_with_floor(ranked, collector.split, coverage_floor)

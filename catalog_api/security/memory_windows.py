@@ -31,7 +31,7 @@ SWEEP_EVERY_S = 1.0
 
 
 class MemoryWindows:
-    """The in-memory store with ``MovingWindowRateLimiter``'s calls: ``hit``, ``test``, ``get_window_stats``, ``clear``."""
+    """An in-memory store answering ``MovingWindowRateLimiter``'s calls (hit, test, get_window_stats, clear)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

@@ -97,14 +97,17 @@ class MediaLibrary:
 
     def __init__(self, media_root: Path) -> None:
         self.media_root = media_root
+        # ``current`` runs for a few titles of every home page: a string path and ``os.stat`` instead of
+        # three ``Path`` joins and ``Path.stat`` per call.
+        self._versions = os.path.join(media_root, "v")
         self._cache: dict[str, tuple[float, Package | None]] = {}
         self._lock = threading.Lock()
 
     def current(self, content_id: str) -> Package | None:
         """The current package of ``content_id``, or ``None`` when it has none."""
-        pointer = self.media_root / "v" / content_id / CURRENT_FILE
+        pointer = os.path.join(self._versions, content_id, CURRENT_FILE)
         try:
-            stamp = pointer.stat().st_mtime
+            stamp = os.stat(pointer).st_mtime
         except OSError:
             return None
         with self._lock:
@@ -112,7 +115,7 @@ class MediaLibrary:
         if cached is not None and cached[0] == stamp:
             return cached[1]
         try:
-            version = pointer.read_text().strip()
+            version = Path(pointer).read_text().strip()
             package: Package | None = Package.load(package_dir(self.media_root, content_id, version))
         except (OSError, ValueError, TypeError, KeyError):
             package = None

@@ -60,15 +60,28 @@ class PageBuilder:
         limit, used, hidden, snapshot = self.row_size, self.used, self.hidden, self.snapshot
         titles, fragments = snapshot.titles, item_fragments(snapshot)
         row = PageRow(key, name, model_version=model_version)
-        for title_id in title_ids:
-            title = titles[title_id] if visible else self.visible(title_id)
-            if title is None or title.title_id in used or title.title_id in hidden:
-                continue
-            used.add(title.title_id)
-            row.title_ids.append(title.title_id)
-            row.items.append(fragments.get(title.title_id) or item_json(snapshot, title))
-            if len(row.items) >= limit:
-                break
+        ids, items = row.title_ids, row.items
+        if visible:
+            # Catalog ids already filtered for this audience (the keys of ``snapshot.titles``): a page
+            # walks a few hundred of these, so nothing is looked up before the id is known to be new.
+            for title_id in title_ids:
+                if title_id in used or title_id in hidden:
+                    continue
+                used.add(title_id)
+                ids.append(title_id)
+                items.append(fragments.get(title_id) or item_json(snapshot, titles[title_id]))
+                if len(items) >= limit:
+                    break
+        else:
+            for title_id in title_ids:
+                title = self.visible(title_id)
+                if title is None or title.title_id in used or title.title_id in hidden:
+                    continue
+                used.add(title.title_id)
+                ids.append(title.title_id)
+                items.append(fragments.get(title.title_id) or item_json(snapshot, title))
+                if len(items) >= limit:
+                    break
         if not row.items:
             return None
         self.rows.append(row)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from catalog_api.options import ApiOptions
@@ -59,3 +60,29 @@ def test_experiment_admin_routes(make_client: Callable[..., TestClient], tmp_pat
     assert state.exposures.flush() > 0  # the lake accepts the pages' exposure rows (unique keys)
     bad_status = client.put("/v1/experiments/layout-admin-test/status", json={"status": "paused"}, headers=ADMIN)
     assert bad_status.status_code == 422
+
+
+def test_definitions_are_parsed_again_only_when_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``refresh_s`` the bridge looks at the files; it parses them only when one changed."""
+    import shutil
+
+    from catalog_api.services.experiments import ExperimentBridge
+    from experiments.definitions import DEFAULT_DIR
+
+    folder = tmp_path / "experiments"
+    shutil.copytree(DEFAULT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    bridge = ExperimentBridge(folder, refresh_s=0.0)
+    parses: list[int] = []
+    parse = bridge.store.list
+    monkeypatch.setattr(bridge.store, "list", lambda: parses.append(1) or parse())
+    first = bridge.experiments()
+    assert first and bridge.experiments() is first and len(parses) == 1  # nothing changed: not parsed again
+    layout = next(folder.glob("home_layout.*"))
+    layout.write_text(layout.read_text() + "\n# edited\n")
+    assert len(bridge.experiments()) == len(first) and len(parses) == 2  # an edited file is parsed again
+    (folder / "extra.yaml").write_text("")
+    bridge.experiments()
+    assert len(parses) == 3  # so is a new file
+    bridge.invalidate()
+    bridge.experiments()
+    assert len(parses) == 4  # and an admin change forgets the cache

@@ -22,11 +22,10 @@ import time
 from collections.abc import Sequence
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import Storage, storage_from_string
+from limits.storage import MemoryStorage, Storage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
 from catalog_api.errors import RateLimitedError
-from catalog_api.security.memory_windows import MemoryWindows
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +40,10 @@ class LimitStore:
 
     def __init__(self, url: str | None = None) -> None:
         self.url = url
-        # Not ``limits``' MemoryStorage: it starts a timer thread on nearly every hit (``memory_windows``).
-        self._memory = MemoryWindows()
-        # Sync routes hit the limits from the thread pool; the calls take microseconds, so they are serialised.
+        self._memory = MovingWindowRateLimiter(MemoryStorage())
+        # MemoryStorage (limits 5.8) restarts its expiry timer unlocked: two threads of the pool
+        # racing there raise "threads can only be started once" (a 500). Its calls take
+        # microseconds, so they are serialised.
         self._memory_lock = threading.Lock()
         self._shared: MovingWindowRateLimiter | None = None
         self._down_until = 0.0

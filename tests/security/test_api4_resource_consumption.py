@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from limits import RateLimitItemPerSecond
 
 from catalog_api.options import ApiOptions
-from catalog_api.security.memory_windows import MemoryWindows
 from catalog_api.security.rate_limit import LimitStore
 from tests.api.support import make_profile, signup_and_login
 
@@ -82,49 +81,6 @@ def test_in_memory_limits_count_every_hit_from_many_threads_at_once() -> None:
         sys.setswitchinterval(switch)
     assert not failures, f"{len(failures)} of {8 * rounds} hits failed, first: {failures[0]!r}"
     assert not refused, f"{len(refused)} hits refused under the limit"
-
-
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_in_memory_windows_slide_like_limits_moving_window_and_start_no_thread() -> None:
-    """The in-memory store allows ``amount`` hits per moving window, frees them one by one, and runs no timer.
-
-    ``limits``' MemoryStorage started a timer thread on nearly every hit; the
-    per-account limit is hit by every authenticated request.
-    """
-    clock = _Clock()
-    store = MemoryWindows(clock)
-    item = RateLimitItemPerSecond(3, 10)
-    threads = threading.active_count()
-    assert [store.hit(item, "a") for _ in range(4)] == [True, True, True, False]
-    assert store.hit(item, "b") and not store.test(item, "a") and store.test(item, "b")
-    assert store.get_window_stats(item, "a") == (1_010.0, 0)
-    clock.now += 5
-    assert not store.hit(item, "a")  # a refused hit is not counted
-    clock.now += 5  # the first three hits leave the window together
-    assert store.test(item, "a") and store.get_window_stats(item, "a") == (clock.now + 10, 3)
-    assert store.hit(item, "a")
-    store.clear(item, "a")
-    assert [store.hit(item, "a") for _ in range(4)] == [True, True, True, False]
-    assert threading.active_count() == threads
-
-
-def test_in_memory_windows_forget_idle_keys() -> None:
-    clock = _Clock()
-    store = MemoryWindows(clock)
-    item = RateLimitItemPerSecond(5, 2)
-    for i in range(100):
-        store.hit(item, f"account-{i}")
-    assert len(store) == 100
-    clock.now += 3  # every window has emptied; the next hit sweeps
-    store.hit(item, "active")
-    assert len(store) == 1
 
 
 def test_retry_after_counts_from_the_oldest_hit_in_the_window() -> None:

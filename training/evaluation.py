@@ -138,7 +138,7 @@ def rank_users(model: CandidateGenerator, users: Sequence[str], n: int = 20) -> 
 
 def score_split(model: CandidateGenerator, split: Split) -> dict[str, float]:
     """The protocol's metrics of a fitted model on ``split.test``."""
-    return score_ranked(rank_users(model, split.test_users, 20), split)
+    return score_ranked(rank_users(model, split.test_users, LISTED), split)
 
 
 def score_ranked(ranked: Mapping[str, Sequence[str]], split: Split) -> dict[str, float]:
@@ -207,19 +207,35 @@ def evaluate_model(
     started = time.perf_counter()
     model = fit_model(name, params, split.train, seed, item_features)
     fit_seconds = time.perf_counter() - started
-    ranked = rank_users(model, split.test_users, LISTED if coverage_floor is None else FLOOR_DEPTH)
+    row = scored_row(rank_users(model, split.test_users, list_depth(coverage_floor)), split, coverage_floor)
+    if collector is not None:
+        collector.add_test(name, model)
+    return {
+        **row,
+        "fit_seconds": round(fit_seconds, 2),
+        "tuning_seconds": round(tuning_seconds, 1),
+        "params": {k: v for k, v in getattr(model, "params", params).items() if k != "seed"},
+    }
+
+
+def list_depth(coverage_floor: int | None) -> int:
+    """How long each test list must be ranked: ``LISTED``, or ``FLOOR_DEPTH`` for the coverage floor to draw on."""
+    return LISTED if coverage_floor is None else FLOOR_DEPTH
+
+
+def scored_row(ranked: Mapping[str, Sequence[str]], split: Split, coverage_floor: int | None) -> dict[str, Any]:
+    """A model's report row from its test lists: the protocol's metrics and ``titles@10``.
+
+    With ``coverage_floor`` the lists are served under it first (``served_with_floor``) and the
+    row records what the floor did (``coverage_floor``). Every model's row, the ranker's included.
+    """
     floor: dict[str, int] | None = None
     if coverage_floor is not None:
         ranked, floor = served_with_floor(ranked, split, coverage_floor)
     metrics = score_ranked(ranked, split)
-    if collector is not None:
-        collector.add_test(name, model)
     return {
         **{k: round(v, 4) for k, v in metrics.items()},
         "titles@10": shown_titles({u: ranked.get(u, []) for u in split.test_users}),
-        "fit_seconds": round(fit_seconds, 2),
-        "tuning_seconds": round(tuning_seconds, 1),
-        "params": {k: v for k, v in getattr(model, "params", params).items() if k != "seed"},
         **({"coverage_floor": floor} if floor is not None else {}),
     }
 
@@ -235,8 +251,7 @@ def served_with_floor(
     (``FLOOR_DEPTH``): newcomers may come from that deep, and each list is cut to ``LISTED`` after.
     Only the lists are read.
     """
-    served = {u: list(ranked.get(u, [])) for u in split.test_users}
-    result = fill_to_coverage(served, target_titles)
+    result = fill_to_coverage({u: ranked.get(u, []) for u in split.test_users}, target_titles)
     lists = {u: titles[:LISTED] for u, titles in result.lists.items()}
     record = {
         "target_titles": target_titles,

@@ -128,9 +128,8 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor
     Raises:
         ValueError: no validation profile has a watched-next title among its candidates.
     """
-    from models.coverage_floor import shown_titles
     from models.ranker import NeuralRanker
-    from training.evaluation import FLOOR_DEPTH, LISTED, score_ranked, served_with_floor
+    from training.evaluation import list_depth, scored_row
 
     sources = collector.sources
     started = time.perf_counter()
@@ -154,17 +153,10 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor
     )
     with one_torch_thread():
         scores = ranker.score(test.matrix())
-    ranked = order_by_ranker(test, scores, LISTED if coverage_floor is None else FLOOR_DEPTH)
-    floor: dict[str, int] | None = None
-    if coverage_floor is not None:
-        ranked, floor = served_with_floor(ranked, collector.split, coverage_floor)
-    metrics = score_ranked(ranked, collector.split)
-    logger.info(
-        "ranker over %s: %d training rows, %d positives; test %s", sources, len(train.frame), positives, metrics
-    )
+    row = scored_row(order_by_ranker(test, scores, list_depth(coverage_floor)), collector.split, coverage_floor)
+    logger.info("ranker over %s: %d training rows, %d positives; test %s", sources, len(train.frame), positives, row)
     return {
-        **{k: round(v, 4) for k, v in metrics.items()},
-        "titles@10": shown_titles({u: ranked.get(u, []) for u in collector.split.test_users}),
+        **row,
         "fit_seconds": round(fit_seconds, 2),
         "tuning_seconds": 0.0,
         "params": {
@@ -174,5 +166,4 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor
             "training_rows": int(has_positive.sum()),
             "positives": positives,
         },
-        **({"coverage_floor": floor} if floor is not None else {}),
     }

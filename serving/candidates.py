@@ -211,12 +211,17 @@ class CandidateSources:
         blocked = np.concatenate([excluded, seen]) if seen is not None else excluded
         head = order[: n + len(blocked)]
         if len(blocked):
-            is_blocked = np.zeros(len(scorer.ids.mapping), bool)  # a lookup table: np.isin sorts both sides
-            is_blocked[blocked] = True
-            keep = np.flatnonzero(~is_blocked[head])[:n]
+            keep = np.flatnonzero(~marked(blocked, len(scorer.ids.mapping))[head])[:n]
         else:
             keep = np.arange(len(head))[:n]
         return Recommendation(item_ids=scorer.ids.mapping.to_ids(head[keep]), scores=scores[keep].astype(np.float32))
+
+
+def marked(indices: Sequence[int] | npt.NDArray[np.integer], size: int) -> npt.NDArray[np.bool_]:
+    """``size`` flags, True at ``indices``: membership tests as one gather (``np.isin`` sorts both sides per call)."""
+    flags = np.zeros(size, bool)
+    flags[indices] = True
+    return flags
 
 
 def _top(row: npt.NDArray[np.float64], n: int, mapping: IdMapping) -> Recommendation:

@@ -41,7 +41,7 @@ from models.bundle import ModelBundle
 from models.ids import IdMapping, UnknownUserError
 from models.scoring import ItemScorer
 from serving import content_neighbours
-from serving.candidates import CandidateSources, VisibleOnly
+from serving.candidates import CandidateSources, VisibleOnly, marked
 from serving.catalog import TitleCatalog
 from serving.context_features import profile_features
 from serving.contract import MAX_K, ViewerContext
@@ -670,14 +670,10 @@ class RecommendationPipeline:
             # sides per call, a visible share of a cold page for a few dozen blocked ids.
             catalog_idx = [i for t in blocked if (i := self.catalog.title_index(t)) is not None]
             if catalog_idx:
-                blocked_titles = np.zeros(len(self.catalog) + 1, bool)
-                blocked_titles[catalog_idx] = True
-                ok &= ~blocked_titles[title_of]
+                ok &= ~marked(catalog_idx, len(self.catalog) + 1)[title_of]
             played = ranked.mapping.known_idx(blocked)
             if len(played):
-                blocked_played = np.zeros(len(ranked.mapping), bool)
-                blocked_played[played] = True
-                ok &= ~blocked_played[ranked.idx]
+                ok &= ~marked(played, len(ranked.mapping))[ranked.idx]
         positions = np.flatnonzero(ok)
         if not len(positions):
             return []

@@ -61,27 +61,23 @@ class PageBuilder:
         titles, fragments = snapshot.titles, item_fragments(snapshot)
         row = PageRow(key, name, model_version=model_version)
         ids, items = row.title_ids, row.items
-        if visible:
-            # Catalog ids already filtered for this audience (the keys of ``snapshot.titles``): a page
-            # walks a few hundred of these, so nothing is looked up before the id is known to be new.
-            for title_id in title_ids:
+        for title_id in title_ids:
+            if visible:
+                # Catalog ids already filtered for this audience (the keys of ``snapshot.titles``): a page
+                # walks a few hundred of these, so nothing is looked up before the id is known to be new.
                 if title_id in used or title_id in hidden:
                     continue
-                used.add(title_id)
-                ids.append(title_id)
-                items.append(fragments.get(title_id) or item_json(snapshot, titles[title_id]))
-                if len(items) >= limit:
-                    break
-        else:
-            for title_id in title_ids:
-                title = self.visible(title_id)
-                if title is None or title.title_id in used or title.title_id in hidden:
+                title = titles[title_id]
+            else:
+                found = self.visible(title_id)
+                if found is None or found.title_id in used or found.title_id in hidden:
                     continue
-                used.add(title.title_id)
-                ids.append(title.title_id)
-                items.append(fragments.get(title.title_id) or item_json(snapshot, title))
-                if len(items) >= limit:
-                    break
+                title = found
+            used.add(title.title_id)
+            ids.append(title.title_id)
+            items.append(fragments.get(title.title_id) or item_json(snapshot, title))
+            if len(items) >= limit:
+                break
         if not row.items:
             return None
         self.rows.append(row)

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from models.ease import interaction_matrix
 from models.history import Histories
+from models.ids import UnknownItemError
 from models.scoring import ItemScorer, UserContext, sparse_user_matrix, user_weights, weighted_rows
 from models.sparse_io import csr_from_arrays, csr_to_arrays, top_k_blocks
 
@@ -70,6 +71,46 @@ class ItemKNN(ItemScorer):
         start, end = sim.indptr[item_idx], sim.indptr[item_idx + 1]
         row[sim.indices[start:end]] = sim.data[start:end]
         return row
+
+    def similar_indices(self, item_id: str, n: int = 10) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """``ItemScorer.similar_indices`` read from the item's stored neighbours, without a dense row.
+
+        The dense path writes the ~150 stored similarities into a row over the whole
+        catalog and ranks every entry (~0.3 ms on 24,000 items, once per seed a page's
+        "Because you watched" has not met before). Its list is the row's entries by
+        (score descending, index ascending), the item itself and non-finite entries left
+        out: the positive stored entries, then every zero (stored or not) in index order,
+        then the negative ones. This builds that list from the stored entries, touching
+        the zeros only when ``n`` reaches past the positive ones: the same indices and
+        float32 scores (``tests/test_models_item_knn.py`` compares both paths).
+        """
+        sim = self._sim
+        if not sim.has_canonical_format:  # duplicate entries: the dense row sums them
+            return super().similar_indices(item_id, n)
+        item_idx = self.history.items.get(item_id)
+        if item_idx < 0:
+            raise UnknownItemError(f"item {item_id!r} was not seen when model {self.name!r} was fitted")
+        start, end = sim.indptr[item_idx], sim.indptr[item_idx + 1]
+        stored_cols = sim.indices[start:end].astype(np.int64)
+        stored_values = sim.data[start:end].astype(np.float64)
+        keep = (stored_cols != item_idx) & np.isfinite(stored_values)
+        order = np.lexsort((stored_cols[keep], -stored_values[keep]))
+        cols, values = stored_cols[keep][order], stored_values[keep][order]
+        positive = int(np.count_nonzero(values > 0))
+        k = min(n, sim.shape[1] - 1)
+        if k <= positive:
+            return cols[:k], values[:k].astype(np.float32)
+        # Past the positive entries: every index whose row value is 0, in index order (not the
+        # item, not a stored non-zero, not a stored NaN/inf, which the dense path leaves out).
+        zeros = np.ones(sim.shape[1], bool)
+        zeros[item_idx] = False
+        zeros[stored_cols[stored_values != 0]] = False
+        zero_idx = np.flatnonzero(zeros)[: k - positive]
+        negative = values < 0
+        rest = k - positive - len(zero_idx)
+        chosen = np.concatenate([cols[:positive], zero_idx, cols[negative][:rest]])
+        scores = np.concatenate([values[:positive], np.zeros(len(zero_idx)), values[negative][:rest]])
+        return chosen, scores.astype(np.float32)
 
     def _state(self) -> dict[str, npt.NDArray[np.generic]]:
         return csr_to_arrays("sim", self._sim)

@@ -41,7 +41,7 @@ from models.bundle import ModelBundle
 from models.ids import IdMapping, UnknownUserError
 from models.scoring import ItemScorer
 from serving import content_neighbours
-from serving.candidates import CandidateSources, VisibleOnly, marked
+from serving.candidates import CandidateSources, VisibleOnly, first_occurrences, marked
 from serving.catalog import TitleCatalog
 from serving.context_features import profile_features
 from serving.contract import MAX_K, ViewerContext
@@ -677,8 +677,7 @@ class RecommendationPipeline:
         positions = np.flatnonzero(ok)
         if not len(positions):
             return []
-        _, first = np.unique(title_of[positions], return_index=True)
-        positions = positions[np.sort(first)[:k]]
+        positions = positions[first_occurrences(title_of[positions], len(self.catalog) + 1)[:k]]
         titles = self.catalog.title_ids
         return [
             (titles[t], s) for t, s in zip(title_of[positions].tolist(), ranked.scores[positions].tolist(), strict=True)
@@ -767,15 +766,15 @@ Neighbours = list[tuple[str, float]] | IndexedNeighbours
 
 
 def _indexed_similar(generator: CandidateGenerator) -> bool:
-    """Whether ``generator`` answers ``similar_items`` with ``ItemScorer``'s code (then its indices are usable)."""
+    """Whether ``generator``'s ``similar_items`` is ``ItemScorer``'s (then its ``similar_indices`` gives the same list).
+
+    ``ItemScorer.similar_items`` is ``similar_indices`` with the indices turned into ids,
+    so a model may answer ``similar_indices`` its own way (item-kNN reads its stored
+    neighbours) and still be served as indices; one that changes ``similar_items`` may not.
+    """
     if not isinstance(generator, ItemScorer):
         return False
-    cls = type(generator)
-    return (
-        cls.similar_items is ItemScorer.similar_items
-        and cls.similar_indices is ItemScorer.similar_indices
-        and cls._top_indices is ItemScorer._top_indices
-    )
+    return type(generator).similar_items is ItemScorer.similar_items
 
 
 def _indexed_neighbours(generator: ItemScorer, seeds: Sequence[str], n: int) -> IndexedNeighbours | None:

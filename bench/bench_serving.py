@@ -223,6 +223,25 @@ def server(target: str, cwd: Path, env: dict[str, str], log: Path) -> Iterator[t
                 process.wait()
 
 
+def wait_until_idle(pid: int, *, share: float = 0.05, window_s: float = 1.0, limit_s: float = 180.0) -> float:
+    """Wait until the server's processes use under ``share`` of a core over ``window_s``; the seconds waited.
+
+    ``/readyz`` answers once the champion is loaded; each worker then warms it up and
+    loads the challenger, a second or more of CPU per worker. Measured inside a run,
+    that start-up work counted as CPU per request (py-spy: ~3 % of the busy samples).
+    """
+    started = time.monotonic()
+    processes = process_tree(pid)
+    before = cpu_seconds(processes)
+    while time.monotonic() - started < limit_s:
+        time.sleep(window_s)
+        now = cpu_seconds(processes)
+        if now - before < share * window_s:
+            break
+        before = now
+    return time.monotonic() - started
+
+
 def _ms(value: str) -> float:
     match = re.fullmatch(r"([\d.]+)(us|ms|s)", value.strip())
     if not match:
@@ -439,6 +458,8 @@ def main() -> None:
                 ("/recommend", f"{url}/recommend", recommend_bodies, recommend_script, pid),
                 ("echo again", f"{echo_url}/echo", bodies, script, echo_pid),
             )
+            for pid_ in (echo_pid, pid):
+                wait_until_idle(pid_)
             for name, target, payloads, lua, server_pid in runs:
                 drive(target, payloads, lua, args.connections, 3, None)  # warm-up (neighbour cache, JIT-less paths)
                 result = drive(target, payloads, lua, args.connections, args.duration, server_pid)

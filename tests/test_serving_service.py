@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import test_serving_world as world
 
@@ -340,3 +341,8 @@ def test_an_answer_json_cannot_write_takes_the_pydantic_path() -> None:
     assert json.loads(SimilarResponse.model_validate(body).model_dump_json()) == json.loads(
         bytes(_json(body, SimilarResponse).body)
     )
+    body = {"items": [{"title_id": "a", "score": np.float32(0.5)}], "model_version": "1"}  # unknown to the encoder
+    assert json.loads(bytes(_json(body, SimilarResponse).body)) == {
+        "items": [{"title_id": "a", "score": 0.5}],
+        "model_version": "1",
+    }

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from models.base import CandidateGenerator, Ranker
 from models.registry import model_class
+from models.scoring import share_equal_matrices
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT = 1
@@ -160,6 +161,7 @@ class ModelBundle:
         if manifest.get("ranker"):
             ranker = _load_part("ranker", manifest["ranker"]["model"], root / manifest["ranker"]["path"])  # type: ignore[assignment]
         metadata = BundleMetadata.from_dict(manifest.get("metadata") or {}).to_dict()
+        share_equal_matrices(candidates.values())  # item-kNN and seqknn: one copy of their equal neighbours
         return cls(candidates=candidates, ranker=ranker, metadata=metadata)
 
     @property

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from models.ease import interaction_matrix
 from models.history import Histories
 from models.ids import UnknownItemError
-from models.scoring import ItemScorer, UserContext, sparse_user_matrix, user_weights, weighted_rows
+from models.scoring import ItemScorer, UserContext, neighbour_row, sparse_user_matrix
 from models.sparse_io import csr_from_arrays, csr_to_arrays, top_k_blocks
 
 
@@ -45,6 +45,7 @@ class ItemKNN(ItemScorer):
     name: ClassVar[str] = "item_knn"
     tuning_space: ClassVar[dict[str, list[Any]]] = {"neighbours": [200, 1000], "half_life": [2.0, 3.0, 5.0]}
     similar_priority: ClassVar[int] = 10
+    neighbour_matrices: ClassVar[tuple[str, ...]] = ("_sim",)
 
     def __init__(self, neighbours: int = 200, half_life: float | None = 3.0) -> None:
         super().__init__(neighbours=neighbours, half_life=half_life)
@@ -57,7 +58,7 @@ class ItemKNN(ItemScorer):
 
     def _score(self, users: Sequence[UserContext]) -> npt.NDArray[np.float32]:
         if len(users) == 1:  # serving's case: one viewer per request, no sparse operand to build
-            return weighted_rows(self._sim, *user_weights(users[0], self.half_life))[None, :]
+            return neighbour_row(self._sim, users[0], self.half_life)[None, :]
         U = sparse_user_matrix(users, self.history.n_items, self.half_life)
         return np.asarray((U @ self._sim).todense(), np.float32)
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from abc import abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -40,12 +40,15 @@ class UserContext:
         items: shape (h,), int64 — history item indices, oldest first.
         now: the user's current time in seconds (latest watch), for time-aware scores.
         from_history: True when ``items`` came from a ``history=`` override rather than fit time.
+        shared: rows already computed for this user during one request, for the models of one
+            bundle to share (``neighbour_row``); ``None``: nothing is shared.
     """
 
     user_idx: int
     items: npt.NDArray[np.int64]
     now: int
     from_history: bool = False
+    shared: dict[object, npt.NDArray[np.float32]] | None = field(default=None, compare=False, repr=False)
 
 
 class ItemScorer(CandidateGenerator):
@@ -54,6 +57,9 @@ class ItemScorer(CandidateGenerator):
     name: ClassVar[str] = "item_scorer"
     #: Whether scores depend on the user's history (False for popularity, which serves anyone).
     personalised: ClassVar[bool] = True
+    #: Attributes holding CSR neighbour matrices that another model of a bundle may hold equal
+    #: copies of (``share_equal_matrices``); they are never written after fitting.
+    neighbour_matrices: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **params: Any) -> None:
         self.params: dict[str, Any] = dict(params)
@@ -314,6 +320,59 @@ def sparse_user_matrix(contexts: Sequence[UserContext], n_items: int, half_life:
     if not indptr[-1]:
         return sp.csr_matrix((len(contexts), n_items), dtype=np.float32)
     return sp.csr_matrix((np.concatenate(vals), np.concatenate(cols), indptr), shape=(len(contexts), n_items))
+
+
+def neighbour_row(matrix: sp.csr_matrix, ctx: UserContext, half_life: float | None) -> npt.NDArray[np.float32]:
+    """``weighted_rows(matrix, *user_weights(ctx, half_life))``: a user's recency-weighted sum of neighbour rows.
+
+    Item-kNN's score and seqknn's kNN part are this same row when the two models hold
+    equal neighbour matrices (``share_equal_matrices`` makes them one object at load):
+    with ``ctx.shared`` the row is computed once per request and read by both (read-only).
+    """
+    shared = ctx.shared
+    if shared is None:
+        return weighted_rows(matrix, *user_weights(ctx, half_life))
+    key = (id(matrix), id(ctx.items), half_life)  # both are alive for as long as the request's context
+    row = shared.get(key)
+    if row is None:
+        row = weighted_rows(matrix, *user_weights(ctx, half_life))
+        row.setflags(write=False)
+        shared[key] = row
+    return row
+
+
+def share_equal_matrices(models: Iterable[object]) -> int:
+    """Point the models' equal neighbour matrices (``ItemScorer.neighbour_matrices``) at one copy; how many were shared.
+
+    A bundle's item-kNN and seqknn fit the same cosine neighbours on the same
+    interactions: two equal ~3.7M-entry matrices per loaded version. One copy halves
+    that memory, and lets ``neighbour_row`` compute their common row once per request.
+    """
+    seen: list[sp.csr_matrix] = []
+    shared = 0
+    for model in models:
+        for name in getattr(model, "neighbour_matrices", ()):
+            matrix = getattr(model, name, None)
+            if not isinstance(matrix, sp.csr_matrix):
+                continue
+            twin = next((m for m in seen if _equal_csr(m, matrix)), None)
+            if twin is None:
+                seen.append(matrix)
+            elif twin is not matrix:
+                setattr(model, name, twin)
+                shared += 1
+    return shared
+
+
+def _equal_csr(a: sp.csr_matrix, b: sp.csr_matrix) -> bool:
+    return (
+        a.shape == b.shape
+        and a.dtype == b.dtype
+        and a.nnz == b.nnz
+        and bool(np.array_equal(a.indptr, b.indptr))
+        and bool(np.array_equal(a.indices, b.indices))
+        and bool(np.array_equal(a.data, b.data))
+    )
 
 
 def weighted_rows(

@@ -31,7 +31,14 @@ import scipy.sparse as sp
 
 from models.history import Histories
 from models.item_knn import cosine_neighbours
-from models.scoring import ItemScorer, UserContext, recency_weights, sparse_user_matrix, user_weights, weighted_rows
+from models.scoring import (
+    ItemScorer,
+    UserContext,
+    neighbour_row,
+    recency_weights,
+    sparse_user_matrix,
+    weighted_rows,
+)
 from models.sparse_io import csr_from_arrays, csr_to_arrays, row_minmax
 
 DAY = 86_400
@@ -102,6 +109,7 @@ class SequenceKNN(ItemScorer):
         "time_tau_days": [7.0, 30.0, 180.0],
     }
     similar_priority: ClassVar[int] = 20
+    neighbour_matrices: ClassVar[tuple[str, ...]] = ("_sim",)
 
     def __init__(
         self,
@@ -214,7 +222,7 @@ class SequenceKNN(ItemScorer):
         seq = weighted_rows(self._trans, recent, recency_weights(len(recent), self.seq_half_life))
         scores = row_minmax(seq[None, :])[0]
         if self.knn_weight > 0:
-            near = weighted_rows(self._sim, *user_weights(ctx, self.knn_half_life))
+            near = neighbour_row(self._sim, ctx, self.knn_half_life)
             scores += self.knn_weight * row_minmax(near[None, :])[0]
         if self.time_weight > 0:
             scores += self.time_weight * self._time_row(ctx)

@@ -84,3 +84,27 @@ def test_similar_items_follow_the_sparse_path(model: ItemKNN) -> None:
     idx, scores = model.similar_indices(item, 30)
     assert rec.item_ids.tolist() == model.history.items.to_ids(idx).tolist()
     np.testing.assert_array_equal(rec.scores, scores)
+
+
+def test_equal_neighbour_matrices_are_shared_and_their_row_computed_once() -> None:
+    """item-kNN and seqknn fitted alike hold one matrix after loading; scores are unchanged by sharing."""
+    from models.scoring import UserContext, share_equal_matrices
+    from models.sequence import SequenceKNN
+
+    data = _interactions(1)
+    knn = ItemKNN(neighbours=20, half_life=3.0).fit(data)
+    seq = SequenceKNN(neighbours=20, knn_half_life=3.0).fit(data)
+    other = ItemKNN(neighbours=5).fit(data)  # different neighbours: not shared
+    assert knn._sim is not seq._sim
+    assert share_equal_matrices([knn, seq, other]) == 1
+    assert seq._sim is knn._sim and other._sim is not knn._sim
+
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        items = rng.choice(len(knn.history.items), 8, replace=False).astype(np.int64)
+        alone = [m._score([UserContext(-1, items, 0, True)])[0] for m in (knn, seq, other)]
+        shared: dict[object, np.ndarray] = {}
+        together = [m._score([UserContext(-1, items, 0, True, shared)])[0] for m in (knn, seq, other)]
+        assert len(shared) == 2  # knn and seqknn read one row; the other model's matrix has its own
+        for a, b in zip(alone, together, strict=True):
+            np.testing.assert_array_equal(a, b)

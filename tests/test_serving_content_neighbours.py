@@ -116,6 +116,17 @@ def test_a_history_of_one_unknown_title_moves_the_page(pipeline: RecommendationP
     assert history == ["c1", *pipeline.content.of("new-drama"), "new-drama"], "stand-ins just before, id kept"
 
 
+def test_stand_ins_are_read_as_history_but_still_recommended(pipeline: RecommendationPipeline) -> None:
+    """The viewer never watched the stand-ins: Top Picks may show them; a stand-in it did watch stays out."""
+    stand_ins = pipeline.content.of("new-drama")
+    got = ids(pipeline.recommend(watched("new-drama"), k=len(DRAMAS) - 1).items)
+    assert set(stand_ins) & set(got), f"the nearest known titles to the watched one are candidates: {got}"
+    also_watched = ids(pipeline.recommend(watched(stand_ins[0], "new-drama", completed=False), k=5).items)
+    assert stand_ins[0] not in also_watched, "a stand-in the viewer watched is seen like any watched title"
+    assert pipeline._standing_in(["c1", "d2"]) == set(), "a history of known titles has no stand-ins"
+    assert pipeline._standing_in([stand_ins[0], "new-drama"]) == set(stand_ins[1:])
+
+
 def test_a_known_history_answers_exactly_as_before(pipeline: RecommendationPipeline, catalog: TitleCatalog) -> None:
     """Without content tokens nothing can stand in: the answer every known-title history had before."""
     plain = RecommendationPipeline(pipeline.bundle, replace(catalog, tokens=[]), version="1")

@@ -445,7 +445,8 @@ class RecommendationPipeline:
             generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
         read = self._model_history(viewer.history)
-        standing_in = self._standing_in(viewer.history)
+        # ``_model_history`` returns the history itself when nothing stands in for anything.
+        standing_in = self._standing_in(viewer.history) if read is not viewer.history else set()
         asked = self.sources.propose(
             read,
             n,

@@ -49,7 +49,7 @@ class SweptMemoryStorage(MemoryStorage):
     next sweep change no answer. Here the hit that finds the last sweep
     ``sweep_s`` old runs the library's sweep itself: no thread, and a key's hits
     go at most ``sweep_s`` after they leave the window. The sweep also drops the
-    keys it left without hits, which the library's keeps as empty lists (one per
+    keys it left without hits, which the library's sweep keeps as empty lists (one per
     key ever seen: memory that grew with every account and address).
 
     Not thread-safe on its own, like the library's store it replaces:

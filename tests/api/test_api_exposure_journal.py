@@ -81,3 +81,22 @@ def test_a_live_log_keeps_its_journal_until_it_flushes(tmp_path: Path) -> None:
     assert lake.read("exposures")["title_id"].tolist() == ["a", "b"]
     first.close()
     assert not list((tmp_path / "journal").glob("exposures-*"))
+
+
+def test_a_page_replayed_twice_is_written_once_and_two_pages_under_one_id_are_both_kept(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from catalog_api.services.exposures import ExposurePage
+
+    lake = Lake(tmp_path / "lake")
+    log = ExposureLog(lake)
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    page = ExposurePage("req-1", now, "p1", [("trending", "popularity", ["t1", "t2"])], [])
+    other = ExposurePage("req-1", now, "p2", [("trending", "popularity", ["t3"])], [])
+    for p in (page, page, other):
+        log.log_page(p)
+    assert log.flush() == 3, "the replayed page once, the other page under its own id"
+    exposures = lake.read("exposures")
+    assert sorted(exposures["title_id"]) == ["t1", "t2", "t3"]
+    assert exposures["request_id"].nunique() == 2
+    assert log.buffered == 0

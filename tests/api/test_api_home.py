@@ -298,6 +298,28 @@ def test_every_served_item_is_logged_as_an_exposure(client: TestClient) -> None:
     assert set(exposures["model_version"]) == {"popularity"}
 
 
+def test_pages_sent_with_one_client_request_id_are_all_logged(client: TestClient) -> None:
+    """A client's X-Request-ID is not unique: each page still gets its own exposure key, and the flush succeeds."""
+    headers = signup_and_login(client, "same-id@example.com")
+    profile = make_profile(client, headers, "A")["profile_id"]
+    state = client.app.state.marquee  # type: ignore[attr-defined]
+    state.exposures.flush()
+    pages = []
+    for device in ("web", "tv", "web"):
+        response = client.get(
+            f"/v1/profiles/{profile}/home", params={"device": device}, headers={**headers, "X-Request-ID": "retry-1"}
+        )
+        assert response.status_code == 200 and response.headers["x-request-id"] == "retry-1"
+        pages.append(response.json())
+    ids = [page["request_id"] for page in pages]
+    assert len(set(ids)) == 3 and all(i.startswith("retry-1.") for i in ids), ids
+    assert state.exposures.flush() == sum(len(_items(page)) for page in pages)
+    assert state.exposures.buffered == 0
+    assert set(ids) <= set(state.lake.read("exposures")["request_id"])
+    own = _home(client, headers, profile)  # no client id: the server's id is the page's
+    assert "." not in own["request_id"]
+
+
 def _experiment(profile_id: str, payload: dict[str, str]) -> Experiment:
     return Experiment.model_validate(
         {

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from catalog_api.api.deps import StateDep, TokenDep, read_caller_profile
 from catalog_api.schemas.home import HomeResponse
 from catalog_api.services.events import latest_positions
+from catalog_api.services.exposures import page_id
 from catalog_api.services.home import build_home
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ async def home(
     profile, positions = await read_caller_profile(
         state, token, profile_id, lambda connection, p: latest_positions(connection, p.profile_id)
     )
-    request_id = str(request.scope.get("request_id", ""))
+    request_id = page_id(str(request.scope.get("request_id", "")), bool(request.scope.get("request_id_from_client")))
     page = await build_home(state, profile, positions, device, request_id)
     state.metrics.home_pages.labels(page.source, page.fallback_reason or "").inc()
     # Assembled from cached fragments (``services.home_json``); the schema stays ``HomeResponse``.

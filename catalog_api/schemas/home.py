@@ -50,7 +50,10 @@ class PrefetchHint(PublicModel):
 class HomeResponse(PublicModel):
     """The home page."""
 
-    request_id: str
+    request_id: str = Field(
+        description="this page's id, the key of its exposures: the request's id, or the client's X-Request-ID "
+        "with a suffix that makes it unique"
+    )
     rows: list[HomeRow]
     source: Literal["personalized", "fallback"] = Field(
         description="personalized when any row (Top Picks or Because You Watched) came from the model server"

@@ -24,7 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.errors import InvalidInputError, NotFoundError
-from features.store import online_store_errors, online_version
+from features.store import online_changes_since, online_store_errors, online_version
 
 if TYPE_CHECKING:
     from feast import FeatureStore
@@ -175,6 +175,39 @@ class OnlineFeatureReader:
         logger.info("online features: cached %d titles (%d numeric columns)", len(index), len(numeric_columns))
         return len(index)
 
+    def refresh_titles(self, title_ids: set[str], version: str) -> int:
+        """Reload the features of ``title_ids`` only (a push changed just them); return how many were read.
+
+        The snapshot is copied, the rows of those titles replaced, and the copy swapped in
+        with one assignment, as ``refresh`` does. Falls back to ``refresh`` when a title is
+        not in the cache yet (a title added since the last full load).
+        """
+        with self._refresh_lock:
+            cache = self._cache
+            if cache is None or any(t not in cache.index for t in title_ids):
+                missing = True
+            else:
+                missing = False
+                ids = sorted(title_ids)
+                frame = self.feast_title_features(ids) if ids else pd.DataFrame({"title_id": []})
+                rows = [cache.index[t] for t in frame["title_id"].astype(str)]
+                fresh = frame.reindex(columns=cache.padded.columns)
+                fresh.index = pd.Index(rows)
+                for column in cache.numeric_columns:
+                    fresh[column] = pd.to_numeric(fresh[column], errors="coerce").astype(np.float64)
+                # The changed rows replaced, the rest (and the null row of unknown ids) as they were.
+                padded = pd.concat([cache.padded.drop(index=rows), fresh]).sort_index() if rows else cache.padded
+                matrix = cache.matrix.copy()
+                for j, column in enumerate(cache.numeric_columns):
+                    matrix[rows, j] = fresh[column].to_numpy(dtype=np.float32, na_value=np.nan)
+                self._cache = _TitleCache(cache.index, padded, matrix, cache.numeric_columns)
+                self._version = version
+                self._checked = time.monotonic()
+        if missing:
+            return self.refresh()
+        logger.info("online features: reloaded %d changed titles", len(title_ids))
+        return len(title_ids)
+
     def _current(self) -> _TitleCache:
         now = time.monotonic()
         if self._cache is not None and now - self._checked < self.check_interval_s:
@@ -184,7 +217,7 @@ class OnlineFeatureReader:
             self.refresh()
         elif online_version(self._repo) != self._version:
             if not self.background_refresh:
-                self.refresh()
+                self._refresh_changed()
             elif not self._refresh_lock.locked():
                 threading.Thread(target=self._refresh_quietly, name="title-feature-refresh", daemon=True).start()
         assert self._cache is not None
@@ -192,9 +225,17 @@ class OnlineFeatureReader:
 
     def _refresh_quietly(self) -> None:
         try:
-            self.refresh()
+            self._refresh_changed()
         except Exception:  # the old cache keeps serving; the next check tries again
             logger.exception("online features: background title refresh failed")
+
+    def _refresh_changed(self) -> int:
+        """Reload what changed since the cached version: the pushed titles, or everything."""
+        version = online_version(self._repo)
+        changed = online_changes_since(self._repo, self._version)
+        if changed is None:
+            return self.refresh()
+        return self.refresh_titles(changed, version)
 
     def _known_titles(self) -> list[str]:
         import pyarrow.parquet as pq

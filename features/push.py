@@ -131,7 +131,7 @@ def push_watch_events(
         "title_popularity": title_popularity(plays, titles, title_ids, seconds_t),
     }
     _push(store, frames)
-    bump_online_version(Path(store.repo_path))
+    bump_online_version(Path(store.repo_path), titles=[str(t) for t in title_ids])  # readers reload just these
     logger.info(
         "push: %d events → %d profiles, %d titles (as of %s)", len(new), len(touched_profiles), len(title_ids), as_of
     )

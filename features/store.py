@@ -12,7 +12,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +35,10 @@ logger = logging.getLogger(__name__)
 
 #: Changed after every materialize or push, so in-memory caches know to reload.
 ONLINE_VERSION_FILE = "online_version"
+#: One line per push since the last full change: ``<version token>\t<title ids, comma-separated>``.
+ONLINE_CHANGES_FILE = "online_changes.log"
+#: Lines the change log may hold before a push starts it afresh (readers behind it reload in full).
+ONLINE_CHANGES_MAX_LINES = 10_000
 
 #: Materialize from here: catalog metadata rows are stamped at the epoch.
 MATERIALIZE_START = pd.Timestamp("1970-01-01", tz="UTC")
@@ -184,11 +188,58 @@ def online_version(repo: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-def bump_online_version(repo: Path) -> None:
-    """Mark the online data as changed, so :class:`features.online.OnlineFeatureReader` caches reload."""
+def bump_online_version(repo: Path, titles: Sequence[str] | None = None) -> None:
+    """Mark the online data as changed, so :class:`features.online.OnlineFeatureReader` caches reload.
+
+    ``titles``: the only titles whose features changed (a push), logged with the new
+    version so readers reload just those; ``None`` (a materialize): everything changed.
+    A reader reloaded every title on every push before, ~1.5 s of CPU per model-server
+    worker each time, and at 200 pages/s that stall made model-server calls time out.
+    """
+    repo = Path(repo)
+    token = uuid.uuid4().hex
+    changes = repo / ONLINE_CHANGES_FILE
+    if titles is None:
+        # Everything changed: the log starts again from this version, so a reader that loads it
+        # in full can follow the pushes after it title by title.
+        tmp = repo / f".{ONLINE_CHANGES_FILE}.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(f"{token}\t\n", encoding="utf-8")
+        os.replace(tmp, changes)
+    else:
+        if changes.exists() and changes.stat().st_size > 0 and _line_count(changes) >= ONLINE_CHANGES_MAX_LINES:
+            changes.unlink(missing_ok=True)
+        # One append per push, before the version names it: a reader that sees the version sees its line.
+        with changes.open("a", encoding="utf-8") as log:
+            log.write(f"{token}\t{','.join(titles)}\n")
     tmp = repo / f".{ONLINE_VERSION_FILE}.{uuid.uuid4().hex}.tmp"
-    tmp.write_text(uuid.uuid4().hex)
+    tmp.write_text(token)
     os.replace(tmp, repo / ONLINE_VERSION_FILE)
+
+
+def online_changes_since(repo: Path, version: str) -> set[str] | None:
+    """Titles whose online features changed after ``version``; ``None`` when that cannot be told (reload all).
+
+    ``None`` when ``version`` is not in the change log: a materialize since (the log
+    starts again at each), a log grown past ``ONLINE_CHANGES_MAX_LINES`` and started
+    afresh, or a version from before the log.
+    """
+    path = Path(repo) / ONLINE_CHANGES_FILE
+    if not version or not path.exists():
+        return None
+    changed: set[str] | None = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        token, _, titles = line.partition("\t")
+        if changed is None:
+            if token == version:
+                changed = set()
+            continue
+        changed.update(t for t in titles.split(",") if t)
+    return changed
+
+
+def _line_count(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for _ in handle)
 
 
 def _applied(store: FeatureStore) -> bool:

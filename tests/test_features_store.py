@@ -256,6 +256,48 @@ def test_push_updates_the_profiles_and_titles_it_touches(fresh: Built) -> None:
         time.sleep(0.05)
 
 
+def test_a_push_reloads_only_the_titles_it_touched_and_equals_a_full_reload(fresh: Built) -> None:
+    """A reader follows a push by reading the pushed titles alone; its cache then equals a full reload's."""
+    from features.store import ONLINE_CHANGES_FILE, bump_online_version, online_changes_since, online_version
+
+    reader = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False)
+    every = sorted(reader._current().index)
+    before = reader.title_features(every)
+    version = online_version(Path(fresh.store.repo_path))
+    as_of = pd.Timestamp(fresh.report.tables.as_of)
+    new = pd.DataFrame(
+        {
+            "event_id": ["q1", "q2"],
+            "profile_id": ["p1", "p2"],
+            "title_id": ["m3", "m3"],
+            "ts": [as_of + pd.Timedelta(1, "D"), as_of + pd.Timedelta(1, "D") + pd.Timedelta(1, "h")],
+            "position_s": [5400, 5400],
+            "duration_s": [5400, 5400],
+        }
+    )
+    push_watch_events(fresh.store, new, fresh.lake)
+    assert online_changes_since(Path(fresh.store.repo_path), version) == {"m3"}
+    read: list[list[str]] = []
+    original = reader.feast_title_features
+    reader.feast_title_features = lambda ids: read.append(list(ids)) or original(ids)  # type: ignore[method-assign]
+    after = reader.title_features(every)
+    assert read == [["m3"]], "only the pushed title was read"
+    assert after.loc[after["title_id"] == "m3", "title_plays_total"].item() == (
+        before.loc[before["title_id"] == "m3", "title_plays_total"].item() + 2
+    )
+    full = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False).title_features(every)
+    pd.testing.assert_frame_equal(after, full)
+    np.testing.assert_array_equal(reader.title_matrix(every), OnlineFeatureReader(fresh.store).title_matrix(every))
+    # A change that names no titles (a materialize) makes every reader reload in full.
+    pushed = online_version(Path(fresh.store.repo_path))
+    bump_online_version(Path(fresh.store.repo_path))
+    assert len((Path(fresh.store.repo_path) / ONLINE_CHANGES_FILE).read_text().splitlines()) == 1
+    assert online_changes_since(Path(fresh.store.repo_path), pushed) is None
+    assert online_changes_since(Path(fresh.store.repo_path), online_version(Path(fresh.store.repo_path))) == set()
+    reader.title_features(["m3"])
+    assert len(read[-1]) > 1, "a full reload after a materialize"
+
+
 def test_earlier_events_count_as_history_but_touch_no_title(fresh: Built) -> None:
     """The API's feed sends a profile's events not exported yet as ``earlier``: they count, but only for history."""
     reader = OnlineFeatureReader(fresh.store, check_interval_s=0, background_refresh=False)

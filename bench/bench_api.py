@@ -421,20 +421,25 @@ async def open_loop(api: str, rate: float, seconds: float, make_request: Any) ->
     requests = [prepare(url.netloc, *make_request(i)) for i in range(total)]
     is_home = [b"/home" in r.split(b" ", 2)[1] for r in requests]
     latencies: list[float] = []
+    #: (second of the phase the request was scheduled in, latency, whether the page fell back for the model)
+    timeline: list[tuple[int, float, bool]] = []
     statuses: dict[int, int] = {}
     sources: dict[str, int] = {}
     pool = RawHttpPool(host, port)
     await pool.open(PREOPENED_CONNECTIONS)
 
     async def one(i: int, scheduled: float) -> None:
+        model_fallback = False
         try:
             status, body = await asyncio.wait_for(pool.get(requests[i]), timeout=10)
             if status == 200 and is_home[i] and (found := _SOURCE.search(body)):
                 source = found.group(1).decode() + (f" ({found.group(2).decode()})" if found.group(2) else "")
                 sources[source] = sources.get(source, 0) + 1
+                model_fallback = found.group(1) == b"fallback" and found.group(2) != b"new_profile"
         except (OSError, TimeoutError):
             status = 0
         latencies.append(time.perf_counter() - scheduled)
+        timeline.append((int(i / rate), latencies[-1], model_fallback))
         statuses[status] = statuses.get(status, 0) + 1
 
     cpu_before = time.process_time()
@@ -452,7 +457,18 @@ async def open_loop(api: str, rate: float, seconds: float, make_request: Any) ->
     loadgen_ms = (time.process_time() - cpu_before) * 1000 / total
     p50, p99, worst = percentiles(latencies)
     return {"requests": total, "achieved_rate": total / sent_s, "p50": p50, "p99": p99, "max": worst,
-            "statuses": statuses, "sources": sources, "loadgen_cpu_ms": loadgen_ms}  # fmt: skip
+            "statuses": statuses, "sources": sources, "loadgen_cpu_ms": loadgen_ms,
+            "per_second": _per_second(timeline)}  # fmt: skip
+
+
+def _per_second(timeline: list[tuple[int, float, bool]]) -> list[tuple[int, int, float, int]]:
+    """(second, requests, p99 ms, pages that fell back while the model server was up) per second of a phase."""
+    out = []
+    for second in sorted({s for s, _, _ in timeline}):
+        rows = [(latency, fell) for s, latency, fell in timeline if s == second]
+        _, p99, _ = percentiles([latency for latency, _ in rows])
+        out.append((second, len(rows), p99, sum(fell for _, fell in rows)))
+    return out
 
 
 def main() -> None:
@@ -605,6 +621,15 @@ def main() -> None:
             loadgen, cache = f"{r['loadgen_cpu_ms']:.1f}", r["cache"]
             print(f"| {name} | {rate:.0f} | {r['achieved_rate']:.1f} | {r['p50']:.1f} | {r['p99']:.1f} | "
                   f"{r['max']:.1f} | {cpu} | {model_cpu} | {loadgen} | {statuses} | {sources} | {cache} |")  # fmt: skip
+        if args.cold:
+            for (name, rate), r in results.items():
+                if name != "home rows":
+                    continue
+                print(f"\nhome rows at {rate:.0f} req/s, second by second from a cold start:\n")
+                print("| second | pages | p99 ms | fell back (model server up) |")
+                print("|---|---|---|---|")
+                for second, pages, p99, fell in r["per_second"]:
+                    print(f"| {second} | {pages} | {p99:.1f} | {fell} |")
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         model = args.serving_url or (
             f"BentoML (`marquee serve models`, {args.model_workers} worker(s))"

@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 ONLINE_VERSION_FILE = "online_version"
 #: One line per push since the last full change: ``<version token>\t<title ids, comma-separated>``.
 ONLINE_CHANGES_FILE = "online_changes.log"
-#: Lines the change log may hold before a push starts it afresh (readers behind it reload in full).
-ONLINE_CHANGES_MAX_LINES = 10_000
+#: Size the change log may reach before a push starts it afresh (a reader behind it reloads in full):
+#: every reader parses it at each version it follows, so it stays small.
+ONLINE_CHANGES_MAX_BYTES = 1 << 20
 
 #: Materialize from here: catalog metadata rows are stamped at the epoch.
 MATERIALIZE_START = pd.Timestamp("1970-01-01", tz="UTC")
@@ -206,7 +207,7 @@ def bump_online_version(repo: Path, titles: Sequence[str] | None = None) -> None
         tmp.write_text(f"{token}\t\n", encoding="utf-8")
         os.replace(tmp, changes)
     else:
-        if changes.exists() and changes.stat().st_size > 0 and _line_count(changes) >= ONLINE_CHANGES_MAX_LINES:
+        if changes.exists() and changes.stat().st_size >= ONLINE_CHANGES_MAX_BYTES:
             changes.unlink(missing_ok=True)
         # One append per push, before the version names it: a reader that sees the version sees its line.
         with changes.open("a", encoding="utf-8") as log:
@@ -220,7 +221,7 @@ def online_changes_since(repo: Path, version: str) -> set[str] | None:
     """Titles whose online features changed after ``version``; ``None`` when that cannot be told (reload all).
 
     ``None`` when ``version`` is not in the change log: a materialize since (the log
-    starts again at each), a log grown past ``ONLINE_CHANGES_MAX_LINES`` and started
+    starts again at each), a log grown past ``ONLINE_CHANGES_MAX_BYTES`` and started
     afresh, or a version from before the log.
     """
     path = Path(repo) / ONLINE_CHANGES_FILE
@@ -235,11 +236,6 @@ def online_changes_since(repo: Path, version: str) -> set[str] | None:
             continue
         changed.update(t for t in titles.split(",") if t)
     return changed
-
-
-def _line_count(path: Path) -> int:
-    with path.open("rb") as handle:
-        return sum(1 for _ in handle)
 
 
 def _applied(store: FeatureStore) -> bool:

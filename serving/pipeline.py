@@ -444,9 +444,7 @@ class RecommendationPipeline:
             share = self._visible_ids(level, country)[0]
             generic_n = min(ALL_ITEMS, int(np.ceil(3 * n / max(share, 1e-6))))
         proposals: dict[str, Recommendation] = {}
-        read = self._model_history(viewer.history)
-        # ``_model_history`` returns the history itself when nothing stands in for anything.
-        standing_in = self._standing_in(viewer.history) if read is not viewer.history else set()
+        read, standing_in = self._read_history(viewer.history)
         asked = self.sources.propose(
             read,
             n,
@@ -468,7 +466,11 @@ class RecommendationPipeline:
         return proposals
 
     def _model_history(self, history: list[str]) -> list[str]:
-        """The history as the models can read it: a series stands for its first episodes, then itself.
+        """The history as the models can read it (``_read_history``'s first part)."""
+        return self._read_history(history)[0]
+
+    def _read_history(self, history: list[str]) -> tuple[list[str], set[str]]:
+        """The history as the models can read it, and the ids in it the viewer never watched.
 
         Models learn from what was played, episodes; a history entry that names a series
         (an onboarding "titles I like", a watch posted for the series) was invisible to
@@ -479,39 +481,29 @@ class RecommendationPipeline:
         A title no served model saw in training (``self.content``) is read the same way
         through its nearest known titles by content (each as the models read it: a series
         through its first episodes), just before the unknown id, which stays for the filters.
+        Those stand-ins are the second part: read as history (so the models answer for a
+        title they do not know) but not left out as seen, since the nearest known titles to
+        what was just watched are good candidates for Top Picks too. A stand-in the history
+        holds itself (or, for a series, through its episodes) stays seen. A history with
+        nothing to stand in for is returned as it is, with no stand-ins.
         """
         episodes_of, stand_ins = self.catalog.episodes_of, self.content.of
         if not any(episodes_of(t) or stand_ins(t) for t in history):
-            return history
+            return history, set()
         out: list[str] = []
+        borrowed: set[str] = set()
+        own: set[str] = set()
         for title_id in history:
             for seed in stand_ins(title_id):
-                out.extend(e for e in episodes_of(seed)[:SERIES_SEEDS] if e != seed)
+                episodes = [e for e in episodes_of(seed)[:SERIES_SEEDS] if e != seed]
+                out.extend(episodes)
                 out.append(seed)
-            out.extend(e for e in episodes_of(title_id)[:SERIES_SEEDS] if e != title_id)
+                borrowed.update(episodes, (seed,))
+            episodes = [e for e in episodes_of(title_id)[:SERIES_SEEDS] if e != title_id]
+            out.extend(episodes)
             out.append(title_id)
-        return list(dict.fromkeys(reversed(out)))[::-1]  # one entry per id, at its latest place
-
-    def _standing_in(self, history: list[str]) -> set[str]:
-        """Ids ``_model_history`` reads only as content stand-ins: the viewer never watched them.
-
-        They are read as history (so the models answer for a title they do not know) but
-        not left out as seen: the nearest known titles to what was just watched are good
-        candidates for Top Picks too. A stand-in the history holds itself (or, for a
-        series, through its episodes) stays seen. Empty for a history of known titles.
-        """
-        stand_ins, episodes_of = self.content.of, self.catalog.episodes_of
-        found: set[str] = set()
-        for title_id in history:
-            for seed in stand_ins(title_id):
-                found.add(seed)
-                found.update(episodes_of(seed)[:SERIES_SEEDS])
-        if not found:
-            return found
-        for title_id in history:
-            found.discard(title_id)
-            found.difference_update(episodes_of(title_id)[:SERIES_SEEDS])
-        return found
+            own.update(episodes, (title_id,))
+        return list(dict.fromkeys(reversed(out)))[::-1], borrowed - own  # one entry per id, at its latest place
 
     def _content_neighbours(self) -> content_neighbours.ContentNeighbours:
         """The content stand-in table for this bundle's served models (``serving.content_neighbours``).

@@ -123,8 +123,8 @@ def test_stand_ins_are_read_as_history_but_still_recommended(pipeline: Recommend
     assert set(stand_ins) & set(got), f"the nearest known titles to the watched one are candidates: {got}"
     also_watched = ids(pipeline.recommend(watched(stand_ins[0], "new-drama", completed=False), k=5).items)
     assert stand_ins[0] not in also_watched, "a stand-in the viewer watched is seen like any watched title"
-    assert pipeline._standing_in(["c1", "d2"]) == set(), "a history of known titles has no stand-ins"
-    assert pipeline._standing_in([stand_ins[0], "new-drama"]) == set(stand_ins[1:])
+    assert pipeline._read_history(["c1", "d2"])[1] == set(), "a history of known titles has no stand-ins"
+    assert pipeline._read_history([stand_ins[0], "new-drama"])[1] == set(stand_ins[1:])
 
 
 def test_a_known_history_answers_exactly_as_before(pipeline: RecommendationPipeline, catalog: TitleCatalog) -> None:

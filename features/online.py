@@ -35,6 +35,13 @@ logger = logging.getLogger(__name__)
 LOAD_BATCH = 1000
 
 
+def _numeric_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> npt.NDArray[np.float32]:
+    """``frame``'s ``columns`` made float64 in place (non-numbers become NaN), as one float32 matrix."""
+    for column in columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
+    return frame[list(columns)].to_numpy(dtype=np.float32, na_value=np.nan)
+
+
 @dataclass(frozen=True)
 class _TitleCache:
     """One consistent snapshot of every title's online features.
@@ -165,9 +172,7 @@ class OnlineFeatureReader:
             numeric_columns = [c for c in _service_features(self._title_service, scalar_only=True) if c in ordered]
             values = frame.loc[:, ordered]
             padded = pd.concat([values, pd.DataFrame(index=[len(values)])])
-            for column in numeric_columns:
-                padded[column] = pd.to_numeric(padded[column], errors="coerce").astype(np.float64)
-            matrix = padded[numeric_columns].to_numpy(dtype=np.float32, na_value=np.nan)
+            matrix = _numeric_matrix(padded, numeric_columns)
             index = {t: i for i, t in enumerate(frame["title_id"].astype(str))}
             self._cache = _TitleCache(index, padded, matrix, tuple(numeric_columns))
             self._version = version
@@ -193,13 +198,10 @@ class OnlineFeatureReader:
                 rows = [cache.index[t] for t in frame["title_id"].astype(str)]
                 fresh = frame.reindex(columns=cache.padded.columns)
                 fresh.index = pd.Index(rows)
-                for column in cache.numeric_columns:
-                    fresh[column] = pd.to_numeric(fresh[column], errors="coerce").astype(np.float64)
+                matrix = cache.matrix.copy()
+                matrix[rows] = _numeric_matrix(fresh, cache.numeric_columns)
                 # The changed rows replaced, the rest (and the null row of unknown ids) as they were.
                 padded = pd.concat([cache.padded.drop(index=rows), fresh]).sort_index() if rows else cache.padded
-                matrix = cache.matrix.copy()
-                for j, column in enumerate(cache.numeric_columns):
-                    matrix[rows, j] = fresh[column].to_numpy(dtype=np.float32, na_value=np.nan)
                 self._cache = _TitleCache(cache.index, padded, matrix, cache.numeric_columns)
                 self._version = version
                 self._checked = time.monotonic()

@@ -16,7 +16,6 @@ import scipy.sparse as sp
 
 from models.ease import interaction_matrix
 from models.history import Histories
-from models.ids import UnknownItemError
 from models.scoring import ItemScorer, UserContext, neighbour_row, sparse_user_matrix
 from models.sparse_io import csr_from_arrays, csr_to_arrays, top_k_blocks
 
@@ -88,9 +87,7 @@ class ItemKNN(ItemScorer):
         sim = self._sim
         if not sim.has_canonical_format:  # duplicate entries: the dense row sums them
             return super().similar_indices(item_id, n)
-        item_idx = self.history.items.get(item_id)
-        if item_idx < 0:
-            raise UnknownItemError(f"item {item_id!r} was not seen when model {self.name!r} was fitted")
+        item_idx = self._fitted_item(item_id)
         start, end = sim.indptr[item_idx], sim.indptr[item_idx + 1]
         stored_cols = sim.indices[start:end].astype(np.int64)
         stored_values = sim.data[start:end].astype(np.float64)

@@ -232,13 +232,17 @@ class ItemScorer(CandidateGenerator):
         Raises:
             UnknownItemError: ``item_id`` was not seen at fit time.
         """
-        hist = self.history
-        item_idx = hist.items.get(item_id)
-        if item_idx < 0:
-            raise UnknownItemError(f"item {item_id!r} was not seen when model {self.name!r} was fitted")
+        item_idx = self._fitted_item(item_id)
         row = self._similar(item_idx).astype(np.float64)
         row[item_idx] = -np.inf
         return self._top_indices(row, n)
+
+    def _fitted_item(self, item_id: str) -> int:
+        """The index of an item seen at fit time; ``UnknownItemError`` for any other."""
+        item_idx = self.history.items.get(item_id)
+        if item_idx < 0:
+            raise UnknownItemError(f"item {item_id!r} was not seen when model {self.name!r} was fitted")
+        return item_idx
 
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: Path) -> None:

@@ -48,10 +48,15 @@ class OnlineRankerFeatures:
             if reader.refresh() == 0:
                 logger.warning("the online store has no title features; run `marquee features materialize`")
                 return None
+            reader.follow()  # pushes are re-read as they land, off the request path, not at the next request
             return cls(reader)
         except Exception as exc:
             logger.warning("online features unavailable (%s); rankers that need them are switched off", exc)
             return None
+
+    def close(self) -> None:
+        """Stop following the online store (the server's shutdown)."""
+        self.reader.stop_following()
 
     def columns(
         self,

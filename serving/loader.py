@@ -237,6 +237,8 @@ class ModelLoader:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        if self.features is not None:
+            self.features.close()
 
     def _poll(self, load_first: bool) -> None:
         if load_first:

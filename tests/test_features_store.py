@@ -7,6 +7,7 @@ run (keys are suffixed with it) and delete their keys afterwards.
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -254,6 +255,41 @@ def test_push_updates_the_profiles_and_titles_it_touches(fresh: Built) -> None:
     while background.title_features(["m3"])["title_plays_total"].item() != expected:
         assert time.monotonic() < deadline, "the background refresh never landed"
         time.sleep(0.05)
+
+
+def test_a_followed_reader_reloads_pushes_by_itself_and_reads_never_reload(fresh: Built) -> None:
+    """A server's reader follows the store from its own thread: a read after a push answers at once from memory."""
+    following = OnlineFeatureReader(fresh.store, check_interval_s=0.05)
+    idle = OnlineFeatureReader(fresh.store, check_interval_s=3600)
+    following.follow()
+    idle.follow()
+    try:
+        before = following.title_features(["m3"])["title_plays_total"].item()
+        assert idle.title_features(["m3"])["title_plays_total"].item() == before
+        as_of = pd.Timestamp(fresh.report.tables.as_of)
+        new = pd.DataFrame(
+            {
+                "event_id": ["f1"],
+                "profile_id": ["p1"],
+                "title_id": ["m3"],
+                "ts": [as_of + pd.Timedelta(2, "D")],
+                "position_s": [5400],
+                "duration_s": [5400],
+            }
+        )
+        push_watch_events(fresh.store, new, fresh.lake)
+        deadline = time.monotonic() + 30
+        while following.title_features(["m3"])["title_plays_total"].item() != before + 1:
+            assert time.monotonic() < deadline, "the following thread never reloaded the pushed title"
+            time.sleep(0.05)
+        # The other reader's thread waits an hour between checks, and its reads start no reload of their own.
+        for _ in range(5):
+            assert idle.title_features(["m3"])["title_plays_total"].item() == before
+            time.sleep(0.05)
+    finally:
+        following.stop_following()
+        idle.stop_following()
+    assert not any(t.name == "title-feature-follow" for t in threading.enumerate())
 
 
 def test_a_push_reloads_only_the_titles_it_touched_and_equals_a_full_reload(fresh: Built) -> None:

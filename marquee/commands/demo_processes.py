@@ -57,7 +57,8 @@ class ManagedProcess:
         while time.monotonic() - began < deadline_s:
             if self.process is not None and self.process.poll() is not None:
                 raise ServiceUnavailableError(
-                    f"{self.name} exited with code {self.process.returncode}; see its log {self.log_path}"
+                    f"{self.name} exited with code {self.process.returncode}; the end of its log "
+                    f"{self.log_path}:\n{self.log_tail()}"
                 )
             try:
                 if httpx.get(self.ready_url, timeout=1.0).status_code == 200:
@@ -68,6 +69,14 @@ class ManagedProcess:
         raise ServiceUnavailableError(
             f"{self.name} was not ready at {self.ready_url} after {deadline_s:.0f} s; see its log {self.log_path}"
         )
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the log: why a server that died at start-up died, shown at once."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as exc:
+            return f"(log unreadable: {exc})"
+        return "\n".join(f"  | {line}" for line in text.splitlines()[-lines:]) or "  | (empty)"
 
     def stop(self, grace_s: float = 15.0) -> None:
         """SIGTERM the process group, then SIGKILL it and every descendant after ``grace_s``.

@@ -105,6 +105,45 @@ def test_popularity_counts_profiles_once_and_episodes_for_their_series() -> None
     assert table.genre_order[0] == "Drama" and table.by_genre["Comedy"] == ["b"]
 
 
+def test_audience_lists_keep_exactly_the_titles_the_rule_lets_the_audience_see() -> None:
+    from dataclasses import replace
+
+    from core.rules import may_see
+
+    titles = [
+        _title("a", ("Drama",)),
+        replace(_title("adult", ("Drama",)), maturity_level=4),
+        replace(_title("us-only", ("Comedy",)), countries=frozenset({"US"})),
+        _title("b", ("Comedy",)),
+    ]
+    snapshot = CatalogSnapshot(titles, [])
+    events = pd.DataFrame(
+        {"profile_id": ["p1", "p2"], "title_id": ["adult", "us-only"], "ts": [pd.Timestamp("2026-01-01", tz="UTC")] * 2}
+    )
+    table = compute_popularity(events, snapshot)
+    for level, country in ((3, "FR"), (3, "US"), (4, "US"), (0, "")):
+        audience = table.for_audience(snapshot, level, country)
+        allowed = {t.title_id for t in titles if may_see(t.maturity_level, t.countries, level, country)}
+        assert audience.popular == [t for t in table.popular if t in allowed]
+        assert audience.trending == [t for t in table.trending if t in allowed]
+        assert audience.by_genre == {g: [t for t in ids if t in allowed] for g, ids in table.by_genre.items()}
+    assert "adult" not in table.for_audience(snapshot, 3, "US").popular
+    assert "us-only" not in table.for_audience(snapshot, 4, "FR").popular
+    assert table.for_audience(snapshot, 3, "US") is table.for_audience(snapshot, 3, "US")  # kept per audience
+
+
+def test_a_popularity_refresh_prepares_the_audiences_pages_asked_for(client: TestClient) -> None:
+    """The lists of an audience already served are filtered in the refresh thread, not by the next page."""
+    service = client.app.state.marquee.popularity  # type: ignore[attr-defined]
+    snapshot = client.app.state.marquee.catalog.snapshot  # type: ignore[attr-defined]
+    before = service.table
+    before.for_audience(snapshot, 2, "US")
+    refreshed = service.refresh()
+    assert refreshed is not before and refreshed is service.table
+    assert (2, "US") in refreshed._audiences and refreshed._audiences[(2, "US")][0] is snapshot
+    assert (3, "FR") not in refreshed._audiences
+
+
 def test_request_ids_health_readiness_and_metrics(client: TestClient) -> None:
     response = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
     assert response.json() == {"status": "ok"} and response.headers["x-request-id"] == "abc-123"

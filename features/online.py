@@ -243,7 +243,12 @@ class OnlineFeatureReader:
         interval = max(self.check_interval_s, 0.05)
         while not self._stop_following.wait(interval):
             self._checked = time.monotonic()
-            if online_version(self._repo) != self._version:
+            try:
+                changed = online_version(self._repo) != self._version
+            except OSError:  # the repo unreadable for a moment: keep serving the cache, look again
+                logger.warning("online features: cannot read the store's version; will look again", exc_info=True)
+                continue
+            if changed:
                 self._refresh_quietly()
 
     def _current(self) -> _TitleCache:

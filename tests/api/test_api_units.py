@@ -313,3 +313,22 @@ def test_a_half_open_circuit_lets_one_probe_through_at_a_time() -> None:
         assert entered == [1, 3]
 
     asyncio.run(scenario())
+
+
+def test_a_served_worker_freezes_start_up_objects_and_collects_less_often() -> None:
+    """``freeze_startup_objects`` (run by ``marquee serve api`` in each worker) sets the collector up for serving."""
+    import gc
+    import sys
+
+    from catalog_api.app import GC_THRESHOLDS, SWITCH_INTERVAL_S, freeze_startup_objects
+
+    thresholds, switch = gc.get_threshold(), sys.getswitchinterval()
+    try:
+        freeze_startup_objects()
+        assert gc.get_threshold() == GC_THRESHOLDS and GC_THRESHOLDS[0] > thresholds[0]
+        assert gc.get_freeze_count() > 0
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL_S)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        sys.setswitchinterval(switch)

@@ -45,3 +45,45 @@ def test_a_history_given_at_request_time_finds_the_users_cluster() -> None:
     assert knn["foldin"] > 0.5
     assert knn["foldin"] > results["popularity"]["foldin"] + 0.2
     assert knn["ratio"] == pytest.approx(knn["foldin"] / knn["refit"])
+
+
+def test_lists_from_a_history_are_the_fitted_lists_for_a_model_that_scores_the_history() -> None:
+    """item-kNN scores a user from its history, so lists asked with the history equal the fitted user's lists."""
+    from training.candidates import candidate_lists
+    from training.evaluation import fit_model
+    from training.foldin import histories_of
+    from training.foldin_ranked import foldin_candidate_lists
+
+    train = clustered(20)
+    model = fit_model("item_knn", {}, train)
+    users = sorted(train["user_id"].unique())[:8]
+    fitted = candidate_lists({"item_knn": model}, users, 5).sort_values(["user_id", "rank"], ignore_index=True)
+    asked = foldin_candidate_lists({"item_knn": model}, histories_of(train, users), 5)
+    asked = asked.sort_values(["user_id", "rank"], ignore_index=True)
+    assert len(fitted) == 8 * 5
+    pd.testing.assert_frame_equal(asked, fitted, check_dtype=False)
+
+
+def test_a_source_that_knows_no_title_of_a_history_proposes_nothing() -> None:
+    from training.evaluation import fit_model
+    from training.foldin_ranked import foldin_candidate_lists
+
+    model = fit_model("item_knn", {}, clustered(20))
+    lists = foldin_candidate_lists({"item_knn": model}, {"new": ["never-seen"], "u0": ["c0-1", "c0-2"]}, 5)
+    assert set(lists["user_id"]) == {"u0"}
+    assert not set(lists["title_id"]) & {"c0-1", "c0-2"}, "the history's own titles are not proposed"
+
+
+def test_the_champion_ranked_list_serves_users_b_from_their_history() -> None:
+    """The ranker over item-kNN and popularity, fold-in vs refit, on the clustered data."""
+    from training.foldin_ranked import evaluate_champion_foldin
+
+    data = clustered(120)
+    result = evaluate_champion_foldin(data, ("item_knn", "popularity"), heldout_share=0.25, seed=1, k=10)
+    popular = evaluate_champion_foldin(data, ("popularity",), heldout_share=0.25, seed=1, k=10)
+    assert result["users"] == 30
+    for key in ("foldin", "refit", "foldin_fitted_lists", "refit_ranker_a"):
+        assert 0.0 <= result[key] <= 1.0
+    # users B were never trained on, yet the ranked list finds their cluster: far above a ranker of popularity alone
+    assert result["foldin"] > popular["foldin"] + 0.3
+    assert result["ratio"] == pytest.approx(result["foldin"] / result["refit"])

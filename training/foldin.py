@@ -68,14 +68,18 @@ class FoldInSplit:
 
     def histories(self) -> dict[str, list[str]]:
         """User B → its train item ids, oldest first (what the request carries)."""
-        train = self.split.train
-        mine = train[train["user_id"].isin(set(self.heldout))].sort_values(["user_id", "ts"], kind="stable")
-        return {str(u): g.tolist() for u, g in mine.groupby("user_id", sort=False)["item_id"]}
+        return histories_of(self.split.train, self.heldout)
 
     def relevant(self) -> dict[str, set[str]]:
         """User B → its held-out items."""
         items = self.split.test_items()
         return {u: items[u] for u in self.heldout if u in items}
+
+
+def histories_of(train: pd.DataFrame, users: Sequence[str]) -> dict[str, list[str]]:
+    """User → its item ids in ``train`` (a protocol frame), oldest first: what a request for it would carry."""
+    mine = train[train["user_id"].isin(set(users))].sort_values(["user_id", "ts"], kind="stable")
+    return {str(u): g.tolist() for u, g in mine.groupby("user_id", sort=False)["item_id"]}
 
 
 def foldin_split(interactions: pd.DataFrame, *, heldout_share: float = HELDOUT_SHARE, seed: int = 0) -> FoldInSplit:
@@ -90,7 +94,7 @@ def foldin_split(interactions: pd.DataFrame, *, heldout_share: float = HELDOUT_S
     return FoldInSplit(split=split, heldout=heldout)
 
 
-def _ndcg(ranked: Mapping[str, Sequence[str]], relevant: Mapping[str, set[str]]) -> float:
+def mean_ndcg(ranked: Mapping[str, Sequence[str]], relevant: Mapping[str, set[str]]) -> float:
     return float(np.mean([ndcg_at_k(ranked.get(u, []), items, 10) for u, items in relevant.items()]))
 
 
@@ -141,8 +145,8 @@ def evaluate_foldin(
         chosen = dict((params or {}).get(name, {}))
         folded = fit_model(name, chosen, train_a, seed, item_features)
         refit = fit_model(name, chosen, fold.split.train, seed, item_features)
-        f = _ndcg(foldin_lists(folded, {u: histories[u] for u in relevant}), relevant)
-        r = _ndcg(refit_lists(refit, list(relevant)), relevant)
+        f = mean_ndcg(foldin_lists(folded, {u: histories[u] for u in relevant}), relevant)
+        r = mean_ndcg(refit_lists(refit, list(relevant)), relevant)
         out[name] = {"foldin": f, "refit": r, "ratio": f / r if r > 0 else float("nan"), "users": float(len(relevant))}
         logger.info("fold-in %s: %.4f vs refit %.4f", name, f, r)
     return out

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from catalog_api.db.tables import ExportStateRow, PlaybackReportRow, QuarantinedEventRow, WatchEventRow
@@ -86,9 +87,10 @@ def _export(
     """
     state = session.get(ExportStateRow, name, with_for_update=True)
     if state is None:
-        state = ExportStateRow(name=name, high_water=0)
-        session.add(state)
-        session.flush()
+        create_mark(session, name)
+        state = session.get(ExportStateRow, name, with_for_update=True)
+        if state is None:  # committed above, by this exporter or by another one
+            raise RuntimeError(f"the export mark {name!r} vanished right after it was created")
     selected = ["seq", *[c for c in columns if c != "seq"]]
     # Export what is stored now, not what arrives meanwhile: under steady traffic each batch's
     # write let new rows in, so one export chased the tail in commits of a few rows every few
@@ -116,6 +118,21 @@ def _export(
         session.commit()
         exported += len(frame)
     return exported
+
+
+def create_mark(session: Session, name: str) -> None:
+    """The export's high-water mark at 0, committed in its own short transaction.
+
+    Inserted within the export's transaction, the new row held SQLite's one write lock
+    through the first batch's lake write, so every event posted meanwhile waited on it.
+    Two exporters starting at once (two API replicas) both insert: the second one's
+    insert fails on the primary key, and it goes on with the row the first one made.
+    """
+    session.add(ExportStateRow(name=name, high_water=0))
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
 
 
 def _set_aside_poisoned(session: Session, frame: pd.DataFrame) -> pd.DataFrame:

@@ -136,7 +136,7 @@ def test_an_export_takes_what_was_stored_when_it_began_in_one_commit(
     headers = signup_and_login(client, "tail@example.com")
     profile = make_profile(client, headers, "P")["profile_id"]
     assert watch(client, headers, profile, "m_space", 0.5, event_id="tail-0").status_code == 201
-    with state.sessions() as session:  # the first export creates its mark (a write the late posts would wait on)
+    with state.sessions() as session:
         assert export_events_to_lake(session, lake) == 1
         session.commit()
     for i in (1, 2, 3):
@@ -164,3 +164,61 @@ def test_an_export_takes_what_was_stored_when_it_began_in_one_commit(
     with state.sessions() as session:
         assert export_events_to_lake(session, lake) == 1  # the late one, next time (one write: one arrival)
         session.commit()
+
+
+def test_events_posted_during_the_first_export_are_not_held_by_it(
+    make_client: Callable[..., TestClient], lake: Lake
+) -> None:
+    """The first export creates its high-water mark; that write must not hold the database through the lake write.
+
+    On SQLite an insert in the export's transaction kept the one write lock until the first
+    batch was in the lake, so an event posted meanwhile waited (a 503 once the wait ran out).
+    """
+    from catalog_api.db.tables import ExportStateRow
+    from catalog_api.export import export_events_to_lake
+
+    client = make_client(options=ApiOptions(row_size=6, export_interval_s=0))
+    state = client.app.state.marquee  # type: ignore[attr-defined]
+    headers = signup_and_login(client, "first@example.com")
+    profile = make_profile(client, headers, "P")["profile_id"]
+    assert watch(client, headers, profile, "m_space", 0.5, event_id="first-0").status_code == 201
+    with state.sessions() as session:
+        assert session.get(ExportStateRow, "watch_events") is None, "no export has run yet"
+    posted: list[tuple[int, float]] = []
+
+    class PostingWhileWriting(Lake):
+        """The real lake; its first write posts one more event through the API first."""
+
+        def write(self, name: str, data: object, mode: str = "overwrite") -> int:  # type: ignore[override]
+            if not posted:
+                started = time.perf_counter()
+                status = watch(client, headers, profile, "m_space", 0.5, event_id="first-1").status_code
+                posted.append((status, time.perf_counter() - started))
+            return lake.write(name, data, mode)  # type: ignore[arg-type]
+
+    with state.sessions() as session:
+        assert export_events_to_lake(session, PostingWhileWriting(lake.root)) == 1
+        session.commit()
+    ((status, seconds),) = posted
+    assert status == 201 and seconds < 1.0, posted
+    with state.sessions() as session:
+        assert export_events_to_lake(session, lake) == 1  # the event posted meanwhile, exported next time
+        session.commit()
+    assert sorted(lake.read("watch_events")["event_id"]) == ["first-0", "first-1"]
+
+
+def test_a_second_exporter_creating_the_same_mark_goes_on_with_the_first_ones(
+    make_client: Callable[..., TestClient],
+) -> None:
+    """Two replicas' first exports both insert the mark: the loser's insert fails on the key and is dropped."""
+    from catalog_api.db.tables import ExportStateRow
+    from catalog_api.export import create_mark
+
+    state = make_client().app.state.marquee  # type: ignore[attr-defined]
+    with state.sessions() as first:
+        create_mark(first, "race")
+        first.get(ExportStateRow, "race").high_water = 7  # type: ignore[union-attr]
+        first.commit()
+    with state.sessions() as second:
+        create_mark(second, "race")  # the row exists: no error, nothing changed
+        assert second.get(ExportStateRow, "race").high_water == 7  # type: ignore[union-attr]

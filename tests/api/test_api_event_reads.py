@@ -98,6 +98,24 @@ def test_latest_position_per_title_most_recent_first(engine: Engine) -> None:
     assert "ix_watch_events_profile_title_seq" in indexes
 
 
+def test_postgresql_builds_the_latest_position_index_beside_writes(postgres_url: str) -> None:
+    """Migration 0004 on PostgreSQL: CREATE INDEX CONCURRENTLY, so posts are not blocked while it builds."""
+    from sqlalchemy import event
+
+    with pg_schema(postgres_url, prefix="marquee_concurrent") as schema:
+        made = make_engine(postgres_url, schema=schema)
+        statements: list[str] = []
+        event.listen(made, "before_cursor_execute", lambda *args: statements.append(str(args[2])))
+        try:
+            migrate(made)
+            indexes = {index["name"] for index in inspect(made).get_indexes("watch_events")}
+        finally:
+            made.dispose()
+    built = [s for s in statements if "ix_watch_events_profile_title_seq" in s]
+    assert built and all("CONCURRENTLY" in s for s in built), built
+    assert "ix_watch_events_profile_title_seq" in indexes and "ix_watch_events_profile_id" not in indexes
+
+
 def test_sqlite_reads_the_latest_positions_in_index_order(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'catalog.db'}")
     migrate(engine)

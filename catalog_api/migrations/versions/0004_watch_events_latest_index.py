@@ -22,11 +22,25 @@ branch_labels = None
 depends_on = None
 
 
+#: The index this migration adds, and the one it replaces.
+INDEX = "ix_watch_events_profile_title_seq"
+OLD_INDEX = "ix_watch_events_profile_id"
+
+
 def upgrade() -> None:
-    op.create_index("ix_watch_events_profile_title_seq", "watch_events", ["profile_id", "title_id", "seq"])
-    op.drop_index("ix_watch_events_profile_id", table_name="watch_events")
+    context = op.get_context()
+    if context.dialect.name == "postgresql":
+        # A plain CREATE INDEX blocks every write to the table while it reads all of it: on a
+        # deployed database, event posts would wait for the whole build. CONCURRENTLY builds
+        # beside the writes; it cannot run inside a transaction, hence the autocommit block.
+        with context.autocommit_block():
+            op.create_index(INDEX, "watch_events", ["profile_id", "title_id", "seq"], postgresql_concurrently=True)
+            op.drop_index(OLD_INDEX, table_name="watch_events", postgresql_concurrently=True)
+        return
+    op.create_index(INDEX, "watch_events", ["profile_id", "title_id", "seq"])
+    op.drop_index(OLD_INDEX, table_name="watch_events")
 
 
 def downgrade() -> None:
-    op.create_index("ix_watch_events_profile_id", "watch_events", ["profile_id"])
-    op.drop_index("ix_watch_events_profile_title_seq", table_name="watch_events")
+    op.create_index(OLD_INDEX, "watch_events", ["profile_id"])
+    op.drop_index(INDEX, table_name="watch_events")

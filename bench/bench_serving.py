@@ -476,12 +476,18 @@ def main() -> None:
               f"{args.connections} connections, {args.duration}s per run")  # fmt: skip
         print(f"workers per service: {args.workers}; CPU cores: {os.cpu_count()}; "
               f"load average at the end: {os.getloadavg()[0]:.1f}\n")  # fmt: skip
-        print("| service | req/s | p50 ms | p99 ms | errors | server CPU ms / request |")
-        print("|---|---|---|---|---|---|")
+        # The echo's CPU per request is the same framework work on the same machine: a figure in its units
+        # compares runs on machines of different speed (one session's 2-core machine ran the same code
+        # 2x slower than another's), where milliseconds alone do not.
+        echo_rows = [r for r in rows if str(r["service"]).startswith("echo")]
+        echo_cpu = float(np.mean([float(r["cpu_ms_per_request"]) for r in echo_rows]))  # type: ignore[arg-type]
+        print("| service | req/s | p50 ms | p99 ms | errors | server CPU ms / request | × echo's CPU |")
+        print("|---|---|---|---|---|---|---|")
         for row in rows:
             print(
                 f"| {row['service']} | {row['rps']:.0f} | {row['p50_ms']:.1f} | {row['p99_ms']:.1f} | "
-                f"{row['errors']:.0f} | {row['cpu_ms_per_request']:.2f} |"
+                f"{row['errors']:.0f} | {row['cpu_ms_per_request']:.2f} | "
+                f"{float(row['cpu_ms_per_request']) / echo_cpu:.2f} |"  # type: ignore[arg-type]
             )
         echo = float(np.mean([float(r["rps"]) for r in rows if str(r["service"]).startswith("echo")]))  # type: ignore[arg-type]
         for name in ("/home_candidates", "/recommend"):

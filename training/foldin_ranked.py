@@ -36,16 +36,15 @@ from models.ranker import NeuralRanker
 from training.candidates import candidate_lists
 from training.evaluation import fit_model
 from training.foldin import ANONYMOUS, HELDOUT_SHARE, foldin_split, histories_of, mean_ndcg
+from training.pipeline import DEFAULT_MODELS
 from training.protocol import Split, validation_split
 from training.ranker_data import protocol_ranker_data
 from training.ranker_evaluation import CANDIDATE_K, one_torch_thread, order_by_ranker, ranker_params
 
 logger = logging.getLogger(__name__)
 
-#: The candidate sources ``marquee train`` bundles into the default champion (``bench/bench_serving.py``).
-CHAMPION_SOURCES = ("popularity", "als", "lightfm", "item_knn", "seqknn")
-#: The row name of the champion in fold-in tables.
-CHAMPION = "champion (neural-ranker over its sources)"
+#: The candidate sources ``marquee train`` bundles into the default champion.
+CHAMPION_SOURCES: tuple[str, ...] = DEFAULT_MODELS
 
 
 def foldin_candidate_lists(

@@ -52,6 +52,22 @@ _NO_DATA_CHANGE = frozenset(
 )
 #: Attempts at a commit that conflicts with a concurrent one (an append never conflicts with an append).
 _COMMIT_ATTEMPTS = 8
+#: Back-off after the first conflict, doubled after each further one up to ``_BACKOFF_CAP_S`` (±50 % jitter).
+_BACKOFF_FIRST_S = 0.05
+_BACKOFF_CAP_S = 2.0
+
+
+def _backoff_s(attempt: int) -> float:
+    """The wait after conflicting attempt ``attempt`` (1-based): exponential, capped, jittered.
+
+    Two writers merging into one table in a loop: a wait of a few tens of milliseconds (as
+    before) was shorter than the other's merge, so on a loaded machine one writer lost eight
+    times in a row and its write failed (a CI run). Doubling lets the winner's commit land first;
+    the jitter keeps two losers from retrying in step. At most ~5 s over all attempts.
+    """
+    return random.uniform(0.5, 1.5) * min(_BACKOFF_CAP_S, _BACKOFF_FIRST_S * 2 ** (attempt - 1))
+
+
 _WRITER = WriterProperties(compression="ZSTD")
 #: Files below this size are rewritten by ``compact`` (Delta's default target is 100 MiB).
 COMPACT_TARGET_BYTES = 128 * 1024 * 1024
@@ -541,7 +557,7 @@ class Lake:
                 if attempt == _COMMIT_ATTEMPTS or not _is_conflict(exc):
                     raise
                 logger.info("lake: %s conflicted with a concurrent commit (attempt %d): %s", what, attempt, exc)
-                time.sleep(random.uniform(0.01, 0.05) * attempt)
+                time.sleep(_backoff_s(attempt))
         raise AssertionError("unreachable")
 
 

@@ -337,3 +337,15 @@ def test_migrate_into_another_location_leaves_the_old_lake_as_it_was(tmp_path: P
     assert len(list((tmp_path / "old" / "watch_events").glob("part-*.parquet"))) == 3
     again = {t.name: t.outcome for t in migrate_lake(tmp_path / "old", target)}
     assert again["watch_events"] == "already migrated" and len(target.read("watch_events")) == 6
+
+
+def test_a_conflicting_commit_waits_longer_after_each_conflict_and_never_long() -> None:
+    """Waits double (with jitter) up to a cap, so a loser lets the winner's merge land; all of them stay short."""
+    from core.lake import _COMMIT_ATTEMPTS, _backoff_s
+
+    for attempt in range(1, _COMMIT_ATTEMPTS):
+        low, high = (min(_backoff_s(attempt) for _ in range(200)), max(_backoff_s(attempt) for _ in range(200)))
+        assert 0.0 < low < high, attempt  # jittered, so two losers do not retry in step
+    assert max(_backoff_s(1) for _ in range(200)) < min(_backoff_s(4) for _ in range(200))  # it grows
+    assert max(_backoff_s(_COMMIT_ATTEMPTS) for _ in range(200)) <= 3.0  # and is capped
+    assert sum(max(_backoff_s(a) for _ in range(50)) for a in range(1, _COMMIT_ATTEMPTS)) < 10.0

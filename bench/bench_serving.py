@@ -489,7 +489,7 @@ def main() -> None:
                 f"{row['errors']:.0f} | {row['cpu_ms_per_request']:.2f} | "
                 f"{float(row['cpu_ms_per_request']) / echo_cpu:.2f} |"  # type: ignore[arg-type]
             )
-        echo = float(np.mean([float(r["rps"]) for r in rows if str(r["service"]).startswith("echo")]))  # type: ignore[arg-type]
+        echo = float(np.mean([float(r["rps"]) for r in echo_rows]))  # type: ignore[arg-type]
         for name in ("/home_candidates", "/recommend"):
             rps = next(float(r["rps"]) for r in rows if r["service"] == name)  # type: ignore[arg-type]
             print(f"\n{name} / echo throughput: {rps / echo:.2f}x (echo: mean of the two echo runs)", end="")

@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from core.errors import InvalidInputError
-from models.base import CandidateGenerator
+from models.base import CandidateGenerator, Recommendation
 from training.evaluation import (
     RANKER,
     candidate_model_names,
@@ -162,23 +162,31 @@ def candidate_lists(
         for source, model in models.items():
             for start in range(0, len(users), BATCH_USERS):
                 batch = list(users[start : start + BATCH_USERS])
-                recs = model.recommend_batch(batch, n=k, filter_seen=True)
-                sizes = np.array([len(r.item_ids) for r in recs], dtype=np.int64)
-                if sizes.sum() == 0:
-                    bar.update(len(batch))
-                    continue
-                frames.append(
-                    pd.DataFrame(
-                        {
-                            "user_id": np.repeat(np.asarray(batch, dtype=object), sizes),
-                            "title_id": np.concatenate([np.asarray(r.item_ids, dtype=object) for r in recs]),
-                            "source": source,
-                            "score": np.concatenate([np.asarray(r.scores, dtype=np.float32) for r in recs]),
-                            "rank": np.concatenate([np.arange(1, s + 1, dtype=np.float32) for s in sizes]),
-                        }
-                    )
-                )
+                frame = long_lists(source, batch, model.recommend_batch(batch, n=k, filter_seen=True))
+                if frame is not None:
+                    frames.append(frame)
                 bar.update(len(batch))
+    return concat_lists(frames)
+
+
+def long_lists(source: str, users: Sequence[str], recs: Sequence[Recommendation]) -> pd.DataFrame | None:
+    """One source's lists, one per user, as ``candidate_lists``' long rows (``None``: every list is empty)."""
+    sizes = np.array([len(r.item_ids) for r in recs], dtype=np.int64)
+    if sizes.sum() == 0:
+        return None
+    return pd.DataFrame(
+        {
+            "user_id": np.repeat(np.asarray(users, dtype=object), sizes),
+            "title_id": np.concatenate([np.asarray(r.item_ids, dtype=object) for r in recs]),
+            "source": source,
+            "score": np.concatenate([np.asarray(r.scores, dtype=np.float32) for r in recs]),
+            "rank": np.concatenate([np.arange(1, s + 1, dtype=np.float32) for s in sizes]),
+        }
+    )
+
+
+def concat_lists(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """``long_lists`` frames as one (with the columns even when there is none)."""
     if not frames:
         return pd.DataFrame(columns=["user_id", "title_id", "source", "score", "rank"])
     return pd.concat(frames, ignore_index=True)

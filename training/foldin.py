@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
-from models.base import CandidateGenerator
+from models.base import CandidateGenerator, Recommendation
 from training.evaluation import fit_model
 from training.metrics import ndcg_at_k
 from training.protocol import Split, temporal_user_split
@@ -102,11 +102,17 @@ def foldin_lists(model: CandidateGenerator, histories: Mapping[str, list[str]], 
     """User → top ``n`` from the history alone (fitted user state, if any, is never used)."""
     out: dict[str, list[str]] = {}
     for user, history in histories.items():
-        try:
-            out[user] = model.recommend(ANONYMOUS, n, history=history).item_ids.tolist()
-        except KeyError:  # no title of the history is known to the model: an empty list scores 0
-            out[user] = []
+        rec = recommend_from_history(model, history, n)
+        out[user] = [] if rec is None else rec.item_ids.tolist()  # an empty list scores 0
     return out
+
+
+def recommend_from_history(model: CandidateGenerator, history: Sequence[str], n: int) -> Recommendation | None:
+    """The top ``n`` for a history alone, under nobody's user id; ``None`` when the model knows none of its titles."""
+    try:
+        return model.recommend(ANONYMOUS, n, history=list(history))
+    except KeyError:
+        return None
 
 
 def refit_lists(model: CandidateGenerator, users: Sequence[str], n: int = 10) -> dict[str, list[str]]:

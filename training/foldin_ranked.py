@@ -28,18 +28,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from models.base import CandidateGenerator
 from models.ranker import NeuralRanker
-from training.candidates import candidate_lists
+from training.candidates import candidate_lists, concat_lists, long_lists
 from training.evaluation import fit_model
-from training.foldin import ANONYMOUS, HELDOUT_SHARE, foldin_split, histories_of, mean_ndcg
+from training.foldin import HELDOUT_SHARE, foldin_split, histories_of, mean_ndcg, recommend_from_history
 from training.pipeline import DEFAULT_MODELS
-from training.protocol import Split, validation_split
-from training.ranker_data import protocol_ranker_data
-from training.ranker_evaluation import CANDIDATE_K, one_torch_thread, order_by_ranker, ranker_params
+from training.protocol import validation_split
+from training.ranker_evaluation import CANDIDATE_K, fit_validation_ranker, rank_lists
 
 logger = logging.getLogger(__name__)
 
@@ -57,51 +55,12 @@ def foldin_candidate_lists(
     """
     frames: list[pd.DataFrame] = []
     for source, model in models.items():
-        for user, history in histories.items():
-            try:
-                rec = model.recommend(ANONYMOUS, k, history=history)
-            except KeyError:
-                continue
-            size = len(rec.item_ids)
-            if not size:
-                continue
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "user_id": np.full(size, user, dtype=object),
-                        "title_id": np.asarray(rec.item_ids, dtype=object),
-                        "source": source,
-                        "score": np.asarray(rec.scores, dtype=np.float32),
-                        "rank": np.arange(1, size + 1, dtype=np.float32),
-                    }
-                )
-            )
-    if not frames:
-        return pd.DataFrame(columns=["user_id", "title_id", "source", "score", "rank"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def _fit_ranker(validation: Split, lists: pd.DataFrame, sources: Sequence[str], seed: int) -> NeuralRanker:
-    """The ranker trained on validation candidate lists labelled by what each profile watched next."""
-    data = protocol_ranker_data(lists, sources, validation.train, validation.test_items())
-    has_positive = data.frame.groupby("user_id", sort=False)["label"].transform("max").to_numpy() > 0
-    positives = int(data.frame["label"].sum())
-    if not positives:
-        raise ValueError("no validation profile watched any of its candidates next; the ranker has nothing to learn")
-    ranker = NeuralRanker(**ranker_params(positives, seed))
-    with one_torch_thread():
-        ranker.fit(data.matrix(has_positive), data.groups(has_positive), data.labels(has_positive), data.columns)
-    return ranker
-
-
-def _ranked(
-    ranker: NeuralRanker, lists: pd.DataFrame, sources: Sequence[str], train: pd.DataFrame
-) -> dict[str, list[str]]:
-    """User → the top 10 of its candidate union by ranker score (features from ``train``)."""
-    data = protocol_ranker_data(lists, sources, train, {})
-    with one_torch_thread():
-        scores = ranker.score(data.matrix())
-    return order_by_ranker(data, scores, 10)
+        asked = {user: recommend_from_history(model, history, k) for user, history in histories.items()}
+        known = {user: rec for user, rec in asked.items() if rec is not None}
+        frame = long_lists(source, list(known), list(known.values()))
+        if frame is not None:
+            frames.append(frame)
+    return concat_lists(frames)
 
 
 def _arm(
@@ -135,7 +94,7 @@ def _arm(
             )
         fitted[name] = fit_model(name, chosen, train, seed, item_features)
     rankers = {
-        flag: _fit_ranker(validation, pd.concat(frames, ignore_index=True), sources, seed)
+        flag: fit_validation_ranker(pd.concat(frames, ignore_index=True), sources, validation, seed)[0]
         for flag, frames in lists.items()
     }
     return rankers, fitted
@@ -180,10 +139,12 @@ def evaluate_champion_foldin(
 
     rankers, fitted = _arm(train, sources, chosen, seed, item_features, k, from_history=(False,))
     refit_lists = candidate_lists(fitted, users, k)
-    refit = mean_ndcg(_ranked(rankers[False], refit_lists, sources, train), relevant)
+    refit = mean_ndcg(rank_lists(rankers[False], refit_lists, sources, train, 10), relevant)
     rankers, fitted = _arm(fold.train_a, sources, chosen, seed, item_features, k, from_history=(True, False))
     lists = foldin_candidate_lists(fitted, {u: histories[u] for u in users}, k)
-    found = {flag: mean_ndcg(_ranked(ranker, lists, sources, train), relevant) for flag, ranker in rankers.items()}
+    found = {
+        flag: mean_ndcg(rank_lists(ranker, lists, sources, train, 10), relevant) for flag, ranker in rankers.items()
+    }
     logger.info("fold-in champion over %s: %.4f vs refit %.4f", list(sources), found[True], refit)
     return {
         "foldin": found[True],
@@ -191,5 +152,5 @@ def evaluate_champion_foldin(
         "ratio": found[True] / refit if refit > 0 else float("nan"),
         "users": float(len(users)),
         "foldin_fitted_lists": found[False],
-        "refit_ranker_a": mean_ndcg(_ranked(rankers[False], refit_lists, sources, train), relevant),
+        "refit_ranker_a": mean_ndcg(rank_lists(rankers[False], refit_lists, sources, train, 10), relevant),
     }

@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -32,6 +32,9 @@ import pandas as pd
 from models.base import CandidateGenerator
 from training.protocol import Split
 from training.ranker_data import RankerData, protocol_ranker_data
+
+if TYPE_CHECKING:
+    from models.ranker import NeuralRanker
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +118,42 @@ def order_by_ranker(data: RankerData, scores: np.ndarray, n: int = 20) -> dict[s
     return {str(u): g.head(n).tolist() for u, g in frame.groupby("user_id", sort=False)["title_id"]}
 
 
+def fit_validation_ranker(
+    lists: pd.DataFrame, sources: Sequence[str], validation: Split, seed: int
+) -> tuple[NeuralRanker, RankerData, np.ndarray]:
+    """The ranker fitted on validation candidate lists, labelled by what each profile watched next.
+
+    Only profiles with a watched-next title among their candidates train it.
+
+    Returns:
+        The ranker, its training rows (``protocol_ranker_data``) and which of them trained it.
+
+    Raises:
+        ValueError: no validation profile has a watched-next title among its candidates.
+    """
+    from models.ranker import NeuralRanker
+
+    data = protocol_ranker_data(lists, sources, validation.train, validation.test_items())
+    has_positive = data.frame.groupby("user_id", sort=False)["label"].transform("max").to_numpy() > 0
+    positives = int(data.frame["label"].sum())
+    if not positives:
+        raise ValueError("no validation profile watched any of its candidates next; the ranker has nothing to learn")
+    ranker = NeuralRanker(**ranker_params(positives, seed))
+    with one_torch_thread():
+        ranker.fit(data.matrix(has_positive), data.groups(has_positive), data.labels(has_positive), data.columns)
+    return ranker, data, has_positive
+
+
+def rank_lists(
+    ranker: NeuralRanker, lists: pd.DataFrame, sources: Sequence[str], train: pd.DataFrame, n: int
+) -> dict[str, list[str]]:
+    """user_id → the top ``n`` of its candidate union ordered by ``ranker`` (features from ``train``)."""
+    data = protocol_ranker_data(lists, sources, train, {})
+    with one_torch_thread():
+        scores = ranker.score(data.matrix())
+    return order_by_ranker(data, scores, n)
+
+
 def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor: int | None = None) -> dict[str, Any]:
     """Fit the ranker on the validation lists, order the test lists with it, and score them.
 
@@ -128,32 +167,26 @@ def evaluate_ranker(collector: CandidateCollector, seed: int = 0, coverage_floor
     Raises:
         ValueError: no validation profile has a watched-next title among its candidates.
     """
-    from models.ranker import NeuralRanker
     from training.evaluation import list_depth, scored_row
 
     sources = collector.sources
     started = time.perf_counter()
-    train = protocol_ranker_data(
+    ranker, train, has_positive = fit_validation_ranker(
         pd.concat([collector.validation_lists[s] for s in sources], ignore_index=True),
         sources,
-        collector.validation.train,
-        collector.validation.test_items(),
+        collector.validation,
+        seed,
     )
-    has_positive = train.frame.groupby("user_id", sort=False)["label"].transform("max").to_numpy() > 0
     positives = int(train.frame["label"].sum())
-    if not positives:
-        raise ValueError("no validation profile watched any of its candidates next; the ranker has nothing to learn")
-    params = ranker_params(positives, seed)
-    ranker = NeuralRanker(**params)
-    with one_torch_thread():
-        ranker.fit(train.matrix(has_positive), train.groups(has_positive), train.labels(has_positive), train.columns)
     fit_seconds = time.perf_counter() - started
-    test = protocol_ranker_data(
-        pd.concat([collector.test_lists[s] for s in sources], ignore_index=True), sources, collector.split.train, {}
+    ranked = rank_lists(
+        ranker,
+        pd.concat([collector.test_lists[s] for s in sources], ignore_index=True),
+        sources,
+        collector.split.train,
+        list_depth(coverage_floor),
     )
-    with one_torch_thread():
-        scores = ranker.score(test.matrix())
-    row = scored_row(order_by_ranker(test, scores, list_depth(coverage_floor)), collector.split, coverage_floor)
+    row = scored_row(ranked, collector.split, coverage_floor)
     logger.info("ranker over %s: %d training rows, %d positives; test %s", sources, len(train.frame), positives, row)
     return {
         **row,

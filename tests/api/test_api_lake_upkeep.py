@@ -121,6 +121,17 @@ def test_popularity_reads_from_the_database_only_what_the_lake_lacks(
     assert popularity_reads and all("WHERE watch_events.seq >" in s for s in popularity_reads), popularity_reads
 
 
+def _one_watch_without_exports(
+    make_client: Callable[..., TestClient], name: str
+) -> tuple[TestClient, dict[str, str], str]:
+    """A client whose exporter never runs by itself, and a profile with one watch (event id ``{name}-0``)."""
+    client = make_client(options=ApiOptions(row_size=6, export_interval_s=0))
+    headers = signup_and_login(client, f"{name}@example.com")
+    profile = make_profile(client, headers, "P")["profile_id"]
+    assert watch(client, headers, profile, "m_space", 0.5, event_id=f"{name}-0").status_code == 201
+    return client, headers, profile
+
+
 def test_an_export_takes_what_was_stored_when_it_began_in_one_commit(
     make_client: Callable[..., TestClient], lake: Lake
 ) -> None:
@@ -131,11 +142,8 @@ def test_an_export_takes_what_was_stored_when_it_began_in_one_commit(
     """
     from catalog_api.export import export_events_to_lake
 
-    client = make_client(options=ApiOptions(row_size=6, export_interval_s=0))
+    client, headers, profile = _one_watch_without_exports(make_client, "tail")
     state = client.app.state.marquee  # type: ignore[attr-defined]
-    headers = signup_and_login(client, "tail@example.com")
-    profile = make_profile(client, headers, "P")["profile_id"]
-    assert watch(client, headers, profile, "m_space", 0.5, event_id="tail-0").status_code == 201
     with state.sessions() as session:
         assert export_events_to_lake(session, lake) == 1
         session.commit()
@@ -177,11 +185,8 @@ def test_events_posted_during_the_first_export_are_not_held_by_it(
     from catalog_api.db.tables import ExportStateRow
     from catalog_api.export import export_events_to_lake
 
-    client = make_client(options=ApiOptions(row_size=6, export_interval_s=0))
+    client, headers, profile = _one_watch_without_exports(make_client, "first")
     state = client.app.state.marquee  # type: ignore[attr-defined]
-    headers = signup_and_login(client, "first@example.com")
-    profile = make_profile(client, headers, "P")["profile_id"]
-    assert watch(client, headers, profile, "m_space", 0.5, event_id="first-0").status_code == 201
     with state.sessions() as session:
         assert session.get(ExportStateRow, "watch_events") is None, "no export has run yet"
     posted: list[tuple[int, float]] = []

@@ -82,7 +82,8 @@ def _arm(
     validation = validation_split(train)
     lists: dict[bool, list[pd.DataFrame]] = {flag: [] for flag in from_history}
     fitted: dict[str, CandidateGenerator] = {}
-    histories = histories_of(validation.train, validation.test_users)
+    # Only a ranker of history lists needs the validation profiles' histories.
+    histories = histories_of(validation.train, validation.test_users) if True in from_history else {}
     for name in sources:
         chosen = dict(params.get(name, {}))
         model = fit_model(name, chosen, validation.train, seed, item_features)

@@ -8,7 +8,13 @@ clients reach it only through the balancer. The balancer is a real HAProxy
 ``run/`` folder next to every replica's log and a state file naming the
 replicas' addresses and pids (``replicas-<tier>-<port>.json``).
 
-A replica that dies is started again on its port (after 1 s, doubling up to
+Ports are the kernel's pick (bind 0, close) and a replica binds its port
+seconds later, so another process may take it in between: a replica that dies
+at start-up with "address already in use" is started again on a new pick
+(``PORT_ATTEMPTS`` in all); the balancer's configuration is written once every
+replica is ready, so it names the ports they really listen on.
+
+A replica that dies later is started again on its port (after 1 s, doubling up to
 30 s while it keeps dying); HAProxy's health checks send it traffic again once
 it answers. If HAProxy itself dies, everything stops: without it nothing is
 served. Ctrl-C or SIGTERM stops the balancer first (no new requests), then the
@@ -40,6 +46,10 @@ REPLICA_HOST = "127.0.0.1"
 #: Restart back-off of a replica that keeps dying: first wait, longest wait, and how long it must stay up to reset.
 RESTART_FIRST_S, RESTART_MAX_S, STABLE_S = 1.0, 30.0, 60.0
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: Ports a replica is tried on at start-up when the one it was given is taken before it binds it.
+PORT_ATTEMPTS = 4
+#: What a server's log says when its port is taken (uvicorn, BentoML: errno 98, EADDRINUSE).
+_PORT_TAKEN = "address already in use"
 
 
 def free_port(host: str = REPLICA_HOST) -> int:
@@ -47,6 +57,33 @@ def free_port(host: str = REPLICA_HOST) -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
+
+
+def _free_ports(count: int, avoid: set[int] | None = None) -> list[int]:
+    """``count`` distinct free ports, none in ``avoid`` (the kernel may hand a just-closed port out again)."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports and port not in (avoid or set()):
+            ports.append(port)
+    return ports
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _port_taken(log: Path, start: int) -> bool:
+    """Whether the log, from byte ``start`` on, says the server could not bind its port."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(start)
+            return _PORT_TAKEN in handle.read().decode(errors="replace").lower()
+    except FileNotFoundError:
+        return False
 
 
 @dataclass
@@ -93,18 +130,10 @@ class ReplicaSet:
         self.bind_host, self.bind_port = bind_host, bind_port
         self.run_dir = run_dir
         self.ready_s = ready_s
-        tag = f"{policy.name}-{bind_port}"
-        self.members = []
-        for index in range(1, count + 1):
-            port = free_port()
-            process = ManagedProcess(
-                f"{policy.name} replica {index}",
-                command(port),
-                f"http://{REPLICA_HOST}:{port}{policy.health_path}",
-                run_dir / f"{tag}-replica{index}.log",
-                env,
-            )
-            self.members.append(_Member(process, port))
+        self.command, self.env = command, env
+        self.tag = f"{policy.name}-{bind_port}"
+        self.members = [_Member(self._process(i, port), port) for i, port in enumerate(_free_ports(count), start=1)]
+        tag = self.tag
         self.config_path = run_dir / f"haproxy-{tag}.cfg"
         self.state_path = run_dir / f"replicas-{tag}.json"
         self.balancer = ManagedProcess(
@@ -119,18 +148,56 @@ class ReplicaSet:
         """Where clients reach the tier."""
         return f"http://{self.bind_host}:{self.bind_port}"
 
+    def _process(self, index: int, port: int) -> ManagedProcess:
+        """Replica ``index`` listening on ``port`` (its log is the same file whatever the port)."""
+        return ManagedProcess(
+            f"{self.policy.name} replica {index}",
+            self.command(port),
+            f"http://{REPLICA_HOST}:{port}{self.policy.health_path}",
+            self.run_dir / f"{self.tag}-replica{index}.log",
+            self.env,
+        )
+
     def start(self) -> None:
         """Start every replica, wait until each is ready, then the balancer in front of them."""
-        replicas = [Replica(f"r{i}", REPLICA_HOST, m.port) for i, m in enumerate(self.members, start=1)]
-        write_config(self.config_path, render_config(self.policy, self.bind_host, self.bind_port, replicas))
         for member in self.members:
             member.process.start(REPO_ROOT)
             member.started_at = time.monotonic()
-        for member in self.members:
-            member.process.wait_ready(self.ready_s)
+        for index, member in enumerate(self.members, start=1):
+            self._wait_ready(index, member)
+        replicas = [Replica(f"r{i}", REPLICA_HOST, m.port) for i, m in enumerate(self.members, start=1)]
+        write_config(self.config_path, render_config(self.policy, self.bind_host, self.bind_port, replicas))
         self.balancer.start(REPO_ROOT)
         self.balancer.wait_ready(30.0)
         self.write_state()
+
+    def _wait_ready(self, index: int, member: _Member) -> None:
+        """Wait for one replica; while it died because its port was taken, start it on another.
+
+        Raises:
+            ServiceUnavailableError: it died for another reason, was not ready in time, or
+                found ``PORT_ATTEMPTS`` ports taken.
+        """
+        log_start = 0  # this attempt's part of the log (a restart appends to it)
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            try:
+                member.process.wait_ready(self.ready_s)
+                return
+            except ServiceUnavailableError:
+                exited = member.process.process is not None and member.process.process.poll() is not None
+                if not exited or attempt == PORT_ATTEMPTS or not _port_taken(member.process.log_path, log_start):
+                    raise
+            taken = member.port
+            member.process.kill_leftovers()
+            member.port = _free_ports(1, avoid={m.port for m in self.members})[0]
+            typer.secho(
+                f"{member.process.name}: port {taken} was taken before it could bind it; starting it on {member.port}",
+                err=True,
+            )
+            member.process = self._process(index, member.port)
+            log_start = _size(member.process.log_path)
+            member.process.start(REPO_ROOT, append=True)
+            member.started_at = time.monotonic()
 
     def write_state(self) -> None:
         """Record the balancer's and the replicas' addresses and pids (operators and tests read it)."""

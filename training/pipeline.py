@@ -52,6 +52,7 @@ from training.candidates import (
     tune_candidates,
 )
 from training.data import TrainingData, load_training_data
+from training.defaults import DEFAULT_MODELS
 from training.evaluation import champion_rule
 from training.promotion import PROMOTION_METRIC
 from training.protocol import PROTOCOL, Split, validation_split
@@ -65,7 +66,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-DEFAULT_MODELS = ("popularity", "als", "lightfm", "item_knn", "seqknn")
 #: The Feast feature service the ranker's features come from (see features/feast_repo).
 FEATURE_SERVICE = "ranker_v1"
 RANKED = "ranked"

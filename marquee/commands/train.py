@@ -9,14 +9,13 @@ import typer
 from core.errors import InvalidInputError
 from core.rules import MODEL_ALIASES
 from marquee.commands._common import load_settings
-
-DEFAULT_MODELS = "popularity,als,lightfm,item_knn,seqknn"
+from training.defaults import DEFAULT_MODELS
 
 
 def train(
     models: Annotated[
         str, typer.Option("--models", "-m", help="candidate models by registry name, comma-separated")
-    ] = DEFAULT_MODELS,
+    ] = ",".join(DEFAULT_MODELS),
     seed: Annotated[int | None, typer.Option(help="random seed (default: MARQUEE_SEED, 42)")] = None,
     trials: Annotated[
         int, typer.Option(min=0, max=200, help="hyper-parameter trials per model on the validation split (0: defaults)")

@@ -50,7 +50,11 @@ class NeuralRanker(Ranker):
         batch_size: lists per optimiser step.
         lr: Adam learning rate.
         weight_decay: L2 penalty of Adam.
-        dropout: dropout after each hidden layer (training only).
+        dropout: dropout after each hidden layer (training only). 0.3 by default: on the
+            fold-in protocol (``bench/bench_foldin.py``, four ranker seeds per user draw) it raised
+            the champion's ndcg@10 on ml-latest-small by 3 % refit and 4.5 % folded in, and
+            on MovieTweetings by 2 % refit (folded in: unchanged), and it narrowed the spread
+            between ranker seeds.
         seed: seeds negative sampling, initialisation and batch order.
     """
 
@@ -65,7 +69,7 @@ class NeuralRanker(Ranker):
         batch_size: int = 512,
         lr: float = 3e-3,
         weight_decay: float = 1e-5,
-        dropout: float = 0.0,
+        dropout: float = 0.3,
         seed: int = 42,
     ) -> None:
         if loss not in ("bpr", "softmax"):

@@ -120,3 +120,16 @@ def test_a_replica_that_dies_for_another_reason_is_not_restarted(tmp_path: Path)
         assert (tmp_path / f"{tier.tag}-replica1.log").read_text().count("bad configuration") == 1
     finally:
         tier.stop()
+
+
+def test_a_taken_balancer_port_is_refused_before_any_replica_starts(tmp_path: Path, occupied: int) -> None:
+    """A server already on the balancer's port would answer its health check in HAProxy's place."""
+    command = lambda port: [sys.executable, "-c", REPLICA, str(port)]  # noqa: E731
+    tier = ReplicaSet(POLICY, 2, "127.0.0.1", occupied, command, {}, tmp_path, ready_s=20.0)
+    assert occupied not in [m.port for m in tier.members]
+    try:
+        with pytest.raises(ServiceUnavailableError, match=f"port 127.0.0.1:{occupied} is taken"):
+            tier.start()
+        assert all(m.process.process is None for m in tier.members), "no replica was started"
+    finally:
+        tier.stop()

@@ -132,7 +132,8 @@ class ReplicaSet:
         self.ready_s = ready_s
         self.command, self.env = command, env
         self.tag = f"{policy.name}-{bind_port}"
-        self.members = [_Member(self._process(i, port), port) for i, port in enumerate(_free_ports(count), start=1)]
+        picks = _free_ports(count, avoid={bind_port})  # never the balancer's own port, which it binds last
+        self.members = [_Member(self._process(i, port), port) for i, port in enumerate(picks, start=1)]
         tag = self.tag
         self.config_path = run_dir / f"haproxy-{tag}.cfg"
         self.state_path = run_dir / f"replicas-{tag}.json"
@@ -159,7 +160,14 @@ class ReplicaSet:
         )
 
     def start(self) -> None:
-        """Start every replica, wait until each is ready, then the balancer in front of them."""
+        """Start every replica, wait until each is ready, then the balancer in front of them.
+
+        Raises:
+            ServiceUnavailableError: the balancer's port is taken (checked before the replicas
+                start and again just before HAProxy: a server already there would answer the
+                balancer's health check in its place), or a replica could not start.
+        """
+        self._check_balancer_port()
         for member in self.members:
             member.process.start(REPO_ROOT)
             member.started_at = time.monotonic()
@@ -167,9 +175,21 @@ class ReplicaSet:
             self._wait_ready(index, member)
         replicas = [Replica(f"r{i}", REPLICA_HOST, m.port) for i, m in enumerate(self.members, start=1)]
         write_config(self.config_path, render_config(self.policy, self.bind_host, self.bind_port, replicas))
+        self._check_balancer_port()
         self.balancer.start(REPO_ROOT)
         self.balancer.wait_ready(30.0)
         self.write_state()
+
+    def _check_balancer_port(self) -> None:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HAProxy binds it
+            try:
+                probe.bind((self.bind_host, self.bind_port))
+            except OSError as exc:
+                raise ServiceUnavailableError(
+                    f"the {self.policy.name} balancer's port {self.bind_host}:{self.bind_port} is taken "
+                    f"by another process ({exc.strerror}); choose another --port"
+                ) from exc
 
     def _wait_ready(self, index: int, member: _Member) -> None:
         """Wait for one replica; while it died because its port was taken, start it on another.
@@ -189,7 +209,7 @@ class ReplicaSet:
                     raise
             taken = member.port
             member.process.kill_leftovers()
-            member.port = _free_ports(1, avoid={m.port for m in self.members})[0]
+            member.port = _free_ports(1, avoid={self.bind_port, *(m.port for m in self.members)})[0]
             typer.secho(
                 f"{member.process.name}: port {taken} was taken before it could bind it; starting it on {member.port}",
                 err=True,

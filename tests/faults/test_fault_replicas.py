@@ -49,7 +49,7 @@ import test_serving_world as world
 from catalog_api.options import ApiOptions
 from core.settings import Settings
 from tests.api.backends import pg_schema
-from tests.api.support import free_port
+from tests.api.support import free_port, free_port_below_ephemeral
 from tests.conftest import services_required
 
 from .load import Answer, LoadResult, run_load, timed_request
@@ -139,7 +139,11 @@ def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
     redis = subprocess.Popen(
         [redis_server, "--port", str(redis_port), "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL
     )
-    models_port, api_port = free_port(), free_port()
+    # The balancers bind their ports only once their replicas are ready; the replicas' own picks
+    # (bind 0) come from the ephemeral range, so ports below it can never be handed to one of them.
+    models_port, api_port = free_port_below_ephemeral(), free_port_below_ephemeral()
+    while api_port == models_port:
+        api_port = free_port_below_ephemeral()
     with pg_schema(postgres_url, "marquee_replicas") as schema:
         env = {
             **os.environ,

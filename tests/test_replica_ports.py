@@ -21,6 +21,7 @@ from core.errors import ServiceUnavailableError
 from marquee.balancer import TierPolicy
 from marquee.commands import replicas as replicas_module
 from marquee.commands.replicas import PORT_ATTEMPTS, ReplicaSet
+from tests.api.support import free_port
 
 #: A replica that answers 200 and its own port on every GET; it dies with errno 98 when the port is taken.
 REPLICA = """
@@ -60,14 +61,8 @@ def _hand_out_first(monkeypatch: pytest.MonkeyPatch, taken: list[int]) -> None:
     monkeypatch.setattr(replicas_module, "free_port", lambda host="127.0.0.1": queue.pop(0) if queue else real(host))
 
 
-def _kernel_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _tier(tmp_path: Path, count: int) -> ReplicaSet:
-    balancer_port = _kernel_port()
+    balancer_port = free_port()
     command = lambda port: [sys.executable, "-c", REPLICA, str(port)]  # noqa: E731
     return ReplicaSet(POLICY, count, "127.0.0.1", balancer_port, command, {}, tmp_path, ready_s=20.0)
 
@@ -113,7 +108,7 @@ def test_a_replica_that_finds_every_port_taken_is_reported(
 
 def test_a_replica_that_dies_for_another_reason_is_not_restarted(tmp_path: Path) -> None:
     command = lambda port: [sys.executable, "-c", "import sys; sys.exit('bad configuration')"]  # noqa: E731
-    tier = ReplicaSet(POLICY, 1, "127.0.0.1", _kernel_port(), command, {}, tmp_path, ready_s=20.0)
+    tier = ReplicaSet(POLICY, 1, "127.0.0.1", free_port(), command, {}, tmp_path, ready_s=20.0)
     try:
         with pytest.raises(ServiceUnavailableError, match="bad configuration"):
             tier.start()

@@ -134,14 +134,13 @@ class ReplicaSet:
         self.tag = f"{policy.name}-{bind_port}"
         picks = _free_ports(count, avoid={bind_port})  # never the balancer's own port, which it binds last
         self.members = [_Member(self._process(i, port), port) for i, port in enumerate(picks, start=1)]
-        tag = self.tag
-        self.config_path = run_dir / f"haproxy-{tag}.cfg"
-        self.state_path = run_dir / f"replicas-{tag}.json"
+        self.config_path = run_dir / f"haproxy-{self.tag}.cfg"
+        self.state_path = run_dir / f"replicas-{self.tag}.json"
         self.balancer = ManagedProcess(
             f"{policy.name} balancer",
             haproxy_command(self.config_path),
             f"http://{REPLICA_HOST if bind_host in ('0.0.0.0', '::') else bind_host}:{bind_port}{policy.health_path}",
-            run_dir / f"haproxy-{tag}.log",
+            run_dir / f"haproxy-{self.tag}.log",
         )
 
     @property

@@ -36,10 +36,14 @@ LOAD_BATCH = 1000
 
 
 def _numeric_matrix(frame: pd.DataFrame, columns: Sequence[str]) -> npt.NDArray[np.float32]:
-    """``frame``'s ``columns`` made float64 in place (non-numbers become NaN), as one float32 matrix."""
+    """``frame``'s ``columns`` made float64 in place (non-numbers become NaN), as one float32 matrix.
+
+    Row-major: a request gathers a few hundred titles' rows, and pandas hands its
+    block back column-major, where one row's values lie a whole column apart.
+    """
     for column in columns:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(np.float64)
-    return frame[list(columns)].to_numpy(dtype=np.float32, na_value=np.nan)
+    return np.ascontiguousarray(frame[list(columns)].to_numpy(dtype=np.float32, na_value=np.nan))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from models.history import Histories
-from models.scoring import ItemScorer, UserContext
+from models.scoring import ItemScorer, UserContext, column_major
 
 
 class ImplicitALS(ItemScorer):
@@ -65,7 +65,7 @@ class ImplicitALS(ItemScorer):
         )
         model.fit(user_items, show_progress=False)
         self._users = np.asarray(model.user_factors, np.float32)
-        self._items = np.asarray(model.item_factors, np.float32)
+        self._items = column_major(model.item_factors)
         self._gram_cache = None
 
     def _fold_in(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
@@ -86,7 +86,7 @@ class ImplicitALS(ItemScorer):
         factors (serving benchmark); cached, a fold-in costs O(|history|·f² + f³).
         """
         if self._gram_cache is None:
-            Y = self._items.astype(np.float64)
+            Y = np.ascontiguousarray(self._items, dtype=np.float64)  # rows gathered per fold-in
             self._gram_cache = (Y, Y.T @ Y + self.regularization * np.eye(Y.shape[1]))
         return self._gram_cache
 
@@ -108,5 +108,5 @@ class ImplicitALS(ItemScorer):
 
     def _load_state(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
         self._users = arrays["user_factors"].astype(np.float32)
-        self._items = arrays["item_factors"].astype(np.float32)
+        self._items = column_major(arrays["item_factors"])
         self._gram_cache = None

@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from models.history import Histories
-from models.scoring import ItemScorer, UserContext
+from models.scoring import ItemScorer, UserContext, column_major
 
 Features = Mapping[str, Sequence[str]]
 
@@ -164,9 +164,8 @@ class LightFMHybrid(ItemScorer):
         model.fit(
             interactions, user_features=user_matrix_, item_features=item_matrix, epochs=self.epochs, num_threads=1
         )
-        self._item_bias, self._item_emb = (
-            np.asarray(a, np.float32) for a in model.get_item_representations(item_matrix)
-        )
+        item_bias, item_emb = model.get_item_representations(item_matrix)
+        self._item_bias, self._item_emb = np.asarray(item_bias, np.float32), column_major(item_emb)
         self._user_bias, self._user_emb = (
             np.asarray(a, np.float32) for a in model.get_user_representations(user_matrix_)
         )
@@ -202,7 +201,7 @@ class LightFMHybrid(ItemScorer):
     def _solve(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
         """argmin Σ c (p - u·v)² + λ|u|² over the fixed item vectors, c = 1 + alpha on watched items."""
         if self._gram is None:
-            V = self._item_emb.astype(np.float64)
+            V = np.ascontiguousarray(self._item_emb, dtype=np.float64)  # rows gathered per fold-in
             self._gram = (V, V.T @ V + self.FOLD_IN_REG * np.eye(V.shape[1]))
         V, A = self._gram
         Vh = V[items]
@@ -239,7 +238,7 @@ class LightFMHybrid(ItemScorer):
     def _load_state(self, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
         self._user_emb = arrays["user_emb"].astype(np.float32)
         self._user_bias = arrays["user_bias"].astype(np.float32)
-        self._item_emb = arrays["item_emb"].astype(np.float32)
+        self._item_emb = column_major(arrays["item_emb"])
         self._item_bias = arrays["item_bias"].astype(np.float32)
         self._fold_map = arrays["fold_map"].astype(np.float64) if "fold_map" in arrays else None
         self._gram = None

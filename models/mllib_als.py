@@ -24,6 +24,7 @@ import pandas as pd
 
 from models.als import ImplicitALS
 from models.history import Histories
+from models.scoring import column_major
 
 #: Sweeps between checkpoints of the factors (bounds the lineage a task deserialises).
 CHECKPOINT_INTERVAL = 5
@@ -87,7 +88,7 @@ class MllibALS(ImplicitALS):
         )
         model = als.fit(spark.createDataFrame(ratings))
         self._users = _dense(model.userFactors.toPandas(), hist.n_users, self.factors)
-        self._items = _dense(model.itemFactors.toPandas(), hist.n_items, self.factors)
+        self._items = column_major(_dense(model.itemFactors.toPandas(), hist.n_items, self.factors))
         self._gram_cache = None
 
     def _fold_in(self, items: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:

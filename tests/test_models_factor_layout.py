@@ -25,7 +25,10 @@ FACTORS = {ImplicitALS: "_items", LightFMHybrid: "_item_emb"}
 
 
 def _fit(kind: type[ItemScorer], data: Interactions) -> ItemScorer:
-    model = ImplicitALS(factors=16, iterations=8, seed=3) if kind is ImplicitALS else LightFMHybrid(no_components=16, epochs=10, seed=1)
+    if kind is ImplicitALS:
+        model: ItemScorer = ImplicitALS(factors=16, iterations=8, seed=3)
+    else:
+        model = LightFMHybrid(no_components=16, epochs=10, seed=1)
     model.fit(data)
     return model
 

@@ -29,7 +29,7 @@ from catalog_api.services.home_rows import PageBuilder, fill_rows
 from catalog_api.services.page_cache import CachedPage, PageInputs
 from catalog_api.services.prefetch import prefetch_hints
 from catalog_api.services.profile_context import ProfileContext
-from catalog_api.services.viewer import completed_titles
+from catalog_api.services.viewer import watched_titles
 from catalog_api.state import AppState
 from core import rules
 from core.bus import EventKind
@@ -79,8 +79,10 @@ async def build_home(
         is_new=not positions,
     )
     level = rules.viewer_level(profile.maturity_level, profile.is_kids)
-    hidden = completed_titles(positions, snapshot)
-    page = PageBuilder(snapshot, level, profile.country, state.options.row_size, hidden=hidden)
+    watched = watched_titles(positions, snapshot)
+    page = PageBuilder(
+        snapshot, level, profile.country, state.options.row_size, hidden=watched.completed, played=watched.played
+    )
     # "Because You Watched" the latest visible title, completed or not.
     seed = next((t.title_id for p in positions if (t := page.visible(p.title_id))), None)
     result = await personalize(state, profile, positions, seed, assignment.variant)

@@ -6,6 +6,8 @@ Rules every page obeys, whatever the source:
 - no title appears twice on a page (rows are filled in layout order, Continue
   Watching first);
 - a title the profile completed (``core.rules.is_completed``) appears in no row;
+- a title the profile played at all is never a pick (Top Picks, Because You Watched):
+  what is worth resuming is in Continue Watching, what was only sampled was left;
 - each row remembers the model version that chose it, for its exposures.
 """
 
@@ -33,6 +35,8 @@ class PageBuilder:
     row_size: int
     #: Catalog titles never shown (completed ones); Continue Watching is exempt (its next episode).
     hidden: frozenset[str] = frozenset()
+    #: Catalog titles the profile played at all: the rows of picks (``add(pick=True)``) skip them.
+    played: frozenset[str] = frozenset()
     used: set[str] = field(default_factory=set)
     rows: list[PageRow] = field(default_factory=list)
 
@@ -50,14 +54,17 @@ class PageBuilder:
         title_ids: Iterable[str],
         *,
         visible: bool = False,
+        pick: bool = False,
         model_version: str = POPULARITY_VERSION,
     ) -> PageRow | None:
         """Add a row of the first ``row_size`` visible, unused, not completed titles; empty rows are dropped.
 
         ``visible=True`` says the ids are catalog titles already filtered for this audience
         (``PopularityTable.for_audience``); ids from the model server are always checked.
+        ``pick=True`` marks a row of picks for this viewer: titles it played are left out too.
         """
-        limit, used, hidden, snapshot = self.row_size, self.used, self.hidden, self.snapshot
+        limit, used, snapshot = self.row_size, self.used, self.snapshot
+        hidden = self.hidden | self.played if pick else self.hidden
         titles, fragments = snapshot.titles, item_fragments(snapshot)
         row = PageRow(key, name, model_version=model_version)
         ids, items = row.title_ids, row.items
@@ -121,9 +128,11 @@ def fill_rows(
     def top_picks() -> None:
         if result.picks is not None:
             ids = (i.title_id for i in result.picks.items)
-            page.add("top_picks", rules.ROW_NAMES["top_picks"], ids, model_version=result.picks.model_version)
+            page.add(
+                "top_picks", rules.ROW_NAMES["top_picks"], ids, pick=True, model_version=result.picks.model_version
+            )
         else:
-            page.add("top_picks", rules.ROW_NAMES["top_picks"], audience.popular, visible=True)
+            page.add("top_picks", rules.ROW_NAMES["top_picks"], audience.popular, visible=True, pick=True)
 
     def because() -> None:
         if seed is None:
@@ -131,12 +140,12 @@ def fill_rows(
         key, name = f"because_you_watched:{seed}", f"Because You Watched {snapshot.titles[seed].title}"
         if result.similar is not None:
             ids = (i.title_id for i in result.similar.items)
-            page.add(key, name, ids, model_version=result.similar.model_version)
+            page.add(key, name, ids, pick=True, model_version=result.similar.model_version)
         else:
             # Fallback: the most popular titles sharing the seed's genres.
             seed_genres = set(snapshot.titles[seed].genres)
             ranked = (t for t in audience.popular if not seed_genres.isdisjoint(snapshot.titles[t].genres))
-            page.add(key, name, ranked, visible=True)
+            page.add(key, name, ranked, visible=True, pick=True)
 
     def trending() -> None:
         page.add("trending", rules.ROW_NAMES["trending"], audience.trending, visible=True)

@@ -10,6 +10,7 @@ nothing waits for the lake export. Completion is decided here with
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from catalog_api.services.catalog_cache import CatalogSnapshot
 from catalog_api.services.events import LatestPosition
@@ -48,16 +49,30 @@ def viewer_context(profile: ProfileContext, positions: Sequence[LatestPosition])
     )
 
 
-def completed_titles(positions: Sequence[LatestPosition], snapshot: CatalogSnapshot) -> frozenset[str]:
-    """Catalog titles (episodes → series) the profile completed a watch of: never shown again on a page.
+@dataclass(frozen=True)
+class WatchedTitles:
+    """The catalog titles (episodes → series) a profile has played, as the page's rows use them."""
 
-    A series whose episode was completed still reaches Continue Watching (its next
-    episode), which is filled before every other row.
-    """
-    done: set[str] = set()
+    #: Completed a watch of (``core.rules.is_completed``): never shown again on a page. A series
+    #: whose episode was completed still reaches Continue Watching (its next episode), which is
+    #: filled before every other row.
+    completed: frozenset[str]
+    #: Played at all, completed, in progress or only sampled: never proposed as a pick (Top Picks,
+    #: Because You Watched). What is worth resuming is in Continue Watching; a title sampled for a
+    #: few seconds (below ``core.rules.STARTED_SHARE``) was tried and left, and a series' other
+    #: episodes must not bring it back to the head of Top Picks.
+    played: frozenset[str]
+
+
+def watched_titles(positions: Sequence[LatestPosition], snapshot: CatalogSnapshot) -> WatchedTitles:
+    """The completed and the played catalog titles of ``positions``, in one pass."""
+    completed: set[str] = set()
+    played: set[str] = set()
     for position in positions:
+        title = snapshot.resolve(position.title_id)
+        if title is None:
+            continue
+        played.add(title.title_id)
         if rules.is_completed(position.progress):
-            title = snapshot.resolve(position.title_id)
-            if title is not None:
-                done.add(title.title_id)
-    return frozenset(done)
+            completed.add(title.title_id)
+    return WatchedTitles(frozenset(completed), frozenset(played))

@@ -145,6 +145,9 @@ class ModelServerDouble:
     mode: str = "ok"  # ok | error | slow
     ignore_filters: bool = False  # recommend titles above the requested maturity (the API must filter them)
     delay_s: float = 1.0
+    #: Propose titles from the history too, as the real model server does for a series whose other
+    #: episodes bring it back: the API must leave out what the viewer already played.
+    propose_played: bool = False
     calls: list[str] = field(default_factory=list)
     version: str = "double-v1"
 
@@ -182,7 +185,7 @@ def model_server_app(double: ModelServerDouble) -> FastAPI:
         for genres in titles.loc[titles["title_id"].isin(watched), "genres"]:
             for g in genres:
                 liked[g] = liked.get(g, 0) + 1
-        titles = titles[~titles["title_id"].isin(watched | set(viewer.exclude))]
+        titles = titles[~titles["title_id"].isin((set() if double.propose_played else watched) | set(viewer.exclude))]
         if not double.ignore_filters:
             titles = titles[titles["maturity_level"] <= viewer.maturity_level]
         ranked = score(titles, liked)[:k]

@@ -92,6 +92,27 @@ def test_personalized_rows_differ_with_history_and_are_still_filtered(
     assert because and because[0]["key"] == "because_you_watched:m_space"
 
 
+def test_a_title_the_viewer_only_sampled_is_not_picked_for_them(
+    make_client: Callable[..., TestClient], model_double: tuple[ModelServerDouble, str]
+) -> None:
+    double, url = model_double
+    double.propose_played = True  # the double now ranks what was played first: it shares all its genres
+    client = make_client(serving_url=url)
+    headers = signup_and_login(client, "a@example.com", country="US")
+    profile = make_profile(client, headers, "A")["profile_id"]
+    # A few seconds of each: below ``STARTED_SHARE``, so neither is worth resuming.
+    watch(client, headers, profile, "m_space", 0.01)
+    watch(client, headers, profile, "s_lane:1:1", 0.01)
+    page = _home(client, headers, profile)
+    assert page["source"] == "personalized"
+    rows = {row["key"]: [item["title_id"] for item in row["items"]] for row in page["rows"]}
+    assert "continue_watching" not in rows
+    assert rows["top_picks"], page
+    for sampled in ("m_space", "s_lane"):
+        assert sampled not in rows["top_picks"], f"Top Picks proposed {sampled}, sampled a moment ago"
+        assert all(sampled not in ids for key, ids in rows.items() if key.startswith("because_you_watched:"))
+
+
 def _watching(client: TestClient) -> tuple[TestClient, dict[str, str], str]:
     """A signed-in account with one profile that has watched half of ``m_space``."""
     headers = signup_and_login(client, "a@example.com", country="US")

@@ -93,12 +93,13 @@ def _spec(name: str) -> TableSpec:
         raise NotFoundError(f"unknown lake table {name!r}; known tables: {', '.join(sorted(TABLES))}") from None
 
 
-def to_arrow(spec: TableSpec, data: pd.DataFrame | pa.Table) -> pa.Table:
+def to_arrow(spec: TableSpec, data: pd.DataFrame | pa.Table, keys_unique: bool = False) -> pa.Table:
     """Validate ``data`` against ``spec`` and cast it to the table's exact schema.
 
     Missing optional columns are filled with nulls; missing required columns,
     unknown columns, nulls in required columns, uncastable values and duplicate
     primary keys raise ``SchemaError`` naming the column and how to fix it.
+    ``keys_unique=True`` skips the last check only (see ``Lake.write``).
     """
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     names = set(table.column_names)
@@ -127,7 +128,8 @@ def to_arrow(spec: TableSpec, data: pd.DataFrame | pa.Table) -> pa.Table:
         nulls = result.column(name).null_count
         if nulls:
             raise SchemaError(f"table {spec.name!r}, column {name!r}: {nulls} null value(s) in a required column")
-    _check_unique(spec, result)
+    if not keys_unique:
+        _check_unique(spec, result)
     return result
 
 
@@ -305,18 +307,26 @@ class Lake:
         name: str,
         data: pd.DataFrame | pa.Table,
         mode: Literal["overwrite", "append", "insert_new"] = "overwrite",
+        keys_unique: bool = False,
     ) -> int:
         """Validate and write ``data`` as table ``name`` in one commit; return the rows written.
 
         ``overwrite`` replaces the table, ``append`` adds a file, ``insert_new``
         adds only the rows whose primary key the table does not hold yet (what an
         at-least-once consumer needs: a redelivered batch writes nothing twice).
+
+        ``keys_unique=True`` is for a writer whose rows have distinct keys by
+        construction and that checked it itself, cheaply (the API's exposure flush:
+        one segment per page, arm and row, positions from a range). The lake's own
+        check is a group-by over every key column; on the exposures' four columns it
+        was 70 % of the flush, about 5 % of an API worker's CPU. Every other check
+        (columns, types, required values) still runs.
         """
         if mode not in ("overwrite", "append", "insert_new"):
             raise InvalidInputError(f"lake write mode must be overwrite, append or insert_new, got {mode!r}")
         spec = _spec(name)
         self._refuse_legacy(name)  # a table written beside old parts would hide them
-        table = to_arrow(spec, data)
+        table = to_arrow(spec, data, keys_unique=keys_unique)
         if mode == "insert_new":
             written = self._retry(lambda: self._insert_new(spec, table), f"insert into {name}")
         else:

@@ -98,7 +98,7 @@ class PlaybackService:
         self.warmer = warmer
         #: Step of prefetch URL expiries (a tenth of their lifetime, at most 30 s).
         self.reuse_s = max(1, min(30, url_ttl_s // 10))
-        #: Signed prefetch URL lists per expiry, then per (edge, content id, segments).
+        #: Signed prefetch URL lists per expiry, then per (edge, the version's path prefix, segments).
         self._prefetch_urls: dict[int, dict[tuple[str, str, int], list[str]]] = {}
 
     @classmethod
@@ -232,15 +232,16 @@ class PlaybackService:
             for old in [e for e in self._prefetch_urls if e <= oldest]:
                 del self._prefetch_urls[old]
             signed = self._prefetch_urls[expires] = {}
-        key = (edge.base_url, content_id, segments)
-        urls = signed.get(key)
         package = self.package(content_id)
+        prefix = content_path(content_id, package)
+        # Keyed by the version's path, not the content id: a new version is signed anew at once.
+        key = (edge.base_url, prefix, segments)
+        urls = signed.get(key)
         start = START_RENDITION
         if package is not None and package.video:
             names = [v.name for v in package.video]
             start = START_RENDITION if START_RENDITION in names else names[0]
         if urls is None:
-            prefix = content_path(content_id, package)
             base = f"{prefix}{start}/"
             count = segments
             if package is not None and package.video:

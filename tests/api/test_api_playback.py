@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import xml.etree.ElementTree as ET
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -13,9 +14,11 @@ from fastapi.testclient import TestClient
 from catalog_api.options import DEFAULT_EDGES
 from catalog_api.playback.cdn import EdgeDirectory
 from catalog_api.playback.ladder import ladder_for
-from catalog_api.playback.service import PlaybackService
+from catalog_api.playback.service import PlaybackService, Viewer
 from catalog_api.playback.signing import sign_url, verify_signed_url
+from catalog_api.services.catalog_cache import CatalogSnapshot, CatalogTitle
 from core.errors import ForbiddenError
+from media.library import MediaLibrary, Package, package_dir, write_current
 
 from .support import make_profile, signup_and_login, watch
 
@@ -155,3 +158,18 @@ def test_prefetch_expiries_are_stepped_per_profile_and_never_outlive_the_url_ttl
     # ... and holds for one profile within its step, so its signed URLs are reused meanwhile.
     steps = {playback.prefetch_expiry("profile-1", now=now + dt) for dt in range(playback.reuse_s + 1)}
     assert len(steps) == 2 and expiries["profile-1"] in steps
+
+
+def test_prefetch_urls_follow_a_new_version_within_one_expiry_step(tmp_path: Path) -> None:
+    library = MediaLibrary(tmp_path, recheck_s=0.0)
+    playback = PlaybackService(EdgeDirectory(DEFAULT_EDGES), "k" * 32, url_ttl_s=300, library=library)
+    movie = CatalogTitle("m1", "movie", "M", "", ("Drama",), (), "PG", 1, 2000, None, None, (), (), frozenset(), ())
+    snapshot = CatalogSnapshot([movie], [])
+    viewer = Viewer("p1", 3, "US", "en", "premium")
+    for version in ("v1", "v2"):
+        folder = package_dir(tmp_path, "m1", version)
+        folder.mkdir(parents=True)
+        Package("m1", version, "M", 8.0, 4, "fixed", [], [], []).save(folder)
+        write_current(tmp_path, "m1", version)
+        _, urls = playback.prefetch_urls(snapshot, "m1", viewer, expires=2_000_000_000)
+        assert urls and all(f"/v/m1/{version}/" in url for url in urls), urls

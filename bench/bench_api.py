@@ -42,18 +42,11 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from core.ports import free_port  # noqa: E402  (bench_api_cpu imports it from here)
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 NETFLIX = REPO.parent / "shared" / "data" / "netflix-titles" / "netflix_titles.csv"
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def fill_workspace(home: Path, csv: Path, n_events: int, seed: int) -> None:

@@ -24,7 +24,6 @@ something could not run.
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import tempfile
@@ -35,16 +34,11 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+from core.ports import free_port  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 CATALOG = REPO_ROOT / ".." / "shared" / "data" / "netflix-titles"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _prepare(home: Path) -> Any:
@@ -58,7 +52,7 @@ def _prepare(home: Path) -> Any:
     from media.source import TitleSource
 
     # No model server in this bench: the home rows are the popularity fallback (nothing listens there).
-    settings = Settings(home=home, serving_url=f"http://127.0.0.1:{_free_port()}")
+    settings = Settings(home=home, serving_url=f"http://127.0.0.1:{free_port()}")
     settings.workspace.ensure()
     lake = Lake(settings.workspace.lake_dir)
     load_netflix_titles(CATALOG, lake, SyntheticConfig(seed=7, scale=0.01))
@@ -74,7 +68,7 @@ def _serve_api(settings: Any) -> tuple[str, Any, threading.Thread]:
 
     from catalog_api.app import create_app
 
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

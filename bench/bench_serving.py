@@ -33,7 +33,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from core.lake import Lake  # noqa: E402
+from core.ports import free_port  # noqa: E402
 from core.rules import is_completed, progress  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from serving.contract import MAX_HISTORY, ViewerContext, WatchedTitle  # noqa: E402
@@ -175,12 +175,6 @@ def bench_pipeline(settings: Settings, contexts: list[ViewerContext]) -> dict[st
 
 
 # ----------------------------------------------------------------- servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

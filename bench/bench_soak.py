@@ -46,6 +46,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from core.ports import free_port
+
 TITLES_QUERY = ["love", "war", "night", "star", "city", "the", "man", "life", "dark", "story"]
 
 
@@ -62,14 +64,6 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     acknowledged: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], what: str, path: str) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,14 +17,10 @@ from pathlib import Path
 
 import httpx
 
+from core.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def main() -> None:
@@ -39,7 +34,7 @@ def main() -> None:
         env = {
             **os.environ,
             "MARQUEE_HOME": str(Path(tmp) / "ws"),
-            "MARQUEE_SERVING_URL": f"http://127.0.0.1:{_free_port()}",
+            "MARQUEE_SERVING_URL": f"http://127.0.0.1:{free_port()}",
             "PYTHONPATH": str(ROOT),
         }
         cli = [sys.executable, "-m", "marquee.cli"]
@@ -49,7 +44,7 @@ def main() -> None:
             check=True,
             cwd=tmp,
         )
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen([*cli, "serve", "api", "--port", str(port), "--export-every", "0"], env=env, cwd=tmp)
         url = f"http://127.0.0.1:{port}"
         try:

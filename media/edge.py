@@ -19,7 +19,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 import httpx
 
 from core.errors import ServiceUnavailableError
+from core.ports import free_port
 from media.library import EdgeRecord
 from media.signing import EXPIRES_ARG, PREFIX_ARG, SIGNATURE_ARG, check_secret
 from media.tools import require
@@ -48,13 +48,6 @@ _TYPES = """    types {
         application/json json;
     }
     default_type application/octet-stream;"""
-
-
-def free_port() -> int:
-    """A TCP port on loopback nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _main(folder: Path) -> str:

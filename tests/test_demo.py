@@ -14,19 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from core.ports import free_ports
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports: every socket stays bound until all are picked (no port twice)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _port_open(port: int) -> bool:
@@ -40,7 +30,7 @@ def _port_open(port: int) -> bool:
 @pytest.mark.slow
 @pytest.mark.integration
 def test_demo_runs_the_loop_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    model_port, api_port, mlflow_port = _free_ports(3)
+    model_port, api_port, mlflow_port = free_ports(3)
     env = {**os.environ, "MARQUEE_HOME": str(tmp_path / "ws"), "OPENBLAS_NUM_THREADS": "1"}
     log_path = tmp_path / "demo.out"
     command = [

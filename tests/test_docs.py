@@ -17,13 +17,14 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from conftest import REPO_ROOT
+
+from core.ports import free_port
 
 DOCS = REPO_ROOT / "docs"
 TUTORIALS = sorted((DOCS / "tutorials").glob("*.md"))
@@ -110,12 +111,6 @@ def runnable_blocks(page: Path) -> list[tuple[str, str]]:
     return blocks
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_every_tutorial_has_runnable_blocks() -> None:
     assert {p.stem for p in TUTORIALS} >= {"data-scientist", "experimenter", "app-developer", "operator"}
     for page in TUTORIALS:
@@ -133,8 +128,8 @@ def test_tutorial_runnable_blocks_run(page: Path, tmp_path: Path) -> None:
         "PYTHONPATH": str(REPO_ROOT),
         "MARQUEE_HOME": str(tmp_path / ".marquee"),
         "OPENBLAS_NUM_THREADS": "1",
-        "PORT": str(_free_port()),
-        "MODEL_PORT": str(_free_port()),
+        "PORT": str(free_port()),
+        "MODEL_PORT": str(free_port()),
         "REPO": str(REPO_ROOT),
     }
     for key in ("MARQUEE_DATABASE_URL", "MARQUEE_MLFLOW_TRACKING_URI", "MARQUEE_EXPERIMENTS_DIR"):

@@ -15,7 +15,6 @@ without them the tests skip, or fail under ``MARQUEE_REQUIRE_SERVICES=1``.
 from __future__ import annotations
 
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from conftest import REPO_ROOT, services_required
 
 from catalog_api.app import create_app
 from core.lake import Lake
+from core.ports import free_port
 from core.settings import Settings
 from media import tools
 from media.edge import build_cluster
@@ -67,12 +67,6 @@ def _need(ok: bool, message: str) -> None:
     if services_required():
         pytest.fail(f"{message} and MARQUEE_REQUIRE_SERVICES=1", pytrace=False)
     pytest.skip(message)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _catalog() -> pd.DataFrame:
@@ -122,7 +116,7 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
 @pytest.fixture(scope="module")
 def api_url(settings: Settings) -> Iterator[str]:
     """The API (and the page) under uvicorn on a free port, signing manifests for the edges."""
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

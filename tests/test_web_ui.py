@@ -13,7 +13,6 @@ tests skip, or fail under ``MARQUEE_REQUIRE_SERVICES=1``.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 from conftest import REPO_ROOT, services_required
 
 from core.lake import Lake
+from core.ports import free_port
 from core.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -60,12 +60,6 @@ CATALOG = [
 #: One series with two episodes: Play on the series streams its first episode.
 SERIES = ("t-light", "Lighthouse Keepers", ["Dramas"], "Two keepers, one island, a long winter.")
 EPISODES = [("t-light-s1e1", 1, "Arrival", 2700), ("t-light-s1e2", 2, "The Storm", 2820)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _catalog_frame() -> pd.DataFrame:
@@ -124,12 +118,12 @@ def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             }
         ),
     )
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "MARQUEE_HOME": str(home),
         # Nothing listens there: the page must still get popularity rows.
-        "MARQUEE_SERVING_URL": f"http://127.0.0.1:{_free_port()}",
+        "MARQUEE_SERVING_URL": f"http://127.0.0.1:{free_port()}",
         "OPENBLAS_NUM_THREADS": "1",
     }
     env.pop("MARQUEE_DATABASE_URL", None)

@@ -182,7 +182,7 @@ def demo_edge_command() -> tuple[list[str], str] | None:
 
     The URL is the last edge's ``/healthz``: edges start after the origin, in order.
     """
-    from media.edge import free_port
+    from core.ports import free_port
     from media.tools import available
 
     if not available("nginx"):

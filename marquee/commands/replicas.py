@@ -38,6 +38,7 @@ from pathlib import Path
 import typer
 
 from core.errors import ServiceUnavailableError
+from core.ports import free_port
 from marquee.balancer import Replica, TierPolicy, haproxy_command, render_config, write_config
 from marquee.commands.demo_processes import ManagedProcess
 
@@ -50,13 +51,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT_ATTEMPTS = 4
 #: What a server's log says when its port is taken (uvicorn, BentoML: errno 98, EADDRINUSE).
 _PORT_TAKEN = "address already in use"
-
-
-def free_port(host: str = REPLICA_HOST) -> int:
-    """A TCP port nobody listens on right now (the kernel's pick)."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
 
 
 def _free_ports(count: int, avoid: set[int] | None = None) -> list[int]:

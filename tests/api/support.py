@@ -25,6 +25,7 @@ from fastapi.testclient import TestClient
 
 from core.domain import maturity_level
 from core.lake import Lake
+from core.ports import free_port
 from core.settings import Settings
 from serving.contract import (
     HomeCandidatesRequest,
@@ -107,13 +108,6 @@ def fill_lake(settings: Settings, n_filler: int = 40) -> Lake:
     lake.write("titles", titles)
     lake.write("episodes", episodes)
     return lake
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def free_port_below_ephemeral() -> int:

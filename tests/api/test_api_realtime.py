@@ -11,10 +11,6 @@ onboarding titles is personalised on its first page.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -22,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 import test_serving_world as world
 
 from core.settings import Settings
+from tests.started_servers import start, stop, wait_ready, world_env
 
 from .support import free_port
 
@@ -34,39 +30,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LEVELS = dict(zip(world.titles_frame()["title_id"], world.titles_frame()["maturity_level"], strict=True))
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("w") as out:
-        return subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        # BentoML's workers run in sessions of their own: kill the whole tree, not just the group.
-        for child in psutil.Process(process.pid).children(recursive=True):
-            with contextlib.suppress(psutil.NoSuchProcess):
-                child.kill()
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, in_a_row: int) -> None:
-    deadline, ready = time.monotonic() + 120, 0
-    while ready < in_a_row:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            ready = ready + 1 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 else 0
-        except httpx.TransportError:
-            ready = 0
-        assert time.monotonic() < deadline, f"{url} not ready in 120 s:\n" + log.read_text()[-3000:]
-        if ready == 0:
-            time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
@@ -78,23 +41,15 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settin
     world.write_lake(settings)
     world.register(settings, world.build_bundle(), tmp)
     port = free_port()
-    env = {
-        **os.environ,
-        "MARQUEE_HOME": str(settings.workspace.home),
-        "MARQUEE_SERVING_URL": f"http://127.0.0.1:{port}",
-        "MARQUEE_EXPERIMENTS_DIR": str(tmp / "experiments"),
-        "MARQUEE_LOG_LEVEL": "WARNING",
-        "OPENBLAS_NUM_THREADS": "1",
-        "BENTOML_DO_NOT_TRACK": "True",
-    }
+    env = world_env(settings.workspace.home, tmp, port)
     command = [sys.executable, "-m", "marquee", "serve", "models", "--port", str(port), "--poll", "0.5"]
     log = tmp / "models.log"
-    models = _start(command, env, log)
+    models = start(command, env, log)
     try:
-        _wait_ready(env["MARQUEE_SERVING_URL"], models, log, in_a_row=8)
+        wait_ready(env["MARQUEE_SERVING_URL"], models, log, in_a_row=8)
         yield settings, tmp, env
     finally:
-        _stop(models)
+        stop(models)
 
 
 @pytest.fixture(params=[0.2, 0.0], ids=["lake-export-on", "lake-export-off"])
@@ -105,13 +60,13 @@ def api(request: pytest.FixtureRequest, workspace: tuple[Settings, Path, dict[st
     command = [sys.executable, "-m", "marquee", "serve", "api", "--port", str(port),
                "--export-every", str(request.param), "--row-size", "3"]  # fmt: skip
     log = tmp / f"api-{request.param}.log"
-    process = _start(command, env, log)
+    process = start(command, env, log)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log, in_a_row=1)
+        wait_ready(url, process, log, in_a_row=1)
         yield url
     finally:
-        _stop(process)
+        stop(process)
 
 
 def _login(http: httpx.Client) -> None:

@@ -28,10 +28,8 @@ half (BentoML's cold start under load).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -43,7 +41,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 import test_serving_world as world
 
@@ -51,6 +48,7 @@ from catalog_api.services.home import NOTICES
 from core.settings import Settings
 from tests.api.support import free_port
 from tests.faults.raw_http import OpenLoopLoad, prepare
+from tests.started_servers import signal_tree, start, stop, wait_ready, world_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -60,49 +58,6 @@ RATE = 200.0
 #: Requests waiting at once at most (the 12 client threads this load replaced, each waiting on one answer).
 IN_FLIGHT = 12
 KIDS_LEVEL = 1
-
-
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("a") as out:
-        return subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-
-
-def _signal_tree(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    """Send ``sig`` to ``process`` and every process under it (BentoML's workers run in sessions of their own)."""
-    try:
-        tree = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return
-    for member in tree:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            member.send_signal(sig)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    _signal_tree(process, signal.SIGCONT)  # a paused process cannot handle SIGINT
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        _signal_tree(process, signal.SIGKILL)
-        process.wait()
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, in_a_row: int = 1) -> None:
-    deadline, ready = time.monotonic() + 120, 0
-    while ready < in_a_row:
-        assert process.poll() is None, log.read_text()[-3000:]
-        try:
-            ready = ready + 1 if httpx.get(f"{url}/readyz", timeout=2).status_code == 200 else 0
-        except httpx.TransportError:
-            ready = 0
-        assert time.monotonic() < deadline, f"{url} not ready in 120 s:\n" + log.read_text()[-3000:]
-        if ready == 0:
-            time.sleep(0.3)
 
 
 @dataclass
@@ -117,7 +72,7 @@ class Servers:
     models_command: list[str]
 
     def restart_models(self) -> None:
-        self.models = _start(self.models_command, self.env, self.tmp / "models.log")
+        self.models = start(self.models_command, self.env, self.tmp / "models.log")
 
 
 @pytest.fixture
@@ -127,28 +82,19 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
     world.write_lake(settings)
     world.register(settings, world.build_bundle(), tmp_path)
     models_port = free_port()
-    env = {
-        **os.environ,
-        "MARQUEE_HOME": str(settings.workspace.home),
-        "MARQUEE_SERVING_URL": f"http://127.0.0.1:{models_port}",
-        "MARQUEE_EXPERIMENTS_DIR": str(tmp_path / "experiments"),
-        "MARQUEE_LOG_LEVEL": "WARNING",
-        "OPENBLAS_NUM_THREADS": "1",
-        "BENTOML_DO_NOT_TRACK": "True",
-        "PYTHONPATH": f"{REPO_ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-    }
+    env = world_env(settings.workspace.home, tmp_path, models_port)
     models_command = [sys.executable, "-m", "marquee", "serve", "models", "--port", str(models_port), "--poll", "0.5"]
-    models = _start(models_command, env, tmp_path / "models.log")
+    models = start(models_command, env, tmp_path / "models.log")
     api_port = free_port()
-    api = _start([sys.executable, "-m", "tests.faults.launch_home_api", str(api_port)], env, tmp_path / "api.log")
+    api = start([sys.executable, "-m", "tests.faults.launch_home_api", str(api_port)], env, tmp_path / "api.log")
     state = Servers(env, tmp_path, models, f"http://127.0.0.1:{api_port}", env["MARQUEE_SERVING_URL"], models_command)
     try:
-        _wait_ready(state.models_url, models, tmp_path / "models.log", in_a_row=5)
-        _wait_ready(state.api_url, api, tmp_path / "api.log")
+        wait_ready(state.models_url, models, tmp_path / "models.log", in_a_row=5)
+        wait_ready(state.api_url, api, tmp_path / "api.log")
         yield state
     finally:
-        _stop(api)
-        _stop(state.models)
+        stop(api)
+        stop(state.models)
 
 
 @dataclass
@@ -269,17 +215,17 @@ def test_model_server_paused_and_killed_under_home_load(servers: Servers) -> Non
         time.sleep(2.0)
         # 1. Paused: connections are accepted, nothing answers.
         timeline["pause"] = time.monotonic()
-        _signal_tree(servers.models, signal.SIGSTOP)
+        signal_tree(servers.models, signal.SIGSTOP)
         _wait_for("breaker open while paused", lambda: bool(breaker_states) and breaker_states[-1][1] == "open", 10)
         time.sleep(max(0.0, timeline["pause"] + 5.0 - time.monotonic()))
-        _signal_tree(servers.models, signal.SIGCONT)
+        signal_tree(servers.models, signal.SIGCONT)
         timeline["resume"] = time.monotonic()
         timeline["recovered_after_pause_s"] = _wait_for(
             "breaker closed and fresh personalised pages after SIGCONT", lambda: recovered(timeline["resume"]), 15
         )
         # 2. Killed: connections are refused until a new server is ready.
         timeline["kill"] = time.monotonic()
-        _signal_tree(servers.models, signal.SIGKILL)
+        signal_tree(servers.models, signal.SIGKILL)
         servers.models.wait(timeout=10)
         _wait_for("breaker open after SIGKILL", lambda: bool(breaker_states) and breaker_states[-1][1] == "open", 10)
         servers.restart_models()

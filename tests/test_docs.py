@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO_ROOT
 
-from core.ports import free_port
+from core.ports import free_ports
 
 DOCS = REPO_ROOT / "docs"
 TUTORIALS = sorted((DOCS / "tutorials").glob("*.md"))
@@ -122,14 +122,15 @@ def test_every_tutorial_has_runnable_blocks() -> None:
 @pytest.mark.parametrize("page", [p for p in TUTORIALS if p.stem != "index"], ids=lambda p: p.stem)
 def test_tutorial_runnable_blocks_run(page: Path, tmp_path: Path) -> None:
     bin_dir = str(Path(sys.executable).parent)
+    port, model_port = free_ports(2)
     env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "PYTHONPATH": str(REPO_ROOT),
         "MARQUEE_HOME": str(tmp_path / ".marquee"),
         "OPENBLAS_NUM_THREADS": "1",
-        "PORT": str(free_port()),
-        "MODEL_PORT": str(free_port()),
+        "PORT": str(port),
+        "MODEL_PORT": str(model_port),
         "REPO": str(REPO_ROOT),
     }
     for key in ("MARQUEE_DATABASE_URL", "MARQUEE_MLFLOW_TRACKING_URI", "MARQUEE_EXPERIMENTS_DIR"):

@@ -11,17 +11,17 @@ from __future__ import annotations
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from core.errors import ServiceUnavailableError
+from core.ports import free_port
 from marquee.balancer import TierPolicy
 from marquee.commands import replicas as replicas_module
 from marquee.commands.replicas import PORT_ATTEMPTS, ReplicaSet
-from tests.api.support import free_port
 
 #: A replica that answers 200 and its own port on every GET; it dies with errno 98 when the port is taken.
 REPLICA = """
@@ -55,10 +55,15 @@ def occupied() -> Iterator[int]:
 
 
 def _hand_out_first(monkeypatch: pytest.MonkeyPatch, taken: list[int]) -> None:
-    """``free_port`` returns the ``taken`` ports first, then the kernel's picks."""
-    real = replicas_module.free_port
+    """``free_ports`` hands the ``taken`` ports out first, then the kernel's picks."""
+    real = replicas_module.free_ports
     queue = list(taken)
-    monkeypatch.setattr(replicas_module, "free_port", lambda host="127.0.0.1": queue.pop(0) if queue else real(host))
+
+    def picks(count: int, host: str = "127.0.0.1", avoid: Collection[int] = ()) -> list[int]:
+        first = [queue.pop(0) for _ in range(min(count, len(queue)))]
+        return first + real(count - len(first), host, avoid=[*avoid, *first])
+
+    monkeypatch.setattr(replicas_module, "free_ports", picks)
 
 
 def _tier(tmp_path: Path, count: int) -> ReplicaSet:
@@ -96,7 +101,7 @@ def test_a_replica_that_finds_every_port_taken_is_reported(
     tier = _tier(tmp_path, 1)
     # The re-pick avoids the ports the tier already uses, so hand the same taken port out under other names:
     # every attempt binds a port someone holds.
-    monkeypatch.setattr(replicas_module, "_free_ports", lambda count, avoid=None: [occupied] * count)
+    monkeypatch.setattr(replicas_module, "free_ports", lambda count, host="127.0.0.1", avoid=(): [occupied] * count)
     try:
         with pytest.raises(ServiceUnavailableError, match="exited"):
             tier.start()

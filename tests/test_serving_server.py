@@ -13,8 +13,8 @@ import httpx
 import pytest
 import test_serving_world as world
 
+from core.ports import free_port
 from core.settings import Settings
-from tests.api.support import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -182,11 +182,11 @@ def demo_edge_command() -> tuple[list[str], str] | None:
 
     The URL is the last edge's ``/healthz``: edges start after the origin, in order.
     """
-    from core.ports import free_port
+    from core.ports import free_ports
     from media.tools import available
 
     if not available("nginx"):
         return None
-    origin, us_east, eu_west = free_port(), free_port(), free_port()
+    origin, us_east, eu_west = free_ports(3)
     args = ["serve", "edge", "--origin-port", str(origin), "--edge-port", str(us_east), "--edge-port", str(eu_west)]
     return args, f"http://127.0.0.1:{eu_west}/healthz"

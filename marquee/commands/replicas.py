@@ -38,7 +38,7 @@ from pathlib import Path
 import typer
 
 from core.errors import ServiceUnavailableError
-from core.ports import free_port
+from core.ports import free_ports
 from marquee.balancer import Replica, TierPolicy, haproxy_command, render_config, write_config
 from marquee.commands.demo_processes import ManagedProcess
 
@@ -51,16 +51,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PORT_ATTEMPTS = 4
 #: What a server's log says when its port is taken (uvicorn, BentoML: errno 98, EADDRINUSE).
 _PORT_TAKEN = "address already in use"
-
-
-def _free_ports(count: int, avoid: set[int] | None = None) -> list[int]:
-    """``count`` distinct free ports, none in ``avoid`` (the kernel may hand a just-closed port out again)."""
-    ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports and port not in (avoid or set()):
-            ports.append(port)
-    return ports
 
 
 def _size(path: Path) -> int:
@@ -126,7 +116,7 @@ class ReplicaSet:
         self.ready_s = ready_s
         self.command, self.env = command, env
         self.tag = f"{policy.name}-{bind_port}"
-        picks = _free_ports(count, avoid={bind_port})  # never the balancer's own port, which it binds last
+        picks = free_ports(count, avoid={bind_port})  # never the balancer's own port, which it binds last
         self.members = [_Member(self._process(i, port), port) for i, port in enumerate(picks, start=1)]
         self.config_path = run_dir / f"haproxy-{self.tag}.cfg"
         self.state_path = run_dir / f"replicas-{self.tag}.json"
@@ -202,7 +192,7 @@ class ReplicaSet:
                     raise
             taken = member.port
             member.process.kill_leftovers()
-            member.port = _free_ports(1, avoid={self.bind_port, *(m.port for m in self.members)})[0]
+            member.port = free_ports(1, avoid={self.bind_port, *(m.port for m in self.members)})[0]
             typer.secho(
                 f"{member.process.name}: port {taken} was taken before it could bind it; starting it on {member.port}",
                 err=True,

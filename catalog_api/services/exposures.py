@@ -285,15 +285,19 @@ class ExposureLog:
                     # A torn last line from a crash mid-write: nothing else was lost.
                     logger.warning("skipping an unreadable exposure journal line in %s", path)
             if pages:
-                once = unique_pages(pages)
-                table = pages_table(once)
-                # Distinct by construction (checked here in microseconds): the lake's group-by is skipped.
-                self._lake.write(EXPOSURES.name, table, mode="append", keys_unique=keys_distinct(once))
-                recovered += int(table.num_rows)
+                recovered += self._write_pages(pages)
             path.unlink()
         if recovered:
             logger.info("recovered %d exposures from journals of stopped processes", recovered)
         return recovered
+
+    def _write_pages(self, pages: list[ExposurePage]) -> int:
+        """Append the exposures of ``pages`` (each page id once) to the lake; the rows written."""
+        once = unique_pages(pages)
+        table = pages_table(once)
+        # Distinct by construction (checked here in microseconds): the lake's group-by is skipped.
+        self._lake.write(EXPOSURES.name, table, mode="append", keys_unique=keys_distinct(once))
+        return int(table.num_rows)
 
     def log_page(self, page: ExposurePage) -> None:
         """Add a page's exposures; flush in a background thread when the buffer is full."""
@@ -350,10 +354,7 @@ class ExposureLog:
             if not pages:
                 return 0
             try:
-                once = unique_pages(pages)
-                table = pages_table(once)
-                # Distinct by construction (checked here in microseconds): the lake's group-by is skipped.
-                self._lake.write(EXPOSURES.name, table, mode="append", keys_unique=keys_distinct(once))
+                written = self._write_pages(pages)
             except Exception:
                 logger.exception("writing exposures of %d pages failed; keeping them for the next flush", len(pages))
                 with self._lock:
@@ -365,8 +366,8 @@ class ExposureLog:
                 return 0
             if rotated is not None:
                 rotated.unlink(missing_ok=True)
-            logger.info("flushed %d exposures to the lake", table.num_rows)
-            return int(table.num_rows)
+            logger.info("flushed %d exposures to the lake", written)
+            return written
 
     def close(self) -> None:
         """Flush and close the journal (at shutdown)."""

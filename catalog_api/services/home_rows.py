@@ -40,6 +40,10 @@ class PageBuilder:
     used: set[str] = field(default_factory=set)
     rows: list[PageRow] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        #: What a row of picks skips, joined once per page.
+        self._not_picked = self.hidden | self.played
+
     def visible(self, title_id: str) -> CatalogTitle | None:
         """The title if the profile may see it here (ids of episodes resolve to their series)."""
         title = self.snapshot.resolve(title_id)
@@ -64,7 +68,7 @@ class PageBuilder:
         ``pick=True`` marks a row of picks for this viewer: titles it played are left out too.
         """
         limit, used, snapshot = self.row_size, self.used, self.snapshot
-        hidden = self.hidden | self.played if pick else self.hidden
+        hidden = self._not_picked if pick else self.hidden
         titles, fragments = snapshot.titles, item_fragments(snapshot)
         row = PageRow(key, name, model_version=model_version)
         ids, items = row.title_ids, row.items

@@ -15,9 +15,10 @@ callers pass the values in (e.g. ``completed_share=COMPLETED_SHARE``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
+from itertools import islice
 from typing import TYPE_CHECKING, Final, Literal
 
 from core.domain import MaturityLevel
@@ -47,6 +48,22 @@ def is_completed(share: float) -> bool:
 def is_in_progress(share: float) -> bool:
     """Whether a watch that reached ``share`` is worth resuming (started, not completed)."""
     return STARTED_SHARE <= share < COMPLETED_SHARE
+
+
+#: Most watches a model-server request carries (``serving.contract.ViewerContext``): the models see no more.
+MAX_HISTORY: Final = 200
+
+
+def request_history(played_ids: Iterable[str]) -> list[str]:
+    """What a model-server request carries of a history given oldest first: each id once, at its latest
+    watch, the newest ``MAX_HISTORY`` of them, oldest first.
+
+    The API sends this (its latest positions, capped); offline protocols that claim to
+    measure what serving does (fold-in) must ask the models with the same list, not a
+    longer one, and leave the older titles to the page's filters.
+    """
+    latest = dict.fromkeys(reversed(list(played_ids)))  # newest first, each id at its latest watch
+    return list(islice(latest, MAX_HISTORY))[::-1]
 
 
 # --- who may see a title -------------------------------------------------------------------

@@ -43,8 +43,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from core import rules
 
 MAX_K = 100
-#: Most watches one context carries (models look at the latest ones only).
-MAX_HISTORY = 200
+#: Most watches one context carries (``core.rules.request_history``: models look at the latest ones only).
+MAX_HISTORY = rules.MAX_HISTORY
 #: Most ids in one exclude list.
 MAX_EXCLUDE = 1000
 

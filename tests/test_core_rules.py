@@ -66,3 +66,13 @@ def test_trending_is_aged_on_the_datas_clock_so_a_few_fresh_events_do_not_top_it
     assert scores.plays["old"] == 100 and scores.trending["old"] < 1.0
     assert scores.clock is not None and scores.clock < pd.Timestamp("2025-01-01", tz="UTC")
     assert rules.popularity_scores(events.iloc[:0], lambda t: t).plays == {}
+
+
+def test_a_request_carries_each_title_once_at_its_latest_watch_the_newest_only() -> None:
+    from serving.contract import MAX_HISTORY
+
+    assert MAX_HISTORY == rules.MAX_HISTORY, "the contract's cap is the rule's"
+    assert rules.request_history(["a", "b", "a", "c"]) == ["b", "a", "c"]
+    assert rules.request_history([]) == []
+    long = [f"t{i}" for i in range(rules.MAX_HISTORY + 50)]
+    assert rules.request_history(long) == long[50:]

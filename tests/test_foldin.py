@@ -87,3 +87,36 @@ def test_the_champion_ranked_list_serves_users_b_from_their_history() -> None:
     # users B were never trained on, yet the ranked list finds their cluster: far above a ranker of popularity alone
     assert result["foldin"] > popular["foldin"] + 0.3
     assert result["ratio"] == pytest.approx(result["foldin"] / result["refit"])
+
+
+class _Recorder:
+    """A generator double that records what it was asked and proposes every title it knows, in id order."""
+
+    def __init__(self, titles: list[str]) -> None:
+        self.titles = titles
+        self.asked: list[tuple[list[str], list[str]]] = []
+
+    def recommend(self, user_id: str, n: int = 10, *, history=None, filter_seen=True, exclude=()):  # type: ignore[no-untyped-def]
+        from models.base import Recommendation
+
+        self.asked.append((list(history or []), list(exclude)))
+        blocked = set(exclude) | (set(history or []) if filter_seen else set())
+        ids = [t for t in self.titles if t not in blocked][:n]
+        return Recommendation(item_ids=np.array(ids, dtype=object), scores=np.linspace(1.0, 0.5, len(ids)))
+
+
+def test_a_foldin_request_carries_what_the_model_server_gets_and_the_older_titles_stay_out() -> None:
+    """A history longer than ``MAX_HISTORY``: the model sees the newest titles only, as served, and no title
+    of the rest comes back (the API's page drops every played title)."""
+    from core.rules import MAX_HISTORY
+    from training.foldin import recommend_from_history
+
+    history = [f"t{i}" for i in range(MAX_HISTORY + 30)] + ["t3"]  # t3 watched again last: it is among the newest
+    model = _Recorder([f"t{i}" for i in range(MAX_HISTORY + 60)])
+    rec = recommend_from_history(model, history, 40)  # type: ignore[arg-type]
+    asked, excluded = model.asked[0]
+    assert len(asked) == MAX_HISTORY and asked[-1] == "t3" and asked[0] == f"t{31}"
+    assert set(excluded) == set(history) - set(asked) and "t3" not in excluded
+    assert rec is not None
+    assert not set(rec.item_ids.tolist()) & set(history)
+    assert rec.item_ids.tolist()[:3] == [f"t{MAX_HISTORY + 30}", f"t{MAX_HISTORY + 31}", f"t{MAX_HISTORY + 32}"]

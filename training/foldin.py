@@ -13,7 +13,9 @@ Protocol ``foldin-users-80-20`` (a variant of ``temporal-user-80-20``):
    everybody else is users **A**;
 3. *fold-in*: the model is fitted on A's train interactions only; each B user's
    train interactions are given at request time (``recommend(user, history=...)``,
-   oldest first, as serving does) and the top 10 is scored against its test part;
+   oldest first, capped as serving caps them: ``core.rules.request_history``, the
+   newest ``MAX_HISTORY`` titles; the older ones are excluded from the list, as the
+   API's page drops every played title) and the top 10 is scored against its test part;
 4. *refit*: the same model, same parameters, fitted on A's and B's train
    interactions (the plain protocol's train set); B's top 10 comes from the
    fitted user state (``recommend_batch``), scored on the same test part.
@@ -34,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import InvalidInputError
+from core.rules import request_history
 from models.base import CandidateGenerator, Recommendation
 from training.evaluation import fit_model
 from training.metrics import ndcg_at_k
@@ -77,7 +80,8 @@ class FoldInSplit:
 
 
 def histories_of(train: pd.DataFrame, users: Sequence[str]) -> dict[str, list[str]]:
-    """User → its item ids in ``train`` (a protocol frame), oldest first: what a request for it would carry."""
+    """User → its item ids in ``train`` (a protocol frame), oldest first: the whole history, of which
+    ``recommend_from_history`` sends what a request would carry."""
     mine = train[train["user_id"].isin(set(users))].sort_values(["user_id", "ts"], kind="stable")
     return {str(u): g.tolist() for u, g in mine.groupby("user_id", sort=False)["item_id"]}
 
@@ -108,9 +112,17 @@ def foldin_lists(model: CandidateGenerator, histories: Mapping[str, list[str]], 
 
 
 def recommend_from_history(model: CandidateGenerator, history: Sequence[str], n: int) -> Recommendation | None:
-    """The top ``n`` for a history alone, under nobody's user id; ``None`` when the model knows none of its titles."""
+    """The top ``n`` for a history alone, under nobody's user id; ``None`` when the model knows none of its titles.
+
+    The model is asked as the model server is: with ``core.rules.request_history`` (the
+    newest ``MAX_HISTORY`` titles), not the whole history. The older titles are still
+    never recommended (the API's page drops every title the profile played), so they
+    are excluded from the list rather than shown to the model.
+    """
+    asked = request_history(history)
+    older = set(history).difference(asked)
     try:
-        return model.recommend(ANONYMOUS, n, history=list(history))
+        return model.recommend(ANONYMOUS, n, history=asked, exclude=sorted(older))
     except KeyError:
         return None
 

@@ -28,8 +28,9 @@ import ctypes
 import logging
 import os
 import threading
-import time
 from functools import cache
+
+from core.periodic import Periodic
 
 logger = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def release_free_memory() -> None:
 
 
 def start_releasing_free_memory(every_s: float = RELEASE_EVERY_S) -> bool:
-    """Release free memory every ``every_s`` seconds in a daemon thread, once per process.
+    """Release free memory every ``every_s`` seconds in a daemon thread (``core.periodic``), once per process.
 
     A thread, not an event-loop task: ``malloc_trim`` walks the heap for a few milliseconds
     and the server keeps answering meanwhile; the model server's workers have no loop of
@@ -133,21 +134,11 @@ def start_releasing_free_memory(every_s: float = RELEASE_EVERY_S) -> bool:
     """
     global _releaser
     with _releaser_lock:
-        if _releaser is not None and _releaser.is_alive():
+        if _releaser is not None and _releaser.running:
             return False
-        _releaser = threading.Thread(target=_release_forever, args=(every_s,), name="memory-release", daemon=True)
-        _releaser.start()
-        return True
+        _releaser = Periodic(release_free_memory, every_s, name="memory-release")
+        return _releaser.start()
 
 
-_releaser: threading.Thread | None = None
+_releaser: Periodic | None = None
 _releaser_lock = threading.Lock()
-
-
-def _release_forever(every_s: float) -> None:
-    while True:
-        time.sleep(every_s)
-        try:
-            release_free_memory()
-        except Exception:  # never let housekeeping stop a server
-            logger.exception("releasing free memory failed")

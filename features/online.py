@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from core.errors import InvalidInputError, NotFoundError
+from core.periodic import Periodic
 from features.store import online_changes_since, online_store_errors, online_version
 
 if TYPE_CHECKING:
@@ -103,8 +104,7 @@ class OnlineFeatureReader:
         self._checked = 0.0
         self._cache: _TitleCache | None = None
         self._refresh_lock = threading.Lock()
-        self._following: threading.Thread | None = None
-        self._stop_following = threading.Event()
+        self._following: Periodic | None = None
 
     # -- profiles -------------------------------------------------------------------------
 
@@ -232,28 +232,24 @@ class OnlineFeatureReader:
         if self._following is not None:
             return
         self._current()
-        self._stop_following.clear()
-        self._following = threading.Thread(target=self._follow, name="title-feature-follow", daemon=True)
+        self._following = Periodic(self._follow_once, max(self.check_interval_s, 0.05), name="title-feature-follow")
         self._following.start()
 
     def stop_following(self) -> None:
         """End :meth:`follow`'s thread (a server's shutdown; tests)."""
-        self._stop_following.set()
         if self._following is not None:
-            self._following.join(timeout=30)
+            self._following.stop(timeout_s=30)
             self._following = None
 
-    def _follow(self) -> None:
-        interval = max(self.check_interval_s, 0.05)
-        while not self._stop_following.wait(interval):
-            self._checked = time.monotonic()
-            try:
-                changed = online_version(self._repo) != self._version
-            except OSError:  # the repo unreadable for a moment: keep serving the cache, look again
-                logger.warning("online features: cannot read the store's version; will look again", exc_info=True)
-                continue
-            if changed:
-                self._refresh_quietly()
+    def _follow_once(self) -> None:
+        self._checked = time.monotonic()
+        try:
+            changed = online_version(self._repo) != self._version
+        except OSError:  # the repo unreadable for a moment: keep serving the cache, look again
+            logger.warning("online features: cannot read the store's version; will look again", exc_info=True)
+            return
+        if changed:
+            self._refresh_quietly()
 
     def _current(self) -> _TitleCache:
         now = time.monotonic()

@@ -11,7 +11,6 @@ through the views' push sources. The offline tables catch up at the next
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 
 from core.errors import InvalidInputError, NotFoundError
 from core.lake import Lake, to_arrow
+from core.periodic import Periodic
 from core.tables import WATCH_EVENTS
 from core.timestamps import utc_series
 from features.pipelines import PipelineOptions, read_manifest
@@ -194,18 +194,18 @@ class OnlinePushLoop:
         self.mark = start
         self.interval_s = interval_s
         self.pushed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="online-feature-push", daemon=True)
+        # ``core.periodic``: pushes at once, then every ``interval_s``; a failed push is logged and the
+        # next round retries from the same mark (the mark moves only after a push went through).
+        self._loop = Periodic(self.push_once, interval_s, name="online-feature-push", first=self.push_once)
 
     def start(self) -> OnlinePushLoop:
         """Start the background thread."""
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Ask the thread to stop and wait for it."""
-        self._stop.set()
-        self._thread.join(timeout_s)
+        self._loop.stop(timeout_s)
 
     def push_once(self) -> int:
         """Push the events stored since the mark; returns how many new events were in the batch."""
@@ -216,11 +216,3 @@ class OnlinePushLoop:
         self.mark = mark
         self.pushed += report.events
         return report.events
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.push_once()
-            except Exception:
-                logger.exception("pushing watch events to the online store failed; retrying from the same mark")
-            self._stop.wait(self.interval_s)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.errors import NotFoundError, ServiceUnavailableError
 from core.lake import Lake
+from core.periodic import Periodic
 from core.rules import MODEL_ALIASES
 from core.settings import Settings
 from models.bundle import ModelBundle
@@ -101,8 +102,7 @@ class ModelLoader:
         self.lake = Lake.from_settings(settings)
         self._models: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller: Periodic | None = None
         self.last_error: str | None = None
         self.on_swap: Callable[[str, str], None] | None = None
         self.use_online_features = use_online_features
@@ -225,35 +225,20 @@ class ModelLoader:
         """
         if not background:
             self.refresh()
-        if (self.poll_s > 0 or background) and self._thread is None:
-            self._thread = threading.Thread(
-                target=self._poll, args=(background,), name="marquee-model-poller", daemon=True
+        if (self.poll_s > 0 or background) and self._poller is None:
+            # ``core.periodic`` logs a failed poll and polls again; a background start loads first.
+            self._poller = Periodic(
+                self.refresh, self.poll_s, name="marquee-model-poller", first=self.refresh if background else None
             )
-            self._thread.start()
+            self._poller.start()
 
     def stop(self) -> None:
         """Stop polling (used at service shutdown and by tests)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        if self._poller is not None:
+            self._poller.stop(timeout_s=10)
+            self._poller = None
         if self.features is not None:
             self.features.close()
-
-    def _poll(self, load_first: bool) -> None:
-        if load_first:
-            self._refresh_logged()
-        if self.poll_s <= 0:
-            return
-        while not self._stop.wait(self.poll_s):
-            self._refresh_logged()
-
-    def _refresh_logged(self) -> None:
-        """One poll; never lets an exception end the polling thread."""
-        try:
-            self.refresh()
-        except Exception:
-            logger.exception("model poll failed; will retry in %.1fs", self.poll_s)
 
 
 def _limit_torch_threads() -> None:

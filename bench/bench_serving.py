@@ -51,9 +51,9 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from core.lake import Lake  # noqa: E402
 from core.ports import free_port  # noqa: E402
-from core.rules import is_completed, progress  # noqa: E402
+from core.rules import is_completed, progress, request_history  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from serving.contract import MAX_HISTORY, ViewerContext, WatchedTitle  # noqa: E402
+from serving.contract import ViewerContext, WatchedTitle  # noqa: E402
 
 #: Titles per home row in the API (``catalog_api.options.row_size``) × 3, as the API asks.
 PAGE_K = 60
@@ -111,12 +111,14 @@ def viewer_contexts(settings: Settings, n: int, seed: int) -> list[ViewerContext
     mine = events[events["profile_id"].isin(chosen)].sort_values("ts")
     out = []
     for profile_id, group in mine.groupby("profile_id", sort=False):
-        latest = group.drop_duplicates("title_id", keep="last").tail(MAX_HISTORY)
+        # What the API sends (core.rules.request_history): each title once at its latest watch, the newest only.
+        latest = group.drop_duplicates("title_id", keep="last").set_index("title_id")
+        latest = latest.loc[request_history(group["title_id"])]
         row = profiles.loc[profile_id]
         country = row["country"] if isinstance(row["country"], str) else country_of.get(row["account_id"])
         history = []
         for title_id, ts, position, duration in zip(
-            latest["title_id"], latest["ts"], latest["position_s"], latest["duration_s"], strict=True
+            latest.index, latest["ts"], latest["position_s"], latest["duration_s"], strict=True
         ):
             share = progress(position, duration)
             history.append(WatchedTitle(title_id=title_id, ts=ts, progress=share, completed=is_completed(share)))

@@ -1,9 +1,10 @@
 """Call a function every few seconds in a daemon thread until stopped: the servers' housekeeping loop.
 
-Three long-running jobs each kept their own copy of this loop, with its stop event,
+Four long-running jobs each kept their own copy of this loop, with its stop event,
 its join and its "an exception must not end the thread" guard: the model server's
 registry poll (``serving.loader``), the online title features' follower
-(``features.online``) and the release of free memory (``core.memory``). A copy that
+(``features.online``), the API's push of watch events to the online store
+(``features.push``) and the release of free memory (``core.memory``). A copy that
 forgot the guard would stop polling for good after one failed read, silently; so the
 loop lives here once. A thread rather than an event-loop task: the jobs block (file
 reads, MLflow calls, ``malloc_trim``) and the model server's workers have no loop of
